@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install the pinned requirements.
+# Usage: scripts/setup.sh [--test]     (--test also installs the test requirements)
+# Reinstalls only when a requirements file changed (a stamp file records their hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv with $($PY --version)" >&2
+    "$PY" -m venv .venv
+fi
+files="requirements.txt pyproject.toml"
+[ $want_test = 1 ] && files="$files requirements-test.txt"
+stamp=.venv/.vocagan-stamp-$want_test
+hash=$(cat $files | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
+    echo "[setup] installing pinned requirements into .venv" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    [ $want_test = 1 ] && .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$hash" > "$stamp"
+fi
+# The torch we run must be the pinned CPU build (an unpinned install would pull a CUDA build).
+.venv/bin/python - <<'PY'
+import sys, torch
+if not torch.__version__.startswith("2.13.0"):
+    sys.exit(f"[setup] expected torch 2.13.0, found {torch.__version__}")
+PY

@@ -1,0 +1,116 @@
+"""Small shared helpers: atomic writes, progress bars, hashing, seeding, device choice."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `final`; rename it onto `final` only if the block succeeds.
+
+    Nothing half-written ever appears under the final name: on error (or kill -9) only a
+    `.tmp-*` file can remain, never a corrupt `final`. `suffix` keeps an extension that a writer
+    library insists on (np.save appends `.npy`, ffmpeg picks the container from it).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(final: str | Path, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(final: str | Path, text: str) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def atomic_write_json(final: str | Path, obj) -> None:
+    atomic_write_text(final, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def progress(iterable: Iterable[T] | None = None, desc: str = "", total: int | None = None, unit: str = "it",
+             leave: bool = False, **kw):
+    """A tqdm progress bar on stderr. Disabled when VOCAGAN_PROGRESS=0 (tests keep logs short)."""
+    from tqdm.auto import tqdm
+
+    disable = os.environ.get("VOCAGAN_PROGRESS", "1") == "0"
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=disable,
+                file=sys.stderr, dynamic_ncols=True, **kw)
+
+
+def log(msg: str) -> None:
+    """Status lines go to stderr so stdout stays for summaries/results."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """Cheap identity of a (possibly multi-GB) file: size + mtime + hash of its first and last MiB."""
+    path = Path(path)
+    st = path.stat()
+    h = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto"):
+    """"auto" -> cuda if available else cpu; anything else is passed to torch.device."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
