@@ -163,7 +163,8 @@ def cmd_pipeline(args) -> None:
     from vocagan.pipeline import run_pipeline
 
     cfg = _config_from_args(args, _train_overrides(args))
-    result = run_pipeline(cfg, Path(args.out), data_given=_has_data_flags(args),
+    out = Path(args.out) if args.out else Path("runs") / cfg.model["name"]
+    result = run_pipeline(cfg, out, data_given=_has_data_flags(args),
                           output_model=Path(args.output_model) if args.output_model else None)
     print(result.summary())
 
@@ -266,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=MODEL_NAMES)
     _add_data_flags(p)
     _add_config_flags(p)
-    p.add_argument("--out", default="runs/pipeline", metavar="DIR")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
     p.add_argument("--seed", type=int)

@@ -149,6 +149,8 @@ def _check_types(obj, where: str) -> None:
         target = next((t for t in (bool, int, float, str) if _admits(hint, t)), None)
         if target is None:
             continue
+        if target in (int, float) and isinstance(value, str):
+            value = _number_or_text(value)  # YAML 1.1 reads "3e-4" as a string
         if target is bool and not isinstance(value, bool):
             raise VocaganError(f"config key {key} must be true/false, got {value!r}")
         if target in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -167,8 +169,20 @@ def _admits(hint, t) -> bool:
     return hint is t or t in args
 
 
+def _number_or_text(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def parse_value(text: str) -> Any:
-    """Parse an override value with YAML rules: 5 -> int, 1e-3 -> float, true -> bool, [1,2] -> list."""
+    """Parse an override value: 5 -> int, 1e-3 -> float, true -> bool, [1,2] -> list (YAML rules)."""
+    value = _number_or_text(text.strip())
+    if not isinstance(value, str):
+        return value
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

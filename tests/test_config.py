@@ -1,0 +1,58 @@
+"""Config layering (defaults <- YAML <- overrides) and loud failures on bad keys/values."""
+
+import pytest
+
+from vocagan.config import Config, config_from_dict, load_config
+from vocagan.errors import VocaganError
+
+
+def test_defaults_follow_the_standard_split():
+    cfg = load_config()
+    assert len(cfg.data.train_subjects) == 8 and len(cfg.data.val_subjects) == 2
+    assert cfg.data.test_subjects == ["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"]
+    assert cfg.data.train_sentences == list(range(1, 41))
+    assert cfg.data.test_sentences == list(range(21, 41))
+    assert cfg.data.fps == 30 and cfg.data.source_fps == 60
+    assert cfg.model == {"name": "transformer_gan"}
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  epochs: 7\n  lr: 0.01\nmodel:\n  name: rnn\n  hidden: 32\n")
+    cfg = load_config(path, overrides=["train.lr=3e-4", "data.fps=60", "model.hidden=64"])
+    assert cfg.train.epochs == 7
+    assert cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.data.fps == 60
+    assert cfg.model == {"name": "rnn", "hidden": 64}
+
+
+def test_override_keeps_default_model_name():
+    assert load_config(overrides=["model.d_model=64"]).model == {"name": "transformer_gan", "d_model": 64}
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("train.epoch=5", "train.epoch"),
+    ("trian.epochs=5", "trian"),
+    ("train.epochs=abc", "must be a number"),
+    ("train.epochs=2.5", "must be an integer"),
+    ("prep.normalize=maybe", "true/false"),
+    ("noequals", "section.key=value"),
+])
+def test_bad_overrides_fail_loudly(override, needle):
+    with pytest.raises(VocaganError, match=needle.replace(".", r"\.")):
+        load_config(overrides=[override])
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(VocaganError, match="bad.yaml"):
+        load_config(path)
+    with pytest.raises(VocaganError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_round_trip_through_dict():
+    cfg = load_config(overrides=["train.epochs=3", "model.name=transformer"])
+    again = config_from_dict(cfg.to_dict())
+    assert again == cfg and isinstance(again, Config)
