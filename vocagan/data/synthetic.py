@@ -1,0 +1,245 @@
+"""The built-in synthetic corpus, written in the exact VOCASET format (`vocagan synth`).
+
+VOCASET cannot be redistributed, so this corpus lets every command run end to end. It is built so
+that speech-to-motion is learnable and style matters:
+
+- one phoneme timeline per sentence drives both the audio (source-filter synthesis) and the mouth
+  motion (coarticulated visemes that lead the sound by ~1-2 frames) — `synth_speech.py`;
+- the face is a procedural head (or a user mesh such as FLAME_sample.ply) moved by smooth
+  deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks and
+  brow raises, plus ~0.05 mm measurement noise — `synth_face.py`;
+- the 12 VOCASET subjects differ in identity (face shape), voice (pitch, formants, speaking rate,
+  sample rate) and speaking style (articulation amplitude, rounding, spread, anticipation).
+
+Like the real data, a few sequences have one more or one fewer DeepSpeech window than mesh frames
+(preprocessing must trim and report it), and at full scale the two known holes of VOCASET
+(03274/sentence24, 00138/sentence32) are left out. Same seed -> byte-identical files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
+from vocagan.data import synth_face as face
+from vocagan.data import synth_speech as speech
+from vocagan.data.audio import deepspeech_like_windows
+from vocagan.errors import VocaganError
+from vocagan.utils import log, progress
+
+SUBJECTS = TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS
+KNOWN_HOLES = [("FaceTalk_170811_03274_TA", 24), ("FaceTalk_170809_00138_TA", 32)]
+FPS = 60
+NOISE_STD = 5e-5     # measurement noise per coordinate (m)
+
+
+@dataclass(frozen=True)
+class Scale:
+    mesh: tuple[int, int, int]            # procedural head: rings, columns, mouth-pocket rings
+    train_sentences: tuple[int, ...]
+    heldout_sentences: tuple[int, ...]    # val and test subjects
+    duration: tuple[float, float]         # sentence length range (s), silences included
+    holes: bool = False                   # leave out VOCASET's known missing sequences
+
+
+SCALES = {
+    "tiny": Scale((16, 24, 2), (1, 2), (21, 22), (1.3, 1.7)),
+    "small": Scale((22, 42, 3), tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
+    "full": Scale((55, 88, 4), tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
+}
+
+
+@dataclass
+class Profile:
+    """Everything that makes one synthetic subject differ from the others."""
+
+    name: str
+    index: int
+    identity: face.Identity
+    voice: speech.Voice
+    style: speech.Style
+
+
+def subject_profiles(seed: int = 0) -> list[Profile]:
+    """The 12 subjects (VOCASET names) with identity, voice and style drawn from `seed`."""
+    rng = np.random.default_rng([seed, 7919])
+    amps = rng.permutation(np.linspace(0.62, 1.38, len(SUBJECTS)))       # style amplitude spans 0.6-1.4
+    high = rng.permutation([i % 2 == 1 for i in range(len(SUBJECTS))])   # half low, half high voices
+    out = []
+    for i, name in enumerate(SUBJECTS):
+        r = np.random.default_rng([seed, 7919, i])
+        u = r.uniform
+        ident = face.Identity(width=u(0.93, 1.07), height=u(0.95, 1.05), jaw=u(0.85, 1.15),
+                              lips=u(0.75, 1.3), nose=u(0.8, 1.25), chin=u(0.75, 1.3))
+        voice = speech.Voice(f0=u(170, 250) if high[i] else u(90, 140),
+                             formant_scale=u(1.1, 1.2) if high[i] else u(0.95, 1.05),
+                             rate=u(0.85, 1.2), breathiness=u(0.01, 0.05), jitter=u(0.005, 0.015),
+                             gain=u(0.45, 0.8), sample_rate=int(r.choice([16000, 22000, 22050])))
+        style = speech.Style(amp=float(amps[i]), round_gain=u(0.7, 1.4), spread_gain=u(0.7, 1.3),
+                             anticipation=u(0.015, 0.035), coart=u(0.85, 1.2), brow_gain=u(0.5, 1.5),
+                             blink_rate=u(0.2, 0.5))
+        out.append(Profile(name, i, ident, voice, style))
+    return out
+
+
+@dataclass
+class SynthResult:
+    out_dir: Path
+    scale: str
+    seed: int
+    mesh: str
+    n_vertices: int
+    n_faces: int
+    subjects: list[str]
+    sequences: dict[str, int]                      # per split
+    total_frames: int
+    seconds: float
+    sample_rates: dict[str, int]
+    mismatched: list[tuple[str, str, int, int]]    # (subject, sentence, mesh frames, deepspeech windows)
+    missing: list[tuple[str, str]]
+    regions: dict[str, int] | None
+    files: dict[str, int] = field(default_factory=dict)   # name -> bytes ("wav/" summed)
+    elapsed_s: float = 0.0
+
+    def summary(self) -> str:
+        mb = lambda b: f"{b / 1e6:.1f} MB"  # noqa: E731
+        seq = " / ".join(f"{k} {v}" for k, v in self.sequences.items())
+        lines = [
+            f"synthetic VOCASET (scale {self.scale}, seed {self.seed}) -> {self.out_dir}",
+            f"  subjects: {len(self.subjects)}; sequences: {seq}",
+            f"  frames: {self.total_frames} at {FPS} fps = {self.seconds / 60:.2f} min of speech",
+            f"  mesh: {self.mesh}, {self.n_vertices} vertices, {self.n_faces} triangles",
+            "  audio sample rates: " + ", ".join(f"{sr} Hz x{n}" for sr, n in
+                                                  sorted(_count(self.sample_rates.values()).items())),
+            f"  regions: " + (", ".join(f"{k} {v}" for k, v in self.regions.items()) + " (region_masks.pkl)"
+                              if self.regions else "not written (unknown for a user mesh)"),
+            f"  mesh/audio-window mismatches of 1 frame (preprocessing trims them): {len(self.mismatched)}",
+            f"  missing as in VOCASET: " + (", ".join(f"{s}/{q}" for s, q in self.missing) or "none at this scale"),
+            "  files: " + ", ".join(f"{k} {mb(v)}" for k, v in self.files.items())
+            + f"; total {mb(sum(self.files.values()))}",
+            f"  built in {self.elapsed_s:.1f} s",
+        ]
+        return "\n".join(lines)
+
+
+def _count(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _plan(scale: Scale) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
+    """(subject index, sentence number) pairs to write, and the holes left out."""
+    pairs, missing = [], []
+    for i, name in enumerate(SUBJECTS):
+        for s in (scale.train_sentences if name in TRAIN_SUBJECTS else scale.heldout_sentences):
+            if scale.holes and (name, s) in KNOWN_HOLES:
+                missing.append((name, f"sentence{s:02d}"))
+            else:
+                pairs.append((i, s))
+    return pairs, missing
+
+
+def subject_geometry(base: face.Head, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """A subject's template (V, 3) and motion basis (K, V, 3) on the base head."""
+    template, frame = face.reshape_head(base, profile.identity)
+    return template, face.motion_basis(template, frame, base.lower)
+
+
+@dataclass
+class Sequence:
+    verts: np.ndarray                 # (T60, V, 3) float32
+    audio: np.ndarray                 # float32 1-D
+    sample_rate: int
+    deepspeech: np.ndarray            # (T60 + {-1, 0, 1}, 16, 29)
+    timeline: list[speech.Segment]    # the phonemes behind both
+    coefs: np.ndarray                 # (T60, K) motion coefficients (synth_face.BASIS_NAMES)
+
+
+def make_sequence(profile: Profile, sentence: int, seed: int, scale: Scale, template: np.ndarray,
+                  basis: np.ndarray) -> Sequence:
+    """One sequence of one subject; depends only on (seed, subject, sentence), never on order."""
+    rng = np.random.default_rng([seed, profile.index, sentence, 1])
+    timeline = speech.make_timeline(rng, rng.uniform(*scale.duration), profile.voice.rate)
+    audio = speech.synthesize(timeline, profile.voice, rng)
+    sr = profile.voice.sample_rate
+    n_frames = int(round(len(audio) / sr * FPS))
+    coefs = speech.motion_coefficients(timeline, profile.style, n_frames, FPS, rng)        # (T, K)
+    motion = (coefs @ basis.reshape(len(basis), -1)).reshape(n_frames, -1, 3)             # (T, V, 3)
+    noise = rng.standard_normal(motion.shape, dtype=np.float32) * np.float32(NOISE_STD)
+    verts = (template[None] + motion + noise).astype(np.float32)
+    # a few sequences get one DeepSpeech window more or fewer than mesh frames, as in the real data
+    extra = (1 if sentence % 2 == 0 else -1) if (7 * profile.index + sentence) % 20 == 3 else 0
+    deepspeech = deepspeech_like_windows(audio, sr, n_frames + extra)
+    return Sequence(verts, audio, sr, deepspeech, timeline, coefs)
+
+
+def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None
+             ) -> SynthResult:
+    """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary."""
+    from vocagan.data.mesh import read_mesh
+    from vocagan.data.vocaset import VocasetWriter
+
+    t0 = time.perf_counter()
+    if scale not in SCALES:
+        raise VocaganError(f"unknown scale '{scale}' (valid: {', '.join(SCALES)})")
+    sc = SCALES[scale]
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VocaganError("output folder is an existing file", out_dir)
+    if template_ply is not None:
+        verts, faces = read_mesh(template_ply)
+        if len(faces) == 0:
+            raise VocaganError("the template mesh has no faces", template_ply)
+        frame, lower = face.locate_mouth(verts, faces)
+        base = face.Head(verts.astype(np.float32), faces, frame, lower, None)
+        mesh = f"{Path(template_ply).name} ({frame.source})"
+        log(f"synth: mouth of {template_ply} at {np.round(frame.centre, 4).tolist()} m, "
+            f"corners +-{frame.half_width * 1000:.1f} mm ({frame.source})")
+    else:
+        base = face.procedural_head(*sc.mesh)
+        mesh = "procedural head"
+    profiles = subject_profiles(seed)
+    pairs, missing = _plan(sc)
+    writer = VocasetWriter(out_dir, n_vertices=len(base.vertices), faces=base.faces,
+                           template_ply_vertices=base.vertices, masks=base.regions)
+    subjects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    split_of = {**{s: "train" for s in TRAIN_SUBJECTS}, **{s: "val" for s in VAL_SUBJECTS},
+                **{s: "test" for s in TEST_SUBJECTS}}
+    counts = {"train": 0, "val": 0, "test": 0}
+    mismatched, total_frames, seconds = [], 0, 0.0
+    try:
+        for i, s in progress(pairs, desc=f"synth {scale}", unit="seq"):
+            p = profiles[i]
+            if i not in subjects:
+                subjects[i] = subject_geometry(base, p)
+                writer.add_subject(p.name, subjects[i][0])
+            template, basis = subjects[i]
+            seq = make_sequence(p, s, seed, sc, template, basis)
+            writer.add_sequence(p.name, s, seq.verts, seq.audio, seq.sample_rate, deepspeech=seq.deepspeech)
+            counts[split_of[p.name]] += 1
+            total_frames += len(seq.verts)
+            seconds += len(seq.audio) / seq.sample_rate
+            if len(seq.deepspeech) != len(seq.verts):
+                mismatched.append((p.name, f"sentence{s:02d}", len(seq.verts), len(seq.deepspeech)))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    files: dict[str, int] = {}
+    for name in ("data_verts.npy", "subj_seq_to_idx.pkl", "templates.pkl", "processed_audio_deepspeech.pkl",
+                 "raw_audio_fixed.pkl", "FLAME_sample.ply", "region_masks.pkl"):
+        if (out_dir / name).is_file():
+            files[name] = (out_dir / name).stat().st_size
+    wav_dir = out_dir / "wav"
+    if wav_dir.is_dir():
+        files["wav/"] = sum(f.stat().st_size for f in wav_dir.glob("*.wav"))
+    return SynthResult(out_dir, scale, seed, mesh, len(base.vertices), len(base.faces), list(SUBJECTS), counts,
+                       total_frames, seconds, {p.name: p.voice.sample_rate for p in profiles}, mismatched, missing,
+                       {k: len(v) for k, v in base.regions.items()} if base.regions else None, files,
+                       time.perf_counter() - t0)
