@@ -1,0 +1,269 @@
+"""The prepared arrays (`Prepared`, produced by `data/preprocess.py`, stored as one `.npz` without
+pickles) and the torch `SequenceDataset` + `collate` over them. Nothing here knows the VOCASET
+file formats.
+
+`Prepared` also decodes model outputs: normalised PCA coefficients (..., T, K) -> mouth offsets
+(..., T, M, 3) -> full meshes (T, V, 3), and exports the arrays a checkpoint needs to do the same
+without the dataset (`stats_dict` / `from_stats_dict`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vocagan.errors import VocaganError
+from vocagan.regions import Regions
+from vocagan.utils import atomic_path
+
+SPLITS = ("train", "val", "test")
+# Arrays that describe the preprocessing (what a checkpoint stores); per-split data comes on top.
+STAT_ARRAYS = ("faces", "templates", "crop", "pca_components", "pca_mean", "explained_variance_ratio",
+               "coef_mean", "coef_std")
+
+
+@dataclass
+class SequenceInfo:
+    """Where one sequence lies in the concatenated per-split arrays."""
+
+    subject: str
+    sentence: str
+    start: int    # first row in audio[split] / motion[split]
+    length: int   # frames at meta["fps"]
+
+
+@dataclass
+class Prepared:
+    """Plain arrays for training, validation and decoding (see docs/architecture.md)."""
+
+    meta: dict                         # JSON: fps, source_fps, region source, features, styles, ...
+    faces: np.ndarray                  # (F, 3) int32; (0, 3) when no template PLY was given
+    templates: np.ndarray              # (S, V, 3) float32, in meta["template_names"] order
+    regions: Regions                   # mouth, lips, upper_face indices into the full mesh
+    crop: np.ndarray                   # (M,) vertices of the motion offsets (mouth, or all for "face")
+    pca_components: np.ndarray         # (K, 3M) float32, rows orthonormal
+    pca_mean: np.ndarray               # (3M,)
+    explained_variance_ratio: np.ndarray   # (K,)
+    coef_mean: np.ndarray              # (K,) train-split normalisation (0 when normalise is off)
+    coef_std: np.ndarray               # (K,) (1 when normalise is off)
+    seqs: dict[str, list[SequenceInfo]] = field(default_factory=dict)
+    audio: dict[str, np.ndarray] = field(default_factory=dict)    # split -> (sum T, F) float32
+    motion: dict[str, np.ndarray] = field(default_factory=dict)   # split -> (sum T, K) normalised coefs
+    true_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # "val" -> (sum T, M, 3) when cheap
+    path: Path | None = None           # the cache file it was saved to / loaded from
+
+    # -- facts
+    @property
+    def styles(self) -> list[str]:
+        return list(self.meta["styles"])
+
+    @property
+    def template_names(self) -> list[str]:
+        return list(self.meta["template_names"])
+
+    @property
+    def fps(self) -> int:
+        return int(self.meta["fps"])
+
+    @property
+    def audio_dim(self) -> int:
+        return int(self.meta["feature_dim"])
+
+    @property
+    def motion_dim(self) -> int:
+        return int(self.pca_components.shape[0])
+
+    def style_index(self, subject: str) -> int:
+        """Position of a training subject in the style order; -1 for unseen subjects."""
+        return self.meta["styles"].index(subject) if subject in self.meta["styles"] else -1
+
+    def template(self, subject: str) -> np.ndarray:
+        """(V, 3) neutral face of a subject."""
+        if subject not in self.meta["template_names"]:
+            raise VocaganError(f"no template for '{subject}' (have: {', '.join(self.meta['template_names'])})")
+        return self.templates[self.meta["template_names"].index(subject)]
+
+    def sequence(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(audio (T, F), motion (T, K)) of the i-th sequence of a split (views, no copy)."""
+        info = self.seqs[split][i]
+        rows = slice(info.start, info.start + info.length)
+        return self.audio[split][rows], self.motion[split][rows]
+
+    def true_offsets_of(self, split: str, i: int) -> np.ndarray | None:
+        """(T, M, 3) true (un-PCA'd) offsets of a sequence, if the cache holds them for that split."""
+        if split not in self.true_offsets:
+            return None
+        info = self.seqs[split][i]
+        return self.true_offsets[split][info.start: info.start + info.length]
+
+    # -- decoding
+    def decode(self, coefs):
+        """Normalised coefficients (..., T, K) -> mouth offsets (..., T, M, 3); numpy or torch in,
+        the same type out (torch keeps coefs' device and dtype)."""
+        m = len(self.crop)
+        if isinstance(coefs, torch.Tensor):
+            def t(a):
+                return torch.as_tensor(a, dtype=coefs.dtype, device=coefs.device)
+            flat = (coefs * t(self.coef_std) + t(self.coef_mean)) @ t(self.pca_components) + t(self.pca_mean)
+        else:
+            coefs = np.asarray(coefs, np.float32)
+            flat = (coefs * self.coef_std + self.coef_mean) @ self.pca_components + self.pca_mean
+        return flat.reshape(*flat.shape[:-1], m, 3)
+
+    def to_vertices(self, coefs, template):
+        """Normalised coefficients (..., T, K) + template (a subject name or a (V, 3) array) ->
+        full meshes (..., T, V, 3): the template everywhere, template + offsets in the crop."""
+        base = self.template(template) if isinstance(template, str) else template
+        offsets = self.decode(coefs)                                   # (..., T, M, 3)
+        if isinstance(offsets, torch.Tensor):
+            base = torch.as_tensor(np.asarray(base) if not isinstance(base, torch.Tensor) else base,
+                                   dtype=offsets.dtype, device=offsets.device)
+            verts = base.expand(*offsets.shape[:-2], *base.shape).clone()
+        else:
+            base = np.asarray(base, np.float32)
+            verts = np.broadcast_to(base, (*offsets.shape[:-2], *base.shape)).copy()
+        if base.shape[0] != self.meta["n_vertices"]:
+            raise VocaganError(f"template has {base.shape[0]} vertices, the prepared data {self.meta['n_vertices']}")
+        verts[..., self.crop, :] += offsets
+        return verts
+
+    # -- what a checkpoint stores
+    def stats_dict(self) -> dict:
+        """{"meta": JSON str, name: ndarray, ...}: everything `decode`/`to_vertices`/metrics need."""
+        out = {"meta": json.dumps(self.meta, sort_keys=True)}
+        out.update({k: np.asarray(getattr(self, k)) for k in STAT_ARRAYS})
+        out.update(self.regions.to_arrays())
+        return out
+
+    @classmethod
+    def from_stats_dict(cls, d: dict) -> "Prepared":
+        """Rebuild (without per-split data) from `stats_dict()`; tensors are accepted too."""
+        meta = json.loads(d["meta"]) if isinstance(d["meta"], str) else dict(d["meta"])
+        arr = {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in d.items()
+               if k != "meta"}
+        return cls(meta=meta, regions=Regions.from_arrays(arr, meta["region_source"]),
+                   **{k: arr[k] for k in STAT_ARRAYS})
+
+    # -- cache file
+    def save(self, path: str | Path) -> Path:
+        """One .npz (no pickles), written atomically: concurrent writers never leave a torn file."""
+        path = Path(path)
+        arrays = {k: v for k, v in self.stats_dict().items() if k != "meta"}
+        seqs = {s: [[q.subject, q.sentence, q.start, q.length] for q in self.seqs.get(s, [])] for s in SPLITS}
+        arrays["meta"] = np.array(json.dumps({"meta": self.meta, "seqs": seqs}, sort_keys=True))
+        for s in self.audio:
+            arrays[f"audio_{s}"], arrays[f"motion_{s}"] = self.audio[s], self.motion[s]
+        for s, a in self.true_offsets.items():
+            arrays[f"true_offsets_{s}"] = a
+        with atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as f:   # a file object: np.savez would append a second ".npz"
+                np.savez(f, **arrays)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Prepared":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            head = json.loads(str(arrays.pop("meta")))
+            meta = head["meta"]
+            p = cls(meta=meta, regions=Regions.from_arrays(arrays, meta["region_source"]),
+                    **{k: arrays[k] for k in STAT_ARRAYS}, path=path)
+            for s in SPLITS:
+                p.seqs[s] = [SequenceInfo(a, b, int(c), int(n)) for a, b, c, n in head["seqs"].get(s, [])]
+                if f"audio_{s}" in arrays:
+                    p.audio[s], p.motion[s] = arrays[f"audio_{s}"], arrays[f"motion_{s}"]
+                if f"true_offsets_{s}" in arrays:
+                    p.true_offsets[s] = arrays[f"true_offsets_{s}"]
+        except Exception as e:  # noqa: BLE001 - BadZipFile, bad JSON, missing keys: all mean a corrupt file
+            raise VocaganError(f"unreadable prepared-data file ({type(e).__name__}: {e})", path) from None
+        return p
+
+    def summary(self) -> str:
+        m = self.meta
+        lines = [f"prepared data: {self.path}"]
+        for s in SPLITS:
+            if s in self.seqs:
+                frames = sum(q.length for q in self.seqs[s])
+                lines.append(f"  {s:5s}: {len(self.seqs[s])} sequences, {frames} frames, subjects "
+                             f"{len(m['subjects'].get(s, []))}")
+        skipped = m.get("skipped", [])
+        line = f"  skipped pairs: {len(skipped)}"
+        if skipped:
+            reasons = Counter(r for *_, r in skipped).most_common(3)
+            line += (" (" + "; ".join(f"{n}x {r}" for r, n in reasons) + "; e.g. "
+                     + ", ".join(f"{a}/{b}" for a, b, _ in skipped[:2]) + ")")
+        lines.append(line)
+        lines.append(f"  mesh/audio alignment: {m['trimmed_frames']} frame(s) at {m['source_fps']} fps trimmed in "
+                     f"{m['trimmed_sequences']} sequence(s) (to the shorter of mesh and audio)")
+        lines.append(f"  fps: {m['fps']} (capture {m['source_fps']}; 1 frame in {m['step']} kept)")
+        lines.append(f"  crop: {m['region']} region, {len(self.crop)} vertices; lips {len(self.regions.lips)}, "
+                     f"upper face {len(self.regions.upper_face)}")
+        lines.append(f"  regions: {self.regions.source}")
+        lines.append(f"  PCA ({m['pca_method']}, train split only): {self.motion_dim} components of {m['pca_dim']} "
+                     f"dims, {100 * m['explained_variance']:.3f}% of train variance kept")
+        lines.append(f"  normalisation: {'z-score per component, train-split stats' if m['normalize'] else 'off'}")
+        lines.append(f"  audio features: {m['features']['kind']}, {m['feature_dim']} dims per frame")
+        lines.append(f"  styles ({len(m['styles'])}): {', '.join(m['styles'])}")
+        return "\n".join(lines)
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Sequences of one split as dict(audio (T, F), motion (T, K), style, subject, sentence).
+
+    For split "train" with crop_frames > 0, each item is a random window of crop_frames frames
+    (the whole sequence when shorter). The window comes from a generator seeded with (seed, epoch,
+    index, draw), so a run is reproducible and every epoch sees new windows; call `set_epoch` when
+    loading with workers (each worker holds its own copy of the draw counters). Val/test items are
+    whole sequences. style = index in prepared.styles for training subjects, -1 for unseen ones.
+    """
+
+    def __init__(self, prepared: Prepared, split: str, crop_frames: int = 0, seed: int = 0):
+        if split not in prepared.seqs:
+            raise VocaganError(f"unknown split '{split}' (valid: {', '.join(prepared.seqs)})")
+        self.prepared, self.split = prepared, split
+        self.crop_frames = int(crop_frames) if split == "train" else 0
+        self.seed, self.epoch = int(seed), 0
+        self._draws = np.zeros(len(prepared.seqs[split]), np.int64)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.prepared.seqs[self.split])
+
+    def __getitem__(self, i: int) -> dict:
+        info = self.prepared.seqs[self.split][i]
+        audio, motion = self.prepared.sequence(self.split, i)
+        if 0 < self.crop_frames < info.length:
+            rng = np.random.default_rng([self.seed, self.epoch, i, int(self._draws[i])])
+            self._draws[i] += 1
+            start = int(rng.integers(0, info.length - self.crop_frames + 1))
+            audio, motion = audio[start:start + self.crop_frames], motion[start:start + self.crop_frames]
+        return {"audio": torch.from_numpy(np.array(audio, np.float32)),
+                "motion": torch.from_numpy(np.array(motion, np.float32)),
+                "style": self.prepared.style_index(info.subject),
+                "subject": info.subject, "sentence": info.sentence}
+
+
+def collate(items: list[dict]) -> dict:
+    """Pad to the longest item: audio (B, T, F), motion (B, T, K), mask (B, T) bool (True on real
+    frames), style (B,) long, lengths (B,) long, subject/sentence lists."""
+    lengths = torch.tensor([len(x["audio"]) for x in items], dtype=torch.long)
+    t = int(lengths.max())
+    audio = torch.zeros(len(items), t, items[0]["audio"].shape[-1])
+    motion = torch.zeros(len(items), t, items[0]["motion"].shape[-1])
+    for b, x in enumerate(items):
+        audio[b, : len(x["audio"])] = x["audio"]
+        motion[b, : len(x["motion"])] = x["motion"]
+    mask = torch.arange(t)[None, :] < lengths[:, None]
+    return {"audio": audio, "motion": motion, "mask": mask,
+            "style": torch.tensor([x["style"] for x in items], dtype=torch.long), "lengths": lengths,
+            "subject": [x["subject"] for x in items], "sentence": [x["sentence"] for x in items]}

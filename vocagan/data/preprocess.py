@@ -1,0 +1,455 @@
+"""Preprocessing: VOCASET folder -> `Prepared` arrays for training, cached as one `.npz`.
+
+`prepare(cfg)` runs, sequence by sequence (bounded memory, one read of data_verts.npy):
+  a) `align`: mesh and audio trimmed to the shorter (the trimmed frames are counted and reported),
+     `resample_fps`: source_fps (60) -> cfg.data.fps by taking every k-th frame of both,
+     audio features at the target fps (`audio.features_at_fps`, or DeepSpeech windows);
+  b) regions (`vocagan.regions`): the mouth crop, lips and upper face;
+  c) `crop`: motion offsets = verts - template[subject], mouth region only (or the whole face);
+  d) PCA fitted on the TRAIN split only: exact streaming covariance in float64 for crops up to
+     EXACT_MAX_DIM dims, an incremental SVD (plus a second read) above that; coefficient
+     normalisation stats from the train split only;
+  e) cache: `<cache_dir>/<hash>.npz` (no pickles), the hash covering the input files'
+     fingerprints and every config value that changes the output; written atomically.
+The `Prepared` container (save/load, decode, summary) lives in data/dataset.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vocagan.config import Config
+from vocagan.data.dataset import Prepared, SequenceInfo  # re-exported: prepare() -> Prepared
+from vocagan.errors import VocaganError
+from vocagan.regions import resolve_regions
+from vocagan.utils import file_fingerprint, log, progress
+
+CACHE_VERSION = 1          # bump when the output of prepare changes for the same inputs
+EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
+VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
+SPLITS = ("train", "val", "test")
+FEATURE_KINDS = ("logmel", "deepspeech")
+
+
+# ----------------------------------------------------------------------------- a) align + fps
+def align(verts: np.ndarray, audio_frames: int) -> tuple[np.ndarray, int]:
+    """Trim a mesh sequence (T, ...) and its audio (`audio_frames` frames at the same rate) to the
+    shorter. Returns (verts[:n], trimmed) where `trimmed` = frames dropped from the longer stream."""
+    n = min(len(verts), int(audio_frames))
+    return verts[:n], abs(len(verts) - int(audio_frames))
+
+
+def fps_step(source_fps: int, fps: int, path=None) -> int:
+    """k such that fps = source_fps / k; VocaganError when fps does not divide source_fps."""
+    if fps <= 0 or source_fps <= 0 or source_fps % fps:
+        raise VocaganError(f"data.fps={fps} must be a positive divisor of the capture rate "
+                           f"data.source_fps={source_fps} (e.g. 60, 30, 20, 15)", path)
+    return source_fps // fps
+
+
+def resample_fps(frames: np.ndarray, source_fps: int, fps: int, path=None) -> np.ndarray:
+    """Frames at source_fps -> frames at fps by taking every k-th frame ([::k]) from frame 0."""
+    return frames[::fps_step(source_fps, fps, path)]
+
+
+def audio_frames(n_samples: int, sample_rate: int, fps: int) -> int:
+    """How many frames at `fps` the audio covers (frame i at time i / fps)."""
+    return int(round(n_samples * fps / sample_rate))
+
+
+# ----------------------------------------------------------------------------- c) crop
+def crop(verts: np.ndarray, template: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """verts (T, V, 3), template (V, 3), indices (M,) -> motion offsets (T, M, 3) float32."""
+    return (verts[:, indices] - template[indices]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- d) PCA + normalise
+class Moments:
+    """Streaming mean and covariance of the rows of (T, D) batches, accumulated in float64.
+
+    Rows are buffered into chunks of `chunk` rows; each chunk is centred on its own mean, its
+    (D, D) product taken in float32 (the precision of the data; ~4x faster than float64 BLAS on
+    this machine) and merged into the float64 sums with the pairwise update of Chan et al., so the
+    rounding error scales with the spread of the data, not with its mean.
+    """
+
+    def __init__(self, dim: int, chunk: int = 4096):
+        self.n, self.chunk = 0, chunk
+        self.mean = np.zeros(dim)
+        self.m2 = np.zeros((dim, dim))          # sum of outer products of deviations from the mean
+        self._buf: list[np.ndarray] = []
+        self._buffered = 0
+
+    def add(self, x: np.ndarray) -> None:
+        if len(x):
+            self._buf.append(x)
+            self._buffered += len(x)
+            if self._buffered >= self.chunk:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        x = np.concatenate(self._buf)                              # (C, D)
+        self._buf, self._buffered = [], 0
+        c_mean = x.mean(0, dtype=np.float64)
+        xc = (x - c_mean).astype(np.float32)
+        c_m2 = xc.T @ xc                                           # (D, D) float32 BLAS
+        n_new = self.n + len(x)
+        delta = c_mean - self.mean
+        self.m2 += c_m2
+        self.m2 += np.outer(delta, delta) * (self.n * len(x) / n_new)
+        self.mean += delta * (len(x) / n_new)
+        self.n = n_new
+
+    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean (D,), covariance (D, D)) over all rows added so far (unbiased, n - 1)."""
+        self._flush()
+        return self.mean.copy(), self.m2 / max(self.n - 1, 1)
+
+
+class IncrementalPCA:
+    """Streaming PCA for large crops (region "face": 15k dims): keeps the top `keep` directions,
+    merging each batch by an SVD of [previous singular directions; centred batch; mean shift]
+    (Ross et al. 2008, as sklearn's IncrementalPCA). The total variance is tracked exactly."""
+
+    def __init__(self, dim: int, keep: int):
+        self.keep, self.n = min(keep, dim), 0
+        self.mean = np.zeros(dim)
+        self.sq = 0.0                      # sum of squared deviations from the running mean
+        self.s = np.zeros(0)
+        self.vt = np.zeros((0, dim))
+
+    def add(self, x: np.ndarray) -> None:
+        if len(x) == 0:
+            return
+        x = x.astype(np.float64)
+        n_new = self.n + len(x)
+        bmean = x.mean(0)
+        delta = bmean - self.mean
+        self.sq += ((x - bmean) ** 2).sum() + self.n * len(x) / n_new * (delta ** 2).sum()
+        rows = [self.s[:, None] * self.vt, x - bmean]
+        if self.n:
+            rows.append(np.sqrt(self.n * len(x) / n_new) * delta[None])
+        _, s, vt = np.linalg.svd(np.concatenate(rows), full_matrices=False)
+        self.s, self.vt = s[: self.keep], vt[: self.keep]
+        self.mean = self.mean + delta * len(x) / n_new
+        self.n = n_new
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(mean (D,), components (k, D), variances (k,), total variance)."""
+        denom = max(self.n - 1, 1)
+        return self.mean, self.vt, self.s ** 2 / denom, self.sq / denom
+
+
+def top_components(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenpairs of a symmetric (D, D) matrix: (variances (k,), components (k, D)).
+    Large D, small k: Lanczos (ARPACK, to machine precision; D=3.5k: seconds, not a full
+    tridiagonalisation); otherwise LAPACK."""
+    d = len(cov)
+    k = min(k, d)
+    if d >= 500 and k < d // 4:
+        from scipy.sparse.linalg import eigsh
+
+        values, vectors = eigsh(cov, k=k, which="LA", v0=np.ones(d) / np.sqrt(d))   # deterministic start
+        order = np.argsort(values)
+        values, vectors = values[order], vectors[:, order]
+    else:
+        from scipy.linalg import eigh
+
+        values, vectors = eigh(cov, subset_by_index=[d - k, d - 1])
+    return values[::-1].clip(min=0.0), vectors[:, ::-1].T             # descending
+
+
+def choose_components(variances: np.ndarray, total: float, variance: float, max_components: int,
+                      exact: int = 0) -> int:
+    """Fewest components whose explained fraction reaches `variance`, capped at max_components;
+    exactly `exact` when > 0."""
+    if exact > 0:
+        return min(exact, len(variances))
+    cum = np.cumsum(variances) / max(total, 1e-30)
+    k = int(np.searchsorted(cum, variance - 1e-12) + 1)
+    return max(1, min(k, max_components, len(variances)))
+
+
+def fix_signs(components: np.ndarray) -> np.ndarray:
+    """Deterministic signs: the largest-magnitude entry of each component is positive."""
+    idx = np.abs(components).argmax(1)
+    return components * np.sign(components[np.arange(len(components)), idx])[:, None]
+
+
+def coef_stats(coefs: list[np.ndarray], normalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-component mean and std over all frames of the (train) coefficient arrays (T, K)."""
+    k = coefs[0].shape[1]
+    if not normalize:
+        return np.zeros(k, np.float32), np.ones(k, np.float32)
+    m = Moments(k)
+    for c in coefs:
+        m.add(c)
+    mean, cov = m.mean_cov()
+    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return mean.astype(np.float32), np.maximum(std, 1e-8 * max(std.max(), 1e-12)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- e) cache
+def cache_dir(cfg: Config) -> Path:
+    return Path(cfg.prep.cache_dir or os.environ.get("VOCAGAN_CACHE") or Path.home() / ".cache" / "vocagan")
+
+
+def input_files(p, cfg: Config) -> dict[str, Path]:
+    """The files (of the resolved `VocasetPaths` p) whose content determines the prepared arrays."""
+    files = {"templates": p.templates, "template_ply": p.template_ply, "masks": p.masks,
+             "mouth_indices": cfg.data.mouth_indices_path}
+    if p.layout == "vocaset":
+        files.update(data_verts=p.data_verts, idx_map=p.idx_map)
+    else:
+        files.update({f"vertices/{f.name}": f for f in sorted(p.vertices_dir.glob("*.npy"))})
+    if cfg.features.kind == "deepspeech":
+        files["deepspeech"] = p.deepspeech
+    elif p.raw_audio is not None:
+        files["raw_audio"] = p.raw_audio
+    elif p.wav_dir is not None:
+        files.update({f"wav/{f.name}": f for f in sorted(p.wav_dir.glob("*.wav"))})
+    return {k: Path(v) for k, v in files.items() if v is not None}
+
+
+def cache_key(paths, cfg: Config) -> str:
+    """Hash of the input fingerprints + every config value that affects the output (cheap: needs
+    only the resolved paths, so a cache hit never loads the pickles)."""
+    data = {k: v for k, v in asdict(cfg.data).items() if not k.endswith("_path") and k != "root"}
+    prep = {k: v for k, v in asdict(cfg.prep).items() if k != "cache_dir"}
+    spec = {"version": CACHE_VERSION, "data": data, "features": asdict(cfg.features), "prep": prep,
+            "files": {k: file_fingerprint(v) for k, v in input_files(paths, cfg).items()}}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+# ----------------------------------------------------------------------------- prepare
+def _check_features(p, cfg: Config) -> None:
+    kind = cfg.features.kind
+    root = Path(cfg.data.root) if cfg.data.root else None
+    if kind == "wav2vec2":
+        raise VocaganError("features.kind 'wav2vec2' is not supported by prepare yet; use logmel or deepspeech")
+    if kind not in FEATURE_KINDS:
+        raise VocaganError(f"unknown features.kind '{kind}' (valid: {', '.join(FEATURE_KINDS)})")
+    if kind == "deepspeech" and p.deepspeech is None:
+        raise VocaganError("features.kind 'deepspeech' needs processed_audio_deepspeech.pkl, which is absent",
+                           cfg.data.audio_pkl_path or (root / "processed_audio_deepspeech.pkl" if root else None))
+    if kind == "logmel" and p.raw_audio is None and p.wav_dir is None:
+        raise VocaganError("features.kind 'logmel' needs raw audio (raw_audio_fixed.pkl or wav/), which is absent",
+                           cfg.data.raw_audio_path or (root / "raw_audio_fixed.pkl" if root else None))
+
+
+def _sequence(vs, cfg: Config, subject: str, sentence: str):
+    """One aligned sequence at the target fps -> (verts (T, V, 3), audio features (T, F), trimmed)
+    or None when its audio entry is missing."""
+    verts = vs.load_verts(subject, sentence)                   # (T60, V, 3)
+    if cfg.features.kind == "deepspeech":
+        src = vs.paths.deepspeech
+        windows = vs.deepspeech(subject, sentence)             # (T60, 16, 29)
+        if windows is None:
+            return None
+        verts, trimmed = align(verts, len(windows))
+        feats = resample_fps(windows[: len(verts)], vs.source_fps, cfg.data.fps)
+        feats = feats.reshape(len(feats), -1)                  # (T, 16 * 29)
+        verts = resample_fps(verts, vs.source_fps, cfg.data.fps)
+    else:
+        from vocagan.data.audio import features_at_fps
+
+        src = vs.paths.raw_audio or vs.paths.wav_dir
+        audio = vs.raw_audio(subject, sentence)
+        if audio is None:
+            return None
+        samples, sr = audio
+        verts, trimmed = align(verts, audio_frames(len(samples), sr, vs.source_fps))
+        verts = resample_fps(verts, vs.source_fps, cfg.data.fps)
+        feats = features_at_fps(samples, sr, cfg.features, cfg.data.fps, len(verts))   # (T, F)
+    if len(verts) == 0:
+        return None
+    if not np.isfinite(feats).all():
+        raise VocaganError(f"NaN/inf in the audio features of {subject}/{sentence}", src)
+    return verts, feats.astype(np.float32), trimmed
+
+
+def _template_for_regions(vs, styles: list[str]) -> np.ndarray:
+    return vs.template_mesh if vs.template_mesh is not None else vs.templates[styles[0]]
+
+
+@dataclass
+class _Seq:
+    subject: str
+    sentence: str
+    audio: np.ndarray            # (T, F) features at cfg.data.fps
+    offsets: np.ndarray | None   # (T, 3M) cropped motion offsets (dropped once projected, except val)
+    trimmed: int
+    coefs: np.ndarray | None = None   # (T, K) PCA coefficients (not yet normalised)
+
+
+def _prefetch(fn, items, depth: int = 3):
+    """Yield fn(item) for each item in order, computed up to `depth` items ahead in one worker
+    thread, so reading and audio features overlap the PCA products (numpy, torch and BLAS release
+    the GIL). Exceptions surface in the caller, in order."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = deque(pool.submit(fn, x) for x in itertools.islice(items, depth))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, x) for x in itertools.islice(items, 1))
+            yield result
+
+
+def _read(vs, cfg: Config, pairs: list, split: str, idx: np.ndarray, no_audio: list):
+    """Yield a `_Seq` per usable sequence of `split` (progress bar per sequence)."""
+    def load(pair):
+        item = _sequence(vs, cfg, *pair)
+        if item is None:
+            return pair, None
+        verts, feats, trimmed = item
+        return pair, (feats, crop(verts, vs.templates[pair[0]], idx).reshape(len(verts), -1), trimmed)
+
+    for (subject, sentence), item in progress(_prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs),
+                                              unit="seq"):
+        if item is None:
+            if (subject, sentence) not in no_audio:
+                no_audio.append((subject, sentence))
+            continue
+        yield _Seq(subject, sentence, item[0], item[1], item[2])
+
+
+def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: list):
+    """PCA on the train split (exact: one read of the data; incremental: two), then every split
+    projected. Returns (seqs per split, mean (D,), components (K, D), explained ratio (K,), method)."""
+    dim = 3 * len(idx)
+    keep = cfg.prep.pca_components if cfg.prep.pca_components > 0 else cfg.prep.pca_max_components
+    seqs = {s: [] for s in SPLITS}
+    if dim <= EXACT_MAX_DIM:
+        method = "exact covariance, float64 sums"
+        moments = Moments(dim)
+        for split in SPLITS:
+            for seq in _read(vs, cfg, pairs[split], split, idx, no_audio):
+                if split == "train":
+                    moments.add(seq.offsets)
+                seqs[split].append(seq)
+        if not seqs["train"]:
+            raise VocaganError("split 'train' has no sequences with audio", vs.paths.data_verts)
+        mean, cov = moments.mean_cov()
+        total = float(np.trace(cov))
+        variances, components = top_components(cov, keep)
+        del cov
+    else:
+        method = "incremental SVD"
+        ipca = IncrementalPCA(dim, keep + 16)
+        for seq in _read(vs, cfg, pairs["train"], "train", idx, no_audio):
+            ipca.add(seq.offsets)
+        if ipca.n == 0:
+            raise VocaganError("split 'train' has no sequences with audio", vs.paths.data_verts)
+        mean, components, variances, total = ipca.result()
+    if cfg.prep.pca_components > len(variances):
+        raise VocaganError(f"prep.pca_components={cfg.prep.pca_components} exceeds the {len(variances)} "
+                           f"components the crop ({dim} dims) and train frames allow")
+    k = choose_components(variances, total, cfg.prep.pca_variance, cfg.prep.pca_max_components,
+                          cfg.prep.pca_components)
+    components = fix_signs(components[:k]).astype(np.float32)                  # (K, D)
+    ratio = (variances[:k] / max(total, 1e-30)).astype(np.float32)
+    mean = mean.astype(np.float32)
+
+    def project(seq: _Seq, split: str) -> _Seq:
+        seq.coefs = (seq.offsets - mean) @ components.T                        # (T, K)
+        if split != "val":
+            seq.offsets = None
+        return seq
+
+    for split in SPLITS:
+        if seqs[split] or dim <= EXACT_MAX_DIM:
+            seqs[split] = [project(q, split) for q in seqs[split]]
+        else:  # incremental: second read, projected with the final basis
+            seqs[split] = [project(q, split) for q in _read(vs, cfg, pairs[split], split, idx, no_audio)]
+    return seqs, mean, components, ratio, method
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Align, crop, PCA and normalise the VOCASET folder of `cfg.data`; cached (see module doc)."""
+    from vocagan.data.audio import feature_dim
+    from vocagan.data.vocaset import open_vocaset, resolve_paths
+
+    t0 = time.perf_counter()
+    paths = resolve_paths(cfg.data)
+    step = fps_step(cfg.data.source_fps, cfg.data.fps, paths.data_verts or paths.vertices_dir)
+    if cfg.prep.region not in ("mouth", "face"):
+        raise VocaganError(f"prep.region must be 'mouth' or 'face', got '{cfg.prep.region}'")
+    _check_features(paths, cfg)
+    path = cache_dir(cfg) / f"{cache_key(paths, cfg)}.npz"
+    if path.is_file():
+        try:
+            prepared = Prepared.load(path)
+            log(f"using cached prepared data {path}")
+            return prepared
+        except (VocaganError, OSError, ValueError, KeyError) as e:
+            log(f"warning: unreadable cache {path} ({e}); rebuilding it")
+
+    vs = open_vocaset(cfg.data)
+    pairs = {s: vs.split(s) for s in SPLITS}
+    for s, p in pairs.items():
+        if not p:
+            raise VocaganError(f"split '{s}' has no sequences (set data.{s}_subjects / data.{s}_sentences)",
+                               vs.paths.idx_map or vs.paths.vertices_dir)
+
+    styles = list(dict.fromkeys(s for s, _ in pairs["train"]))        # train subjects, config order
+    names = list(dict.fromkeys(s for p in pairs.values() for s, _ in p))
+    regions = resolve_regions(_template_for_regions(vs, styles), vs.masks, cfg.data.mouth_indices_path,
+                              vs.masks_source if vs.masks is not None else "", faces=vs.faces)
+    idx = regions.mouth if cfg.prep.region == "mouth" else np.arange(vs.n_vertices)
+    no_audio: list[tuple[str, str]] = []
+    seqs, mean, components, ratio, method = _fit_and_project(vs, cfg, pairs, idx, no_audio)
+    for s in SPLITS:
+        if not seqs[s]:
+            raise VocaganError(f"split '{s}' has no sequences with audio", vs.paths.raw_audio or vs.paths.deepspeech)
+    coef_mean, coef_std = coef_stats([q.coefs for q in seqs["train"]], cfg.prep.normalize)
+
+    trimmed = [(q.subject, q.sentence, q.trimmed) for s in SPLITS for q in seqs[s] if q.trimmed]
+    if trimmed:
+        log(f"aligned mesh and audio: trimmed {sum(n for *_, n in trimmed)} frame(s) in {len(trimmed)} "
+            f"sequence(s) to the shorter stream (e.g. {trimmed[0][0]}/{trimmed[0][1]}: {trimmed[0][2]})")
+    if no_audio:
+        log(f"skipped {len(no_audio)} sequence(s) without audio (e.g. {no_audio[0][0]}/{no_audio[0][1]})")
+    val_frames = sum(len(q.audio) for q in seqs["val"])
+    true_offsets = {}
+    if val_frames * 3 * len(idx) * 4 <= VAL_OFFSETS_MAX_BYTES:
+        true_offsets["val"] = np.concatenate([q.offsets for q in seqs["val"]]).reshape(val_frames, len(idx), 3)
+    infos, start = {}, 0
+    for s in SPLITS:
+        infos[s], start = [], 0
+        for q in seqs[s]:
+            infos[s].append(SequenceInfo(q.subject, q.sentence, start, len(q.audio)))
+            start += len(q.audio)
+    meta = {
+        "version": CACHE_VERSION, "fps": cfg.data.fps, "source_fps": vs.source_fps, "step": step,
+        "region": cfg.prep.region, "region_source": regions.source, "features": asdict(cfg.features),
+        "feature_dim": feature_dim(cfg.features), "styles": styles, "template_names": names,
+        "subjects": {s: list(dict.fromkeys(x.subject for x in infos[s])) for s in SPLITS},
+        "skipped": [list(x) for x in vs.skipped] + [[a, b, "audio missing or empty"] for a, b in no_audio],
+        "trimmed_frames": int(sum(n for *_, n in trimmed)), "trimmed_sequences": len(trimmed),
+        "pca_method": method, "pca_dim": 3 * len(idx), "explained_variance": float(ratio.sum()),
+        "normalize": cfg.prep.normalize, "data_fingerprint": path.stem, "n_vertices": vs.n_vertices,
+    }
+    prepared = Prepared(
+        meta=meta, faces=np.asarray(vs.faces if vs.faces is not None else np.zeros((0, 3)), np.int32),
+        templates=np.stack([vs.templates[n] for n in names]).astype(np.float32),
+        regions=regions, crop=np.asarray(idx, np.int64), pca_components=components, pca_mean=mean,
+        explained_variance_ratio=ratio, coef_mean=coef_mean, coef_std=coef_std, seqs=infos,
+        audio={s: np.concatenate([q.audio for q in seqs[s]]).astype(np.float32) for s in SPLITS},
+        motion={s: ((np.concatenate([q.coefs for q in seqs[s]]) - coef_mean) / coef_std).astype(np.float32)
+                for s in SPLITS},
+        true_offsets=true_offsets)
+    prepared.save(path)
+    log(f"prepared data written to {path} ({time.perf_counter() - t0:.1f} s)")
+    return prepared
