@@ -15,8 +15,8 @@ import soundfile
 
 from vocagan.config import DataConfig
 from vocagan.data.mesh import read_mesh, write_ply
-from vocagan.data.vocaset import (VocasetWriter, convert, open_vocaset, resample_to_60, resolve_paths,
-                                  safe_load_pickle)
+from vocagan.data.convert import convert, resample_to_60
+from vocagan.data.vocaset import VocasetWriter, open_vocaset, resolve_paths, safe_load_pickle
 from vocagan.errors import VocaganError
 
 V = 30  # vertices of the toy mesh
@@ -247,14 +247,13 @@ def test_missing_pairs_are_skipped_counted_and_logged_once(tmp_path, capsys):
     (root / "raw_audio_fixed.pkl").write_bytes(pickle.dumps(raw, protocol=2))
     vs = open_vocaset(_split_cfg(root, train_subjects=SUBJECTS[:2] + ["FaceTalk_gone_TA"]))
     assert vs.split("train") == [(SUBJECTS[0], "sentence02"), (SUBJECTS[1], "sentence01")]
-    skipped = {(s, q): why for s, q, why in vs.skipped}
-    assert len(vs.skipped) == 4
-    assert skipped[(SUBJECTS[0], "sentence01")] == "not in raw_audio_fixed.pkl"
-    assert "not in subj_seq_to_idx.pkl" in skipped[(SUBJECTS[1], "sentence02")]
-    assert "no template in templates.pkl" in skipped[("FaceTalk_gone_TA", "sentence01")]
+    # a hole (in some files, not all) is skipped with its reason; a pair in no file is "absent"
+    assert vs.skipped == [(SUBJECTS[0], "sentence01", "not in raw_audio_fixed.pkl")]
+    assert sorted(vs.absent) == [(SUBJECTS[1], "sentence02"), ("FaceTalk_gone_TA", "sentence01"),
+                                 ("FaceTalk_gone_TA", "sentence02")]
     assert vs.raw_audio(SUBJECTS[0], "sentence01") is None
     err = capsys.readouterr().err
-    assert err.count("vocaset:") == 1 and "skipped 4" in err
+    assert err.count("vocaset:") == 1 and "skipped 1" in err and "3 requested sequence(s) are in no file" in err
     vs.split("val"), vs.split("test")
     assert capsys.readouterr().err == ""  # once per open, not per split
 

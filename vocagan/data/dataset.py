@@ -201,6 +201,8 @@ class Prepared:
             line += (" (" + "; ".join(f"{n}x {r}" for r, n in reasons) + "; e.g. "
                      + ", ".join(f"{a}/{b}" for a, b, _ in skipped[:2]) + ")")
         lines.append(line)
+        if m.get("absent"):
+            lines.append(f"  requested by the split but in no file: {m['absent']} pairs (a corpus smaller than the split)")
         lines.append(f"  mesh/audio alignment: {m['trimmed_frames']} frame(s) at {m['source_fps']} fps trimmed in "
                      f"{m['trimmed_sequences']} sequence(s) (to the shorter of mesh and audio)")
         lines.append(f"  fps: {m['fps']} (capture {m['source_fps']}; 1 frame in {m['step']} kept)")

@@ -34,7 +34,7 @@ from vocagan.errors import VocaganError
 from vocagan.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
-CACHE_VERSION = 1          # bump when the output of prepare changes for the same inputs
+CACHE_VERSION = 2          # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
 SPLITS = ("train", "val", "test")
@@ -437,6 +437,7 @@ def prepare(cfg: Config) -> Prepared:
         "feature_dim": feature_dim(cfg.features), "styles": styles, "template_names": names,
         "subjects": {s: list(dict.fromkeys(x.subject for x in infos[s])) for s in SPLITS},
         "skipped": [list(x) for x in vs.skipped] + [[a, b, "audio missing or empty"] for a, b in no_audio],
+        "absent": len(vs.absent),
         "trimmed_frames": int(sum(n for *_, n in trimmed)), "trimmed_sequences": len(trimmed),
         "pca_method": method, "pca_dim": 3 * len(idx), "explained_variance": float(ratio.sum()),
         "normalize": cfg.prep.normalize, "data_fingerprint": path.stem, "n_vertices": vs.n_vertices,
