@@ -75,7 +75,7 @@ def cmd_synth(args) -> None:
 
 
 def cmd_convert(args) -> None:
-    from vocagan.data.vocaset import convert
+    from vocagan.data.convert import convert
 
     result = convert(Path(args.input), Path(args.out), input_fps=args.input_fps,
                      template_ply=Path(args.template_ply) if args.template_ply else None)
@@ -129,7 +129,7 @@ def cmd_compare(args) -> None:
     from vocagan.compare import compare
 
     cfg = _config_from_args(args, _train_overrides(args))
-    result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds)
+    result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds, epochs=args.epochs)
     print(result.summary())
 
 

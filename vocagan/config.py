@@ -120,7 +120,7 @@ def _build(cls, values: dict, where: str):
         raise VocaganError(f"config section '{where}' must be a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(str(k) for k in set(values) - set(known))  # YAML keys may be None/int
     if unknown:
         raise VocaganError(f"unknown config key(s) {', '.join(where + '.' + k if where else k for k in unknown)}; "
                            f"valid keys in '{where or 'top level'}': {', '.join(known)}")
@@ -144,6 +144,12 @@ def _check_types(obj, where: str) -> None:
         hint = hints[f.name]
         key = f"{where}.{f.name}" if where else f.name
         if dataclasses.is_dataclass(hint) or value is None:
+            continue
+        if typing.get_origin(hint) is list:  # list[str] / list[int]: flat lists of that type only
+            item = typing.get_args(hint)[0]
+            if not isinstance(value, list) or not all(type(v) is item for v in value):
+                raise VocaganError(f"config key {key} must be a list of {item.__name__}, got "
+                                   f"{type(value).__name__} {str(value)[:60] if not isinstance(value, list) else ''}")
             continue
         base = {int: int, float: float, bool: bool, str: str}
         target = next((t for t in (bool, int, float, str) if _admits(hint, t)), None)
@@ -210,13 +216,34 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise VocaganError("config file not found", path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise VocaganError(f"not UTF-8 text (byte {e.start})", path) from None
+    except RecursionError:
+        raise VocaganError("invalid YAML (nested too deeply)", path) from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0] if str(e) else "invalid YAML"
         raise VocaganError(f"invalid YAML ({first})", path) from None
     if not isinstance(raw, dict):
         raise VocaganError("a config file must hold a mapping of sections", path)
+    if _too_large(raw, 100_000):  # YAML aliases can expand a 1 kB file into 10^9 list items
+        raise VocaganError("config holds more than 100000 values (YAML alias expansion?)", path)
     return raw
+
+
+def _too_large(obj, limit: int) -> bool:
+    """True when `obj` (aliases counted each time they are reached) has more than `limit` nodes."""
+    stack, seen = [obj], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -225,11 +252,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw: dict = {"model": {"name": DEFAULT_MODEL}}
     for layer in (base or {}, load_yaml(path) if path else {}):
         _merge(raw, layer)
+    if path:
+        _build_or_error(raw, path)  # a bad file is named in the error; a bad override is not the file's fault
     apply_overrides(raw, overrides or [])
+    return _build_or_error(raw, None)
+
+
+def _build_or_error(raw: dict, path) -> Config:
     try:
         return _build(Config, raw, "")
+    except VocaganError as e:
+        raise VocaganError(str(e), path) from None
     except TypeError as e:  # e.g. a scalar where a section was expected
-        raise VocaganError(f"invalid config: {e}") from None
+        raise VocaganError(f"invalid config: {e}", path) from None
 
 
 def _merge(dst: dict, src: dict) -> dict:

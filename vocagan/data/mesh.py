@@ -37,6 +37,8 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         vertices, polygons = _read_obj(data, path)
     else:
         raise VocaganError("not a PLY or OBJ mesh (PLY files start with 'ply'; OBJ files end in .obj)", path)
+    if not np.isfinite(vertices).all():
+        raise VocaganError(f"{int((~np.isfinite(vertices).all(axis=1)).sum())} vertices have NaN/inf coordinates", path)
     faces = _triangulate(polygons, len(vertices), path)
     return vertices, faces
 
@@ -131,6 +133,8 @@ def _binary_element(el: dict, data: bytes, pos: int, order: str, path: Path):
             if len(data) < offset + np.dtype(t[0]).itemsize:
                 raise truncated
             count = int(np.frombuffer(data, order + t[0], 1, offset)[0])
+            if not 0 <= count <= len(data):
+                raise VocaganError(f"PLY element '{el['name']}': list length {count} is impossible", path)
             fields += [(name + "#n", order + t[0]), (name, order + t[1], (count,))]
             offset += np.dtype(t[0]).itemsize + count * np.dtype(t[1]).itemsize
         dtype = np.dtype(fields)
