@@ -23,6 +23,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
     echo "$hash" > "$stamp"
 fi
+# The web-viewer test drives headless Chromium (Debian package); install it once when absent.
+if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing Debian chromium for the viewer test" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "[setup] could not install chromium; the viewer test will be skipped" >&2
+fi
 # The torch we run must be the pinned CPU build (an unpinned install would pull a CUDA build).
 .venv/bin/python - <<'PY'
 import sys, torch
