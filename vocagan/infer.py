@@ -1,0 +1,301 @@
+"""`vocagan animate`: animate a face from any speech file with a trained checkpoint.
+
+audio file (wav/flac/ogg/mp3, any rate, mono/stereo, int/float) -> the checkpoint's own feature
+function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model,
+in overlapping chunks cross-faded together (bounded memory and time for any length; no cap) ->
+normalised PCA coefficients -> full meshes (template + decoded mouth offsets) -> per (style, sample):
+vertices .npy (T, V, 3) float32 at the output fps, optional PLY/OBJ per frame, and an mp4 with the
+input audio muxed in.
+
+Stochastic models (VAE/GAN) draw their per-sequence latent from a seeded generator that is reset
+for every chunk, so all chunks of one sample share the same latent and the cross-fade joins
+continuations of the same performance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vocagan.errors import VocaganError
+from vocagan.utils import atomic_path, log, progress, resolve_device
+
+CHUNK_SECONDS = 20.0       # model input per forward pass (attention cost per frame grows with it)
+OVERLAP_SECONDS = 4.0      # context shared by consecutive chunks; the cross-fade uses its middle half
+WRITE_BLOCK = 512          # frames decoded to vertices at a time (bounded memory for long audio)
+
+
+@dataclass
+class AnimateOutput:
+    style: str
+    sample: int
+    vertices: Path                     # (T, V, 3) float32 .npy
+    video: Path | None = None          # mp4 with the input audio
+    meshes: list[Path] = field(default_factory=list)   # folders of per-frame PLY/OBJ files
+
+
+@dataclass
+class AnimateResult:
+    out_dir: Path
+    checkpoint: Path
+    audio: Path
+    model_name: str
+    template: str
+    fps: float
+    n_frames: int
+    audio_seconds: float
+    compute_seconds: float             # features + model, all styles and samples
+    outputs: list[AnimateOutput] = field(default_factory=list)
+
+    def files(self) -> list[Path]:
+        out = []
+        for o in self.outputs:
+            out += [o.vertices] + ([o.video] if o.video else []) + o.meshes
+        return out
+
+    def summary(self) -> str:
+        lines = [f"animated {self.audio} ({self.audio_seconds:.2f} s -> {self.n_frames} frames at {self.fps:g} fps) "
+                 f"with {self.model_name} ({self.checkpoint}), template {self.template}",
+                 f"  features + model: {self.compute_seconds:.2f} s "
+                 f"(real-time factor {self.compute_seconds / max(self.audio_seconds, 1e-9):.4f})"]
+        for o in self.outputs:
+            lines.append(f"  style {o.style}" + (f", sample {o.sample}" if len(self.outputs) > 1 else "") + ":")
+            lines.append(f"    {o.vertices}")
+            if o.video:
+                lines.append(f"    {o.video}")
+            for folder in o.meshes:
+                lines.append(f"    {folder}/ ({len(list(folder.iterdir()))} files)")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- chunked prediction
+def chunk_spans(n_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """Split [0, n_frames) into equal-ish spans of <= `chunk` frames, consecutive ones sharing `overlap`."""
+    if n_frames <= chunk:
+        return [(0, n_frames)]
+    if not 0 <= overlap < chunk:
+        raise ValueError(f"overlap {overlap} must be in [0, chunk={chunk})")
+    n = math.ceil((n_frames - overlap) / (chunk - overlap))
+    step = math.ceil((n_frames - overlap) / n)
+    return [(k * step, min(k * step + step + overlap, n_frames)) for k in range(n)]
+
+
+def _fade_in(overlap: int) -> np.ndarray:
+    """Weights (overlap,) rising 0 -> 1 (raised cosine) over the middle half of the overlap: the outer
+    quarter next to each chunk edge, where context is missing, gets no weight."""
+    j = (np.arange(overlap) + 0.5 - overlap / 4) / max(overlap / 2, 1e-9)
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(j, 0, 1))
+
+
+@contextlib.contextmanager
+def _whole_clip_feature_norm(model, features: np.ndarray):
+    """Models that z-score their audio features per sequence (a front end with `utterance_norm`)
+    would see per-chunk statistics in chunked inference. Normalise once over the whole clip with the
+    model's own function and switch the per-sequence step off while the chunks run, so chunked
+    output equals one pass over the whole clip (up to attention context). Yields the features to use."""
+    fronts = [m for m in model.modules() if getattr(m, "utterance_norm", False) and hasattr(m, "normalise")]
+    if not fronts:
+        yield features
+        return
+    whole = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)            # (1, T, F)
+    normed = fronts[0].normalise(whole, torch.ones(whole.shape[:2], dtype=torch.bool))[0].numpy()
+    for m in fronts:
+        m.utterance_norm = False
+    try:
+        yield normed
+    finally:
+        for m in fronts:
+            m.utterance_norm = True
+
+
+@torch.no_grad()
+def predict_motion(model, features: np.ndarray, style: int, n_samples: int = 1, seed: int = 0,
+                   chunk: int = 600, overlap: int = 120, device="cpu") -> np.ndarray:
+    """features (T, F) -> normalised coefficients (n_samples, T, K) float32 for one style index.
+
+    Chunks of <= `chunk` frames overlapping by `overlap` are predicted independently and
+    cross-faded (weights sum to one). Each chunk re-seeds the generator, so a stochastic model's
+    per-sequence latent is the same in every chunk of a sample.
+    """
+    device = torch.device(device)
+    n_frames = len(features)
+    spans = chunk_spans(n_frames, chunk, overlap)
+    out = np.zeros((n_samples, n_frames, model.motion_dim), np.float64)
+    fade = _fade_in(overlap)
+    style_t = torch.tensor([style], dtype=torch.long, device=device)
+    with contextlib.ExitStack() as stack:
+        if len(spans) > 1:
+            features = stack.enter_context(_whole_clip_feature_norm(model, features))
+        for k, (a, b) in enumerate(progress(spans, desc="predict", unit="chunk") if len(spans) > 1 else spans):
+            _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
+                           fade if k > 0 else None, fade if k < len(spans) - 1 else None)
+    return out.astype(np.float32)
+
+
+def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b, fade_in, fade_out) -> None:
+    """Predict frames [a, b) and add them, weighted by the cross-fade ramps, into out (S, T, K)."""
+    audio = torch.from_numpy(np.ascontiguousarray(features[a:b], np.float32)).unsqueeze(0).to(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        pred = model.predict(audio, style_t, n_samples=n_samples)           # (S, 1, L, K)
+    pred = pred[:, 0].float().cpu().numpy()                                 # (S, L, K)
+    w = np.ones(b - a)
+    if fade_in is not None:
+        w[:len(fade_in)] = fade_in
+    if fade_out is not None:
+        w[-len(fade_out):] = 1.0 - fade_out
+    out[:, a:b] += pred * w[None, :, None]
+
+
+def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
+    """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps)."""
+    from vocagan.data.audio import features_at_fps
+    from vocagan.data.preprocess import audio_frames
+
+    spec = ckpt.features
+    if spec.kind == "deepspeech":
+        raise VocaganError("this model was trained on precomputed DeepSpeech windows (features.kind=deepspeech), "
+                           "which cannot be computed for new audio; retrain with features.kind=logmel (the default, "
+                           "computed from raw audio) to animate any speech file", where)
+    if spec.kind != "logmel":
+        raise VocaganError(f"features.kind '{spec.kind}' cannot be computed for new audio by animate; "
+                           "retrain with features.kind=logmel", where)
+    n_frames = audio_frames(len(samples), sr, int(fps))
+    if n_frames < 1:
+        raise VocaganError(f"audio too short ({len(samples)} samples at {sr} Hz is less than one frame "
+                           f"at {fps:g} fps)", where)
+    feats = features_at_fps(samples, sr, spec, fps, n_frames)
+    if feats.shape[1] != ckpt.audio_dim:
+        raise VocaganError(f"features have width {feats.shape[1]} but the model expects {ckpt.audio_dim}", where)
+    return feats
+
+
+# ----------------------------------------------------------------------------- animate
+def _resolve_styles(ckpt, style: str | None) -> list[str]:
+    styles = ckpt.styles
+    if style is None:
+        return styles[:1]
+    if style == "all":
+        return list(styles)
+    if style not in styles:
+        raise VocaganError(f"unknown style '{style}'; valid: all, {', '.join(styles)}", ckpt.path)
+    return [style]
+
+
+def _resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """-> (name, vertices (V, 3), faces (F, 3) from a mesh file or None)."""
+    names = prepared.template_names
+    n_vertices = int(prepared.meta["n_vertices"])
+    if template is None:
+        name = ckpt.styles[0] if ckpt.styles and ckpt.styles[0] in names else names[0]
+        return name, prepared.template(name), None
+    if template in names:
+        return template, prepared.template(template), None
+    path = Path(template)
+    if path.suffix.lower() in (".ply", ".obj") or path.exists():
+        from vocagan.data.mesh import read_mesh
+
+        verts, faces = read_mesh(path)
+        if len(verts) != n_vertices:
+            raise VocaganError(f"template has {len(verts)} vertices but the model's topology has {n_vertices}", path)
+        return path.name, verts, faces if len(faces) else None
+    raise VocaganError(f"unknown template '{template}': not a subject of this checkpoint "
+                       f"({', '.join(names)}) nor a PLY/OBJ file", ckpt.path)
+
+
+def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarray) -> Path:
+    """coefs (T, K) -> (T, V, 3) float32 .npy, decoded and written in blocks (atomic)."""
+    n_frames, n_vertices = len(coefs), len(template)
+    with atomic_path(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_frames, n_vertices, 3))
+        for a in range(0, n_frames, WRITE_BLOCK):
+            out[a:a + WRITE_BLOCK] = prepared.to_vertices(coefs[a:a + WRITE_BLOCK], template)
+        out.flush()
+        del out
+    return path
+
+
+def _write_meshes(folder: Path, vertices: np.ndarray, faces, kind: str) -> Path:
+    from vocagan.data.mesh import write_obj, write_ply
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in progress(range(len(vertices)), desc=kind, unit="frame"):
+        if kind == "ply":
+            write_ply(folder / f"frame_{t:06d}.ply", vertices[t], faces)
+        else:
+            write_obj(folder / f"frame_{t:06d}.obj", vertices[t], faces)
+    return folder
+
+
+def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, template: str | None = None,
+            style: str | None = None, samples: int = 1, fps: float | None = None, video: bool = True,
+            ply: bool = False, obj: bool = False, size: int = 800, *, seed: int = 0, device: str = "auto",
+            backend: str = "auto", chunk_seconds: float = CHUNK_SECONDS,
+            overlap_seconds: float = OVERLAP_SECONDS) -> AnimateResult:
+    """Animate `audio` with the model in `checkpoint`; outputs go to `out_dir` (see module docstring).
+
+    template: a subject stored in the checkpoint or a PLY/OBJ mesh of the same topology (default:
+    the first training subject). style: a training subject or 'all' (default: the first one).
+    samples: per style (VAE/GAN draw different latents; deterministic models repeat). fps: output
+    frame rate (default: the model's); motion is interpolated in coefficient space.
+    """
+    from vocagan.checkpoint import load_checkpoint
+    from vocagan.data.audio import interpolate_frames, load_audio
+
+    checkpoint, audio, out_dir = Path(checkpoint), Path(audio), Path(out_dir)
+    if samples < 1:
+        raise VocaganError(f"samples must be >= 1, got {samples}")
+    if fps is not None and fps <= 0:
+        raise VocaganError(f"fps must be positive, got {fps}")
+    dev = resolve_device(device)
+    model, ckpt = load_checkpoint(checkpoint, device=dev)
+    prepared = ckpt.prepared                                     # PCA basis, templates, faces
+    styles = _resolve_styles(ckpt, style)
+    template_name, template_verts, template_faces = _resolve_template(ckpt, prepared, template)
+    faces = template_faces if template_faces is not None else (prepared.faces if len(prepared.faces) else None)
+    if (video or obj) and faces is None:
+        raise VocaganError("the checkpoint holds no faces (trained without a template PLY): pass --template "
+                           "mesh.ply with the same topology, or --no-video", checkpoint)
+    x, sr = load_audio(audio)
+    model_fps, out_fps = ckpt.fps, float(fps or ckpt.fps)
+
+    started = time.perf_counter()
+    feats = audio_features(ckpt, x, sr, model_fps, where=audio)                   # (T, F) at model fps
+    chunk = max(8, int(round(chunk_seconds * model_fps)))
+    overlap = min(int(round(overlap_seconds * model_fps)), chunk // 2)
+    coefs = {s: predict_motion(model, feats, ckpt.style_index(s), samples, seed, chunk, overlap, dev)
+             for s in styles}                                                   # style -> (S, T, K)
+    compute = time.perf_counter() - started
+    n_out = len(feats) if out_fps == model_fps else max(1, int(round(len(x) * out_fps / sr)))   # as audio_frames
+
+    result = AnimateResult(out_dir=out_dir, checkpoint=checkpoint, audio=audio, model_name=ckpt.model_name,
+                           template=template_name, fps=out_fps, n_frames=n_out, audio_seconds=len(x) / sr,
+                           compute_seconds=compute)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for s in styles:
+        for k in range(samples):
+            c = coefs[s][k]
+            if out_fps != model_fps:
+                c = interpolate_frames(c, model_fps, out_fps, n_out)             # (T_out, K)
+            name = f"{audio.stem}_{s}" + (f"_sample{k}" if samples > 1 else "")
+            out = AnimateOutput(style=s, sample=k, vertices=_write_vertices(out_dir / f"{name}.npy", prepared,
+                                                                            c, template_verts))
+            vertices = np.load(out.vertices, mmap_mode="r")                      # (T, V, 3) stays on disk
+            for kind, wanted in (("ply", ply), ("obj", obj)):
+                if wanted:
+                    out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, kind))
+            if video:
+                from vocagan.render import render_frames, write_video
+
+                out.video = write_video(out_dir / f"{name}.mp4", render_frames(vertices, faces, size, backend),
+                                        out_fps, audio=audio, total=len(vertices))
+            result.outputs.append(out)
+            del vertices
+    log(f"animate: {len(result.outputs)} output(s) in {out_dir}")
+    return result

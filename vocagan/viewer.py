@@ -1,0 +1,305 @@
+"""One self-contained HTML page that plays a vertex animation in sync with its audio.
+
+The page needs no network: three.js (vendored in vocagan/assets/, see scripts/vendor_three.sh) is
+inlined and imported from a blob URL; the mesh is embedded compactly (the base frame as float32,
+then only the vertices that move, as int16-quantised offsets, zlib-compressed and decoded in the
+browser with DecompressionStream); the audio file is embedded as base64. The displayed frame is
+floor(audio.currentTime * fps), so picture and sound cannot drift. Controls: play/pause, a scrub
+slider, drag to orbit, wheel to zoom. The current frame is shown in the page (#frame) and in
+document.title, which is what the headless-browser test reads. `#autoplay` in the URL starts
+playback where the browser's autoplay policy allows it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from vocagan.errors import VocaganError
+from vocagan.render import ALBEDO, AMBIENT, BACKGROUND, FILL_LIGHT, KEY_LIGHT, check_mesh, load_vertices
+from vocagan.utils import atomic_write_text
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+THREE_JS = ASSETS / "three.module.min.js"
+BLOCK = 1024                        # frames encoded at a time
+MAX_RAW_AUDIO_BYTES = 8 << 20       # larger audio files are re-encoded to mp3 before embedding
+_AUDIO_MIME = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".flac": "audio/flac",
+               ".m4a": "audio/mp4", ".opus": "audio/ogg"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float) -> dict:
+    """Compact JSON-able form of (T, V, 3) vertices: base frame + int16 offsets of moving vertices.
+
+    Quantisation step = max |offset| / 32767 (sub-micrometre for speech motion); vertices whose
+    offset never exceeds half a step are static and not stored at all.
+    """
+    base = vertices[0].astype(np.float32)                                    # (V, 3)
+    blocks = [slice(t, t + BLOCK) for t in range(0, len(vertices), BLOCK)]  # bounded memory for long clips
+    peak = max(float(np.abs(vertices[b] - base).max()) for b in blocks)
+    scale = peak / 32767.0 if peak > 0 else 1.0
+    moving_mask = np.zeros(len(base), bool)
+    for b in blocks:
+        moving_mask |= (np.abs(vertices[b] - base) > scale / 2).any(axis=(0, 2))
+    moving = np.nonzero(moving_mask)[0].astype(np.uint32)                    # (M,)
+    packer = zlib.compressobj(6)
+    offsets = b"".join(packer.compress(np.round((vertices[b][:, moving] - base[moving]) / scale)
+                                       .astype("<i2").tobytes()) for b in blocks) + packer.flush()   # (T, M, 3)
+    index_type = "<u2" if len(base) < 65536 else "<u4"
+    return {
+        "fps": float(fps), "n_frames": int(len(vertices)), "n_vertices": int(len(base)),
+        "base": _b64(base.astype("<f4").tobytes()),
+        "faces": _b64(zlib.compress(faces.astype(index_type).tobytes(), 6)), "faces_u32": index_type == "<u4",
+        "moving": _b64(zlib.compress(moving.astype("<u4").tobytes(), 6)), "n_moving": int(len(moving)),
+        "scale": scale, "offsets": _b64(offsets),
+        "albedo": list(ALBEDO), "background": list(BACKGROUND), "key": KEY_LIGHT, "fill": FILL_LIGHT,
+        "ambient": AMBIENT,
+    }
+
+
+def _audio_source(audio_path: Path) -> str:
+    """A data: URL for the audio; big or unusual files are re-encoded to mp3 with the bundled ffmpeg."""
+    if not audio_path.is_file():
+        raise VocaganError("audio file not found", audio_path)
+    mime = _AUDIO_MIME.get(audio_path.suffix.lower())
+    if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
+        return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"
+    import subprocess
+    import tempfile
+
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory(prefix="vocagan-html-") as tmp:
+        out = Path(tmp) / "audio.mp3"
+        proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+                               "-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k",
+                               str(out)], capture_output=True)
+        if proc.returncode != 0:
+            lines = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise VocaganError(f"cannot read the audio ({lines[-1] if lines else 'ffmpeg failed'})", audio_path)
+        return f"data:audio/mpeg;base64,{_b64(out.read_bytes())}"
+
+
+def export_html(vertices: np.ndarray, faces: np.ndarray, out_html: str | Path, fps: float = 30,
+                audio_path: str | Path | None = None, title: str = "vocagan") -> Path:
+    """Write one self-contained HTML page playing vertices (T, V, 3) with faces (F, 3) at `fps`,
+    with the audio file (wav/mp3/ogg/flac; others re-encoded) embedded and kept in sync."""
+    out_html = Path(out_html)
+    if fps <= 0:
+        raise VocaganError(f"fps must be positive, got {fps}", out_html)
+    vertices, faces = check_mesh(vertices, faces)
+    if not THREE_JS.is_file():
+        raise VocaganError("vendored three.js missing; run scripts/vendor_three.sh", THREE_JS)
+    three = THREE_JS.read_text(encoding="utf-8")
+    if "</script" in three.lower() or "<!--" in three:
+        raise VocaganError("vendored three.js cannot be inlined (contains a script end tag)", THREE_JS)
+    mesh = json.dumps(encode_mesh(vertices, faces, fps)).replace("</", "<\\/")
+    audio = _audio_source(Path(audio_path)) if audio_path is not None else ""
+    page = (_PAGE.replace("@TITLE@", _html_escape(title))
+            .replace("@BACKGROUND@", "#%02x%02x%02x" % tuple(int(c * 255) for c in BACKGROUND))
+            .replace("@AUDIO@", f'<audio id="audio" preload="auto" src="{audio}"></audio>' if audio else "")
+            .replace("@MESH@", mesh).replace("@APP@", _APP))
+    page = page.replace("@THREE@", three)       # last: nothing is substituted inside three.js
+    atomic_write_text(out_html, page)
+    return out_html
+
+
+def export_html_files(vertices: str | Path, faces: str | Path, out: str | Path, fps: float = 30,
+                      audio: str | Path | None = None) -> Path:
+    """`vocagan export-html`: vertices .npy (T, V, 3) + a PLY/OBJ for the faces (+ audio) -> HTML."""
+    from vocagan.data.mesh import read_mesh
+
+    vertices, faces = Path(vertices), Path(faces)
+    verts = load_vertices(vertices)
+    _, tris = read_mesh(faces)
+    if len(tris) == 0:
+        raise VocaganError("the mesh has no faces", faces)
+    if tris.max() >= verts.shape[1]:
+        raise VocaganError(f"vertex count mismatch: the faces index {int(tris.max()) + 1}+ vertices but "
+                           f"{vertices.name} has {verts.shape[1]} per frame", faces)
+    verts, tris = check_mesh(verts, tris, vertices, faces)
+    return export_html(verts, tris, out, fps=fps, audio_path=audio, title=vertices.stem)
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("@", "&#64;")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>@TITLE@</title>
+<style>
+html, body { margin: 0; height: 100%; background: @BACKGROUND@; color: #ddd; font: 14px sans-serif; overflow: hidden; }
+#view { position: absolute; inset: 0 0 44px 0; touch-action: none; cursor: grab; }
+#bar { position: absolute; left: 0; right: 0; bottom: 0; height: 44px; display: flex; align-items: center;
+       gap: 10px; padding: 0 12px; background: #17171a; box-sizing: border-box; }
+#bar button { width: 64px; height: 30px; }
+#scrub { flex: 1; }
+#status { min-width: 150px; text-align: right; font-variant-numeric: tabular-nums; }
+</style></head>
+<body>
+<div id="view"></div>
+<div id="bar"><button id="play" type="button">play</button>
+<input id="scrub" type="range" min="0" max="0" value="0" step="1">
+<span id="status">frame <span id="frame">0</span></span></div>
+@AUDIO@
+<script type="text/plain" id="three-src">@THREE@</script>
+<script type="application/json" id="mesh-data">@MESH@</script>
+<script type="module">@APP@</script>
+</body></html>
+"""
+
+_APP = r"""
+const src = document.getElementById('three-src').textContent;
+const THREE = await import(URL.createObjectURL(new Blob([src], {type: 'text/javascript'})));
+const M = JSON.parse(document.getElementById('mesh-data').textContent);
+const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+async function inflate(b64) {   // zlib stream -> ArrayBuffer
+  const stream = new Blob([bytes(b64)]).stream().pipeThrough(new DecompressionStream('deflate'));
+  return await new Response(stream).arrayBuffer();
+}
+const base = new Float32Array(bytes(M.base).buffer);                      // (V*3)
+const faceBuf = await inflate(M.faces);
+const faces = M.faces_u32 ? new Uint32Array(faceBuf) : new Uint16Array(faceBuf);
+const moving = new Uint32Array(await inflate(M.moving));                   // (M,)
+const offsets = new Int16Array(await inflate(M.offsets));                 // (T*M*3)
+const T = M.n_frames, NM = M.n_moving, fps = M.fps;
+
+const view = document.getElementById('view');
+const renderer = new THREE.WebGLRenderer({antialias: true, preserveDrawingBuffer: true});
+renderer.setPixelRatio(window.devicePixelRatio || 1);
+view.appendChild(renderer.domElement);
+const scene = new THREE.Scene();
+// Linear output with render.py's light intensities (x pi: three's Lambert BRDF divides by pi), so the
+// page looks like the mp4 frames.
+renderer.outputColorSpace = THREE.LinearSRGBColorSpace;
+scene.background = new THREE.Color().setRGB(...M.background);
+const geometry = new THREE.BufferGeometry();
+const positions = new Float32Array(base);
+const posAttr = new THREE.BufferAttribute(positions, 3);
+posAttr.setUsage(THREE.DynamicDrawUsage);
+geometry.setAttribute('position', posAttr);
+geometry.setIndex(new THREE.BufferAttribute(faces, 1));
+geometry.computeVertexNormals();
+geometry.computeBoundingBox();
+const material = new THREE.MeshPhongMaterial({shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide});
+material.color.setRGB(...M.albedo);
+scene.add(new THREE.Mesh(geometry, material));
+
+// Camera framing as vocagan.render.frame_camera: fit the x/y extent of frame 0, head facing +z.
+const box = geometry.boundingBox, center = box.getCenter(new THREE.Vector3()), half = box.getSize(new THREE.Vector3()).multiplyScalar(0.5);
+const camera = new THREE.PerspectiveCamera(20, 1, 0.001, 100);
+for (const [intensity, x, y, z] of [[M.key[1], ...M.key[0]], [M.fill[1], ...M.fill[0]]]) {   // key, fill (as render.py)
+  const light = new THREE.DirectionalLight(0xffffff, intensity * Math.PI);
+  light.position.set(x, y, z);     // in camera space; shining towards the camera's origin
+  light.target = camera;
+  camera.add(light);
+}
+scene.add(camera);
+scene.add(new THREE.AmbientLight(0xffffff, M.ambient * Math.PI));
+// Orbit controls (drag = rotate around the head, wheel = zoom): spherical coordinates around `center`.
+const orbit = {theta: 0, phi: 0, radius: 1};
+function placeCamera() {
+  const c = Math.cos(orbit.phi);
+  camera.position.set(center.x + orbit.radius * c * Math.sin(orbit.theta), center.y + orbit.radius * Math.sin(orbit.phi),
+                      center.z + orbit.radius * c * Math.cos(orbit.theta));
+  camera.lookAt(center);
+  camera.near = orbit.radius / 100; camera.far = orbit.radius * 100; camera.updateProjectionMatrix();
+}
+function resize() {
+  const w = view.clientWidth || 1, h = view.clientHeight || 1;
+  renderer.setSize(w, h);
+  camera.aspect = w / h;
+  const t = Math.tan(THREE.MathUtils.degToRad(camera.fov) / 2);
+  orbit.radius = Math.max(half.y, half.x / camera.aspect) * 1.08 / t + half.z;
+  placeCamera();
+}
+let drag = null;
+view.addEventListener('pointerdown', (e) => { drag = {x: e.clientX, y: e.clientY}; view.setPointerCapture(e.pointerId); });
+view.addEventListener('pointerup', () => { drag = null; });
+view.addEventListener('pointermove', (e) => {
+  if (!drag) return;
+  orbit.theta -= (e.clientX - drag.x) * 0.01;
+  orbit.phi = Math.max(-1.5, Math.min(1.5, orbit.phi + (e.clientY - drag.y) * 0.01));
+  drag = {x: e.clientX, y: e.clientY};
+  placeCamera();
+});
+view.addEventListener('wheel', (e) => { e.preventDefault(); orbit.radius *= Math.exp(e.deltaY * 0.001); placeCamera(); },
+                      {passive: false});
+window.addEventListener('resize', resize);
+resize();
+
+// Playback: the audio clock drives the frame (frame = floor(currentTime * fps)); without audio a wall clock.
+const audio = document.getElementById('audio');
+const playButton = document.getElementById('play'), scrub = document.getElementById('scrub');
+const frameLabel = document.getElementById('frame');
+scrub.max = String(T - 1);
+let playing = false, clockStart = 0, clockOffset = 0, shown = -1;
+const duration = T / fps;
+function currentTime() {
+  if (audio) return audio.currentTime;
+  return playing ? clockOffset + (performance.now() - clockStart) / 1000 : clockOffset;
+}
+function setFrame(frame) {
+  frame = Math.max(0, Math.min(T - 1, frame));
+  if (frame === shown) return;
+  const o = frame * NM * 3, s = M.scale;
+  for (let k = 0; k < NM; k++) {
+    const v = moving[k] * 3, q = o + k * 3;
+    positions[v] = base[v] + offsets[q] * s;
+    positions[v + 1] = base[v + 1] + offsets[q + 1] * s;
+    positions[v + 2] = base[v + 2] + offsets[q + 2] * s;
+  }
+  posAttr.needsUpdate = true;
+  geometry.computeVertexNormals();
+  shown = frame;
+  scrub.value = String(frame);
+  frameLabel.textContent = String(frame);
+  document.title = `${document.title.split(' | ')[0]} | frame ${frame}`;
+}
+async function play() {
+  if (audio) {
+    if (audio.ended || audio.currentTime >= duration) audio.currentTime = 0;
+    try { await audio.play(); } catch (err) {          // blocked by the autoplay policy: wait for a click
+      playButton.textContent = 'play'; return;
+    }
+  } else {
+    if (clockOffset >= duration) clockOffset = 0;
+    clockStart = performance.now();
+  }
+  playing = true; playButton.textContent = 'pause';
+}
+function pause() {
+  if (audio) audio.pause(); else clockOffset = currentTime();
+  playing = false; playButton.textContent = 'play';
+}
+playButton.addEventListener('click', () => (playing ? pause() : play()));
+scrub.addEventListener('input', () => {
+  const t = Number(scrub.value) / fps;
+  if (audio) audio.currentTime = t; else { clockOffset = t; clockStart = performance.now(); }
+  setFrame(Number(scrub.value));
+});
+if (audio) audio.addEventListener('ended', () => pause());
+function update() {
+  if (!playing) return;
+  const t = currentTime();
+  if (!audio && t >= duration) { clockOffset = duration; pause(); }
+  setFrame(Math.floor(t * fps));
+}
+function tick() {
+  update();
+  renderer.render(scene, camera);
+  requestAnimationFrame(tick);
+}
+setFrame(0);
+requestAnimationFrame(tick);
+setInterval(update, 250 / fps);   // keeps the frame state current even where rAF is throttled (hidden tab)
+if (location.hash.includes('autoplay')) play();
+"""
