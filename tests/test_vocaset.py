@@ -358,6 +358,14 @@ def test_resolve_paths_explicit_paths_win(corpus, tmp_path):
     cfg = DataConfig(data_verts_path=str(corpus[0] / "data_verts.npy"), idx_map_path=str(corpus[0] /
                      "subj_seq_to_idx.pkl"), template_path=str(other))
     paths = resolve_paths(cfg)
+    # the seed's explicit flags only: optional files are found next to data_verts.npy
+    assert paths.raw_audio == corpus[0] / "raw_audio_fixed.pkl"
+    assert paths.template_ply == corpus[0] / "FLAME_sample.ply"
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(corpus[0] / "data_verts.npy", lone)
+    paths = resolve_paths(DataConfig(data_verts_path=str(lone / "data_verts.npy"), idx_map_path=str(
+        corpus[0] / "subj_seq_to_idx.pkl"), template_path=str(other)))
     assert paths.deepspeech is None and paths.raw_audio is None and paths.template_ply is None
 
 

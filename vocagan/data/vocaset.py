@@ -303,6 +303,9 @@ def resolve_paths(cfg: DataConfig) -> VocasetPaths:
     root = Path(cfg.root) if cfg.root else None
     if root is not None and not root.is_dir():
         raise VocaganError("data folder not found", root)
+    # With only the seed's explicit flags, optional files (raw_audio_fixed.pkl, masks) are looked
+    # for next to data_verts.npy: VOCASET ships its training files in one folder.
+    siblings = Path(cfg.data_verts_path).parent if root is None and cfg.data_verts_path else None
 
     def pick(explicit: str | None, name: str, required: bool) -> Path | None:
         if explicit:
@@ -312,7 +315,7 @@ def resolve_paths(cfg: DataConfig) -> VocasetPaths:
         if root is None:
             if required:
                 raise VocaganError(f"no {name}: give the data folder (data.root / --data) or its explicit path")
-            return None
+            return siblings / name if siblings is not None and (siblings / name).is_file() else None
         if (root / name).is_file():
             return root / name
         if required:
