@@ -298,6 +298,9 @@ class VocasetPaths:
     layout: str = "vocaset"  # "vocaset" | "converted"
 
 
+_REPORTED: set[str] = set()  # holes already reported in this process
+
+
 def resolve_paths(cfg: DataConfig) -> VocasetPaths:
     """Explicit paths win over `cfg.root`/<standard name>; a missing required file is an error."""
     root = Path(cfg.root) if cfg.root else None
@@ -523,8 +526,10 @@ class Vocaset:
         if self.gaps:
             parts.append(f"{len(self.gaps)} sequence(s) have frame-index gaps (e.g. {self.gaps[0][0]}/"
                          f"{self.gaps[0][1]}: {self.gaps[0][2]} missing), frames taken in index order")
-        if parts:
-            log("vocaset: " + "; ".join(parts))
+        message = "vocaset: " + "; ".join(parts)
+        if parts and message not in _REPORTED:  # once per process, though prepare/evaluate reopen the data
+            _REPORTED.add(message)
+            log(message)
 
     def subjects(self) -> list[str]:
         return sorted(self._index)

@@ -1,0 +1,33 @@
+"""The seed's whole process end to end at toy size: prepare -> train -> evaluate -> video, through the
+seed's own script and flags."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_seed_script_runs_the_whole_process(tiny_corpus, tmp_path):
+    out_model = tmp_path / "best_model_gan.pt"
+    cmd = [sys.executable, str(REPO / "main_transformer_gan.py"),
+           "--data_verts_path", str(tiny_corpus / "data_verts.npy"),
+           "--audio_pkl_path", str(tiny_corpus / "processed_audio_deepspeech.pkl"),
+           "--idx_map_path", str(tiny_corpus / "subj_seq_to_idx.pkl"),
+           "--template_path", str(tiny_corpus / "templates.pkl"),
+           "--template_ply_path", str(tiny_corpus / "FLAME_sample.ply"),
+           "--epochs", "1", "--batch_size", "4", "--output_model", str(out_model),
+           "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+           "--set", "model.d_model=32", "--set", "model.n_layers=1", "--set", "model.d_channels=16"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={"VOCAGAN_PROGRESS": "0", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    assert out_model.is_file() and (run / "train" / "best.pt").is_file()
+    assert (run / "eval" / "metrics.json").is_file() and (run / "eval" / "metrics.md").is_file()
+    assert list((run / "train").glob("*.png")), "training curves missing"
+    videos = list((run / "video").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 10_000
+    assert "LVE" in proc.stdout
