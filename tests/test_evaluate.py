@@ -1,0 +1,196 @@
+"""Evaluation: pure pieces by hand (context stacking, ridge, frame resampling, config merge), then the
+whole protocol on a checkpoint trained for 1 epoch on the tiny corpus (outputs, saved predictions whose
+recomputed LVE matches the report, baselines, CLI)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vocagan import metrics as M
+from vocagan.config import Config, DataConfig
+from vocagan.errors import VocaganError
+from vocagan.evaluate import (_data_config, context_features, evaluate, evaluate_baselines, fit_ridge,
+                              resample_frames)
+
+
+# ----------------------------------------------------------------------------- pure pieces
+def test_context_features_by_hand():
+    audio = np.array([[1.0], [2.0], [3.0]])
+    np.testing.assert_array_equal(context_features(audio, context=1), [[1, 1, 2], [1, 2, 3], [2, 3, 3]])
+    assert context_features(np.zeros((5, 4)), context=2).shape == (5, 20)
+
+
+def test_fit_ridge_recovers_a_linear_map_and_picks_lambda_on_val():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    w = np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]])
+    y = x @ w + [1.0, -1.0]
+    x_val = rng.normal(size=(100, 3))
+    model = fit_ridge(x, y, x_val, x_val @ w + [1.0, -1.0], lambdas=(1e-3, 1e4))
+    assert model.lam == 1e-3  # the nearly unregularised fit is the better one on noise-free val data
+    np.testing.assert_allclose(model(x_val), x_val @ w + [1.0, -1.0], atol=1e-3)
+
+
+def test_resample_frames_by_hand():
+    x = np.arange(6, dtype=np.float32)[:, None]                # frames at 60 fps: times 0, 1/60, ...
+    np.testing.assert_array_equal(resample_frames(x, 60, 30)[:, 0], [0, 2, 4])
+    np.testing.assert_array_equal(resample_frames(x, 30, 30)[:, 0], x[:, 0])
+    # 30 -> 20 fps: times 0, 1/20, 2/20, 3/20 = source positions 0, 1.5, 3, 4.5
+    np.testing.assert_allclose(resample_frames(x, 30, 20)[:, 0], [0, 1.5, 3, 4.5])
+
+
+def test_data_config_replaces_only_file_locations():
+    ckpt = Config()
+    ckpt.data.root, ckpt.data.fps, ckpt.data.test_sentences = "/old", 60, [21]
+    given = DataConfig(root="/new", masks_path="/m.pkl")
+    merged = _data_config(ckpt, given)
+    assert merged.data.root == "/new" and merged.data.masks_path == "/m.pkl"
+    assert merged.data.fps == 60 and merged.data.test_sentences == [21]
+    assert _data_config(ckpt, None) is ckpt
+
+
+# ----------------------------------------------------------------------------- on the tiny corpus
+SMALL_RNN = {"name": "rnn", "hidden": 32, "n_layers": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(request, tmp_path_factory):
+    """A 1-epoch RNN checkpoint on the tiny corpus, its config, and its evaluation with saved predictions."""
+    pytest.importorskip("vocagan.data.synthetic")
+    from vocagan.train import train
+
+    root = tmp_path_factory.mktemp("eval")
+    cfg = Config()
+    cfg.data.root = str(request.getfixturevalue("tiny_corpus"))
+    cfg.prep.cache_dir = str(root / "cache")
+    cfg.model = dict(SMALL_RNN)
+    cfg.train.epochs, cfg.train.batch_size = 1, 8
+    result = train(cfg, root / "run")
+    preds = root / "preds"
+    ev = evaluate(result.best_checkpoint, None, root / "eval", save_predictions=preds)
+    return cfg, result.best_checkpoint, ev, preds, root
+
+
+def _gt(cfg: Config, subject: str, sentence: str, n: int) -> np.ndarray:
+    from vocagan.data.vocaset import open_vocaset
+
+    return open_vocaset(cfg.data).load_verts(subject, sentence)[:: cfg.data.source_fps // 30][:n]
+
+
+def test_evaluate_writes_outputs_with_finite_metrics(trained):
+    cfg, _, ev, _, _ = trained
+    for name in ("metrics.json", "per_sequence.csv", "metrics.md", "lve_per_sequence.png", "mouth_opening.png",
+                 "error_heatmap.png"):
+        assert (ev.out_dir / name).is_file() and (ev.out_dir / name).stat().st_size > 0, name
+    for key in ("lve", "lve_seq", "lve_mm", "mve_mm", "mve_lips_mm", "fdd", "fdd_abs", "mouth_corr",
+                "mouth_diff_mm", "lag", "accel_mm", "jitter_mm"):
+        assert math.isfinite(ev.metrics[key]) and math.isfinite(ev.fixed[key]), key
+    assert ev.metrics["lve"] > 0 and -M.MAX_LAG <= ev.metrics["lag"] <= M.MAX_LAG
+    saved = json.loads((ev.out_dir / "metrics.json").read_text())
+    assert saved["metrics"]["lve"] == pytest.approx(ev.metrics["lve"])
+    p = saved["protocol"]
+    assert p["fps"] == 30 and p["region_source"] and "8 training styles" in p["conditions"]
+    table = (ev.out_dir / "metrics.md").read_text()
+    assert "frame-pooled" in table and "sequence-averaged" in table and "evaluation fps: 30" in table
+    assert "lip region:" in table
+    # deterministic model: no diversity; the test split's subjects are the two unseen ones
+    assert math.isnan(ev.metrics["diversity_mm"])
+    assert p["subjects"] == sorted(cfg.data.test_subjects)
+
+
+def test_saved_predictions_reproduce_the_reported_lve(trained):
+    cfg, _, ev, preds, _ = trained
+    from vocagan.checkpoint import load_checkpoint
+
+    _, ckpt = load_checkpoint(trained[1])
+    files = sorted(preds.glob("*.npy"))
+    rows = ev.per_sequence
+    assert len(files) == len(rows) == ev.protocol["n_sequences"] * len(ckpt.styles)
+    lips = np.asarray(ckpt.stats["region_lips"])
+    per_frame: dict[str, list] = {s: [] for s in ckpt.styles}
+    for row in rows:
+        path = preds / f"{row['subject']}_{row['sentence']}_{row['style']}.npy"
+        pred = np.load(path)
+        assert pred.dtype == np.float32 and pred.shape == (row["frames"], ckpt.stats["templates"].shape[1], 3)
+        per_frame[row["style"]].append(M.lip_max_sq_error(pred, _gt(cfg, row["subject"], row["sentence"],
+                                                                    len(pred)), lips))
+    fixed = M.pool_frames(per_frame[ckpt.styles[0]])
+    assert fixed == pytest.approx(ev.fixed["lve"], rel=1e-6)
+    assert np.mean([M.pool_frames(v) for v in per_frame.values()]) == pytest.approx(ev.metrics["lve"], rel=1e-6)
+    # every vertex outside the mouth crop is the template (zero motion there)
+    crop = np.asarray(ckpt.stats["crop"])
+    outside = np.setdiff1d(np.arange(pred.shape[1]), crop)
+    from vocagan.data.vocaset import open_vocaset
+
+    template = open_vocaset(cfg.data).templates[row["subject"]]
+    np.testing.assert_array_equal(pred[:, outside], np.broadcast_to(template[outside], pred[:, outside].shape))
+
+
+def test_one_style_and_bad_style(trained, tmp_path):
+    cfg, ckpt, ev, _, _ = trained
+    style = cfg.data.train_subjects[1]
+    one = evaluate(ckpt, None, tmp_path / "one", style=style, fps=60)   # 30 fps model, 60 fps ground truth
+    assert {r["style"] for r in one.per_sequence} == {style}
+    assert one.metrics["lve"] == pytest.approx(one.fixed["lve"]) and math.isfinite(one.metrics["lve"])
+    assert one.protocol["fps"] == 60 and one.protocol["model_fps"] == 30
+    assert abs(one.protocol["n_frames"] - 2 * ev.protocol["n_frames"]) <= 2 * ev.protocol["n_sequences"]
+    with pytest.raises(VocaganError, match="not a training subject"):
+        evaluate(ckpt, None, tmp_path / "bad", style="nobody")
+
+
+def test_baselines(trained, tmp_path):
+    cfg, _, ev, _, _ = trained
+    results = evaluate_baselines(cfg, tmp_path / "base")
+    assert set(results) == {"zero motion", "mean motion", "ridge"}
+    for r in results.values():
+        assert math.isfinite(r.metrics["lve"]) and (r.out_dir / "metrics.json").is_file()
+    # zero motion is the template itself: recompute its LVE from the ground truth alone
+    from vocagan.data.vocaset import open_vocaset
+
+    vs = open_vocaset(cfg.data)
+    lips = _lips(trained[1])  # the baselines' regions come from the same prepared data as the model's
+    per_frame = []
+    for row in results["zero motion"].per_sequence:
+        gt = _gt(cfg, row["subject"], row["sentence"], row["frames"])
+        per_frame.append(M.lip_max_sq_error(np.broadcast_to(vs.templates[row["subject"]], gt.shape), gt, lips))
+    assert M.pool_frames(per_frame) == pytest.approx(results["zero motion"].metrics["lve"], rel=1e-6)
+    assert results["zero motion"].metrics["accel_mm"] == 0.0
+
+
+def _lips(checkpoint: Path) -> np.ndarray:
+    from vocagan.checkpoint import load_checkpoint
+
+    return np.asarray(load_checkpoint(checkpoint)[1].stats["region_lips"])
+
+
+def test_cli_evaluate(trained, tmp_path, capsys):
+    from vocagan.cli import main
+
+    cfg, ckpt, _, _, _ = trained
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "cli"),
+                 "--style", cfg.data.train_subjects[0]]) == 0
+    out = capsys.readouterr().out
+    assert "LVE (x1e-5 m², frame-pooled)" in out and (tmp_path / "cli" / "metrics.json").is_file()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_bad_fps_fails_early(trained, tmp_path):
+    with pytest.raises(VocaganError, match="must be a positive divisor"):
+        evaluate(trained[1], None, tmp_path / "x", fps=25)
+    assert not (tmp_path / "x").exists()
+
+
+def test_masks_given_at_evaluation_define_the_metric_regions(trained, tmp_path):
+    """A masks file passed at evaluation is what LVE/FDD use (here the corpus' own masks, which the
+    training also used, so the numbers are the same) and the report names it."""
+    cfg, ckpt, ev, _, _ = trained
+    data = DataConfig(root=cfg.data.root, masks_path=str(Path(cfg.data.root) / "region_masks.pkl"))
+    again = evaluate(ckpt, data, tmp_path / "masks", style=cfg.data.train_subjects[0])
+    assert "given at evaluation" in again.protocol["region_source"]
+    assert again.metrics["lve"] == pytest.approx(ev.fixed["lve"], rel=1e-6)

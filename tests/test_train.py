@@ -1,0 +1,173 @@
+"""The training loop on the tiny synthetic corpus: run folder, resume, reproducibility, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vocagan.train as train_module
+from vocagan.checkpoint import load_checkpoint
+from vocagan.config import load_config
+from vocagan.errors import VocaganError
+from vocagan.models import MODELS
+from vocagan.train import lr_factor, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = {
+    "rnn": ["model.hidden=16", "model.n_layers=1", "model.style_dim=4"],
+    "transformer": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1"],
+    "transformer_vae": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.latent_dim=4"],
+    "transformer_gan": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.d_channels=8",
+                        "model.d_layers=2", "model.adv_start_epoch=1", "model.adv_ramp_epochs=1"],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and far faster on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One prepared-data cache for the whole module: the tiny corpus is prepared once."""
+    return tmp_path_factory.mktemp("prepared")
+
+
+def tiny_cfg(corpus: Path, cache: Path, name: str, epochs: int = 2, extra: list[str] = ()):
+    overrides = [f"data.root={corpus}", f"prep.cache_dir={cache}", f"model.name={name}", f"train.epochs={epochs}",
+                 "train.batch_size=4", "train.crop_frames=24", "train.warmup_steps=2", "train.device=cpu",
+                 *TINY_MODEL[name], *extra]
+    return load_config(overrides=overrides)
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 4, 20) for s in range(21)]
+    assert f[0] == 0.25 and f[3] == 1.0
+    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+    assert f[20] == pytest.approx(train_module.MIN_LR_RATIO)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_two_epochs_write_the_run_folder(name, tiny_corpus, cache, tmp_path):
+    run = tmp_path / "run"
+    result = train(tiny_cfg(tiny_corpus, cache, name), run)
+    for f in ("config.yaml", "metrics.jsonl", "metrics.csv", "best.pt", "last.pt", "loss.png", "val_lve.png"):
+        assert (run / f).is_file(), f
+    if name == "transformer_gan":
+        assert (run / "gan.png").is_file()
+    if name == "transformer_vae":
+        assert (run / "kl.png").is_file()
+    r = rows(run)
+    assert [x["epoch"] for x in r] == [1, 2]
+    for key in ("train_loss", "train_recon", "train_velocity", "train_lip", "val_loss", "val_lve", "lr", "time_s"):
+        assert all(key in x and x[key] == x[key] for x in r), key   # present and not NaN
+    if name == "transformer_gan":
+        assert all("d_loss" in x and "train_adv" in x for x in r)
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val_lve" in header and "train_loss" in header
+    assert result.best_checkpoint == run / "best.pt"
+    assert result.best_val_lve == min(x["val_lve"] for x in r)
+    assert set(result.baselines) == {"zero motion", "mean motion"} and all(v > 0 for v in result.baselines.values())
+    assert "best val LVE" in result.summary()
+    model, ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt.model_name == name and ckpt.epoch == result.best_epoch
+    assert ckpt.metrics["val_lve"] == pytest.approx(result.best_val_lve)
+    assert ckpt.config.model["name"] == name
+
+
+@pytest.mark.parametrize("name", ["transformer_gan", "transformer_vae"])
+def test_interrupted_then_resumed_run_is_bit_identical(name, tiny_corpus, cache, tmp_path, monkeypatch):
+    cfg = tiny_cfg(tiny_corpus, cache, name, epochs=3)
+    train(cfg, tmp_path / "straight")
+
+    def interrupt(epoch):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_epoch_end_hook", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed")
+    assert [x["epoch"] for x in rows(tmp_path / "resumed")] == [1]
+    monkeypatch.setattr(train_module, "_epoch_end_hook", lambda epoch: None)
+    train(cfg, tmp_path / "resumed", resume=True)
+
+    a, b = weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "resumed" / "last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    strip = [{k: v for k, v in x.items() if k != "time_s"} for x in rows(tmp_path / "straight")]
+    assert strip == [{k: v for k, v in x.items() if k != "time_s"} for x in rows(tmp_path / "resumed")]
+
+
+def test_same_seed_same_metrics_other_seed_differs(tiny_corpus, cache, tmp_path):
+    runs = {}
+    for tag, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(tiny_cfg(tiny_corpus, cache, "transformer", extra=[f"train.seed={seed}"]), tmp_path / tag)
+        runs[tag] = [{k: v for k, v in x.items() if k != "time_s"} for x in rows(tmp_path / tag)]
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]
+
+
+def test_resume_errors(tiny_corpus, cache, tmp_path):
+    cfg = tiny_cfg(tiny_corpus, cache, "rnn", epochs=1)
+    with pytest.raises(VocaganError, match="nothing to resume"):
+        train(cfg, tmp_path / "empty", resume=True)
+    train(cfg, tmp_path / "run")
+    changed = tiny_cfg(tiny_corpus, cache, "rnn", epochs=2, extra=["model.hidden=24"])
+    with pytest.raises(VocaganError, match="model.hidden"):
+        train(changed, tmp_path / "run", resume=True)
+    longer = tiny_cfg(tiny_corpus, cache, "rnn", epochs=2)   # more epochs may be asked for
+    result = train(longer, tmp_path / "run", resume=True)
+    assert [x["epoch"] for x in rows(tmp_path / "run")] == [1, 2] and result.epochs_run == 2
+
+
+def test_early_stopping(tiny_corpus, cache, tmp_path, monkeypatch):
+    scores = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8])
+    real_validate = train_module.validate
+
+    def fake_validate(*a, **kw):
+        out = real_validate(*a, **kw)
+        out["val_lve"] = next(scores)
+        return out
+
+    monkeypatch.setattr(train_module, "validate", fake_validate)
+    cfg = tiny_cfg(tiny_corpus, cache, "rnn", epochs=6, extra=["train.patience=2"])
+    result = train(cfg, tmp_path / "run")
+    assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2
+    assert load_checkpoint(tmp_path / "run" / "best.pt")[1].epoch == 2
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tiny_corpus, cache, tmp_path):
+    """`torchrun --nproc_per_node=2 -m vocagan train ...`: gloo DDP, one writer, a loadable model."""
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vocagan",
+           "train", "--model", "transformer_gan", "--data", str(tiny_corpus), "--out", str(run), "--epochs", "2",
+           "--batch-size", "4", "--cache-dir", str(cache), "--set", "train.crop_frames=24",
+           "--set", "train.device=cpu"] + [a for o in TINY_MODEL["transformer_gan"] for a in ("--set", o)]
+    env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(DDP)" in proc.stderr and "best val LVE" in proc.stdout
+    assert [x["epoch"] for x in rows(run)] == [1, 2]
+    model, ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt.model_name == "transformer_gan"
+    assert not list(run.glob(".tmp-*"))

@@ -1,0 +1,169 @@
+"""The interface every model implements, and the reconstruction losses they share.
+
+    model = build({"name": "transformer", "d_model": 128}, audio_dim=80, motion_dim=32, n_styles=8)
+    motion = model(audio, style, mask)                # (B,T,F), (B,), (B,T) -> (B,T,K)
+    parts = model.loss(batch)                         # {"loss": ..., "recon": ..., "velocity": ..., ...}
+    samples = model.predict(audio, style, n_samples)  # (n_samples, B, T, K), any T
+
+`motion` is the normalised PCA coefficients of the mouth region (see data/preprocess.py). `style`
+indexes the training subjects; unseen subjects are animated with a training style the caller picks.
+Optional hooks the trainer calls (no-ops here): `set_epoch(epoch)` for schedules inside a model
+(KL annealing, adversarial warm-up) and `set_decoder(LipDecoder)` for vertex-space lip losses.
+A GAN adds a `discriminator` module and `discriminator_loss(batch)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from vocagan.errors import VocaganError
+from vocagan.models.layers import ConvFrontEnd, LipDecoder, full_mask, masked_mean, vertex_losses
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model shares (each model's Config extends it): the audio front end and the
+    weights of the reconstruction losses. The vertex-space terms need `set_decoder` (the trainer
+    installs it); without it only `recon` and a coefficient-space `velocity` are computed."""
+
+    conv_layers: int = 2             # front-end residual temporal convolutions
+    conv_kernel: int = 5             # frames; context = conv_layers * (kernel // 2) each side
+    dropout: float = 0.1
+    utterance_norm: bool = True      # z-score each audio feature over the sequence (speaker/channel invariance)
+    freq_masks: int = 2              # training augmentation: feature bands zeroed per sequence...
+    freq_mask_width: int = 8         # ...each up to this many features wide
+    freq_shift: int = 0              # training augmentation: shift features by up to +-this many bins (log-mel only)
+    recon_weight: float = 0.1        # MSE on normalised PCA coefficients (all components equally)
+    mouth_weight: float = 1.0        # mean squared mouth-crop vertex error, mm^2
+    velocity_weight: float = 1.0     # the same on frame-to-frame differences (timing of openings/closings)
+    lip_weight: float = 0.5          # mean squared lip-vertex error, mm^2
+    lip_max_weight: float = 0.5      # per-frame max over lip vertices (the LVE itself), mm^2
+
+
+class MotionModel(nn.Module):
+    """Base class: stores dims and config, validates inputs, shares losses and `predict`."""
+
+    Config = ModelConfig  # subclasses replace it with their own dataclass (which includes these fields)
+    name = "base"
+
+    def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int):
+        super().__init__()
+        self.cfg = cfg
+        self.audio_dim, self.motion_dim, self.n_styles = int(audio_dim), int(motion_dim), int(n_styles)
+        self.lip_decoder: LipDecoder | None = None
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ hooks for the trainer
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer at the start of every epoch (0-based)."""
+        self.epoch = int(epoch)
+
+    def set_decoder(self, decoder: LipDecoder | None) -> None:
+        """Install the lip-vertex decoder so `loss` adds the vertex-space lip terms."""
+        self.lip_decoder = decoder
+
+    def describe(self) -> dict:
+        """Everything needed to rebuild this model: name, hyper-parameters, dims."""
+        return {"name": self.name, "config": asdict(self.cfg), "audio_dim": self.audio_dim,
+                "motion_dim": self.motion_dim, "n_styles": self.n_styles}
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters the main optimiser updates (everything except a discriminator)."""
+        skip = {id(p) for p in self.discriminator.parameters()} if hasattr(self, "discriminator") else set()
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    # ------------------------------------------------------------------ interface
+    def forward(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        pred = self(batch["audio"], batch["style"], batch["mask"])
+        parts = self.reconstruction_losses(pred, batch["motion"], batch["mask"])
+        parts["loss"] = self.weighted(parts)
+        return parts
+
+    @torch.no_grad()
+    def predict(self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,T,F), (B,) -> (n_samples, B, T, K). Deterministic models repeat the one prediction."""
+        self.check_inputs(audio, style)
+        out = self(audio, style, mask)
+        return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
+
+    # ------------------------------------------------------------------ shared pieces
+    def check_inputs(self, audio: torch.Tensor, style: torch.Tensor) -> None:
+        if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
+            raise VocaganError(f"audio features must be (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
+        if style.shape != audio.shape[:1]:
+            raise VocaganError(f"style must be (B,) = ({audio.shape[0]},), got {tuple(style.shape)}")
+        if style.numel() and (int(style.min()) < 0 or int(style.max()) >= self.n_styles):
+            raise VocaganError(f"style index out of range 0..{self.n_styles - 1} (unseen subjects need a "
+                               f"training style): {style.tolist()}")
+
+    def front_end(self, d_model: int) -> ConvFrontEnd:
+        return make_front_end(self.cfg, self.audio_dim, d_model)
+
+    def reconstruction_losses(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
+        """recon (coefficient MSE); with the decoder also mouth, velocity, lip, lip_max in mm^2 (velocity
+        in mm^2 per frame^2; without the decoder it is the coefficient-space velocity MSE)."""
+        pred = pred.float()
+        parts = {"recon": masked_mean((pred - target).pow(2), mask)}
+        pair = mask[:, 1:] & mask[:, :-1]                                         # (B,T-1) both frames valid
+        dv = (pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])     # (B,T-1,K)
+        dec = self.lip_decoder
+        if dec is None:
+            parts["velocity"] = masked_mean(dv.pow(2), pair) if dv.shape[1] else pred.sum() * 0
+            return parts
+        # mouth-crop vertex MSE without decoding all vertices: the PCA rows are orthonormal, so
+        # mean_v |err_v|^2 = sum_k w_k * err_k^2 with w_k = (1000 * std_k)^2 / M  (mm^2)
+        parts["mouth"] = masked_mean((pred - target).pow(2) @ dec.mouth_weights, mask)
+        parts["velocity"] = masked_mean(dv.pow(2) @ dec.mouth_weights, pair) if dv.shape[1] else pred.sum() * 0
+        parts.update(vertex_losses(pred, target, mask, dec))
+        return parts
+
+    def weighted(self, parts: dict) -> torch.Tensor:
+        """Sum of `parts[name] * cfg.<name>_weight` over the reconstruction terms present."""
+        c = self.cfg
+        total = c.recon_weight * parts["recon"] + c.velocity_weight * parts["velocity"]
+        if "lip" in parts:
+            total = total + c.mouth_weight * parts["mouth"] + c.lip_weight * parts["lip"] \
+                + c.lip_max_weight * parts["lip_max"]
+        return total
+
+    @staticmethod
+    def mask_or_full(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return full_mask(audio) if mask is None else mask.bool()
+
+
+def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontEnd:
+    """The audio front end configured by the shared ModelConfig fields."""
+    return ConvFrontEnd(audio_dim, d_model, cfg.conv_layers, cfg.conv_kernel, cfg.dropout,
+                        utterance_norm=cfg.utterance_norm, freq_masks=cfg.freq_masks,
+                        freq_mask_width=cfg.freq_mask_width, freq_shift=cfg.freq_shift)
+
+
+def make_config(cls, values: dict, model_name: str):
+    """Instantiate the model Config dataclass `cls`; unknown keys fail with the valid ones."""
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise VocaganError(f"unknown hyper-parameter(s) {', '.join('model.' + k for k in unknown)} for model "
+                           f"'{model_name}'; valid: {', '.join(known)}")
+    cfg = cls(**values)
+    for f in fields(cls):  # YAML/overrides may give "1e-3" or 5 where a float is expected
+        value, default = getattr(cfg, f.name), f.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise VocaganError(f"model.{f.name} must be true/false, got {value!r}")
+        elif isinstance(default, (int, float)):
+            try:
+                num = float(value)
+            except (TypeError, ValueError):
+                raise VocaganError(f"model.{f.name} must be a number, got {value!r}") from None
+            if isinstance(default, int) and not num.is_integer():
+                raise VocaganError(f"model.{f.name} must be an integer, got {value!r}")
+            setattr(cfg, f.name, int(num) if isinstance(default, int) else num)
+    return cfg

@@ -1,0 +1,69 @@
+"""Transformer: a non-autoregressive transformer encoder from speech features to mouth motion.
+
+audio (B,T,F) -> conv front end (local context, order) -> + style embedding -> transformer encoder
+with an ALiBi distance bias (no length cap; optional local band) -> linear head -> motion (B,T,K).
+
+All frames are predicted in one pass (no autoregression, so inference on a 60 s clip is one
+forward call). `TransformerBackbone` is reused as the decoder of the VAE and the generator of the GAN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vocagan.models.base import ModelConfig, MotionModel, make_front_end
+from vocagan.models.layers import TransformerEncoder
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 3
+    ff_mult: int = 4
+    attention_band: int = 0          # >0: attend only to |i-j| <= band frames (0: full, ALiBi-biased)
+    style_dim: int = 0               # 0: style embedding of size d_model added to every frame
+
+
+class TransformerBackbone(nn.Module):
+    """Shared generator body: (audio, style, extra conditioning) -> motion.
+
+    `cond` (B, d_model) or (B,T,d_model) is added to every frame after the style embedding; the VAE
+    passes its projected latent, the GAN its projected noise.
+    """
+
+    def __init__(self, cfg: TransformerConfig, audio_dim: int, motion_dim: int, n_styles: int):
+        super().__init__()
+        d = cfg.d_model
+        self.front = make_front_end(cfg, audio_dim, d)
+        self.style = nn.Embedding(n_styles, cfg.style_dim or d)
+        self.style_proj = nn.Linear(cfg.style_dim, d) if cfg.style_dim else nn.Identity()
+        self.encoder = TransformerEncoder(d, cfg.n_heads, cfg.n_layers, cfg.ff_mult, cfg.dropout, cfg.attention_band)
+        self.head = nn.Linear(d, motion_dim)
+        nn.init.normal_(self.style.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+        nn.init.normal_(self.head.weight, std=0.02)  # start near the mean motion (coefficients ~0)
+
+    def forward(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.front(audio, mask)                                   # (B,T,D)
+        h = h + self.style_proj(self.style(style)).unsqueeze(1)       # (B,1,D) broadcast over time
+        if cond is not None:
+            h = h + (cond.unsqueeze(1) if cond.dim() == 2 else cond)
+        h = self.encoder(h, mask)                                     # (B,T,D)
+        return self.head(h)                                           # (B,T,K)
+
+
+class TransformerModel(MotionModel):
+    Config = TransformerConfig
+    name = "transformer"
+
+    def __init__(self, cfg: TransformerConfig, audio_dim: int, motion_dim: int, n_styles: int):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles)
+        self.backbone = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+
+    def forward(self, audio, style, mask=None):
+        return self.backbone(audio, style, self.mask_or_full(audio, mask))

@@ -1,0 +1,214 @@
+"""Transformer+GAN: the transformer as generator, trained against a discriminator that judges both
+realism and audio-motion synchrony.
+
+Regression losses alone average over the many plausible mouth trajectories and give muted,
+over-smoothed motion. The discriminator pushes toward motion with real dynamics and timing:
+
+  generator  G(audio, style, noise): TransformerBackbone with Linear(noise) * noise_scale added to
+             every frame (noise (B, noise_dim) per sequence, so samples can differ a little)
+  discriminator D(audio, motion): temporal convolutions (spectral norm, dilations 1,2,4,...)
+      realism branch: over [motion, velocity] only              -> per-frame logits (B,T)
+      sync branch:    over [motion feats, audio feats, their product] -> per-frame logits (B,T)
+    sync negatives: real motion with time-shifted audio (shift_min..shift_max frames, either way)
+    and with another sequence's audio; generated motion is a negative for both branches.
+
+Generator loss = reconstruction terms (recon, velocity, lip, lip_max; as every model)
+               + ramp(epoch) * (adv_weight * adversarial + fm_weight * feature matching),
+where ramp is 0 before `adv_start_epoch` and rises linearly over `adv_ramp_epochs` (the generator
+first learns plain regression, then the critic sharpens it). `adv_loss`: "lsgan" or "hinge".
+`predict(n_samples=1)` uses noise = 0 (deterministic); n_samples > 1 draws noise per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from vocagan.models.base import MotionModel
+from vocagan.models.layers import masked_mean
+from vocagan.models.transformer import TransformerBackbone, TransformerConfig
+
+
+@dataclass
+class TransformerGANConfig(TransformerConfig):
+    noise_dim: int = 16
+    noise_scale: float = 0.1         # noise enters at 10% weight: small variation, not a new mean
+    d_channels: int = 64             # discriminator width
+    d_layers: int = 3                # dilated conv layers per branch (dilation 1, 2, 4, ...)
+    d_kernel: int = 5
+    adv_loss: str = "lsgan"          # "lsgan" | "hinge"
+    adv_weight: float = 0.5
+    fm_weight: float = 5.0           # feature matching (L1 between D features of real and generated)
+    adv_start_epoch: int = 2         # generator ignores D before this epoch (D trains from epoch 0)
+    adv_ramp_epochs: int = 5
+    shift_min: int = 4               # frames; sync negatives are shifted by shift_min..shift_max
+    shift_max: int = 15
+    d_lr_scale: float = 1.0          # the trainer multiplies its learning rate by this for D
+
+
+def _conv(cin: int, cout: int, k: int, dilation: int = 1) -> nn.Module:
+    return spectral_norm(nn.Conv1d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation))
+
+
+class SyncDiscriminator(nn.Module):
+    """(audio (B,T,F), motion (B,T,K), mask (B,T)) -> realism logits (B,T), sync logits (B,T), features."""
+
+    def __init__(self, audio_dim: int, motion_dim: int, channels: int, n_layers: int, kernel: int):
+        super().__init__()
+        c = channels
+        self.motion_in = _conv(2 * motion_dim, c, kernel)
+        self.motion_layers = nn.ModuleList(_conv(c, c, kernel, 2 ** i) for i in range(n_layers))
+        self.real_head = _conv(c, 1, 1)
+        self.audio_norm = nn.LayerNorm(audio_dim)
+        self.audio_in = _conv(audio_dim, c, kernel)
+        self.sync_layers = nn.ModuleList(_conv(3 * c if i == 0 else c, c, kernel, 2 ** i) for i in range(n_layers))
+        self.sync_head = _conv(c, 1, 1)
+
+    def forward(self, audio, motion, mask):
+        m = mask.unsqueeze(1).to(motion.dtype)                                   # (B,1,T)
+        vel = torch.cat([motion[:, :1] * 0, motion[:, 1:] - motion[:, :-1]], 1)  # (B,T,K) velocity
+        h = self.motion_in(torch.cat([motion, vel], -1).transpose(1, 2)) * m    # (B,C,T)
+        feats = []
+        for layer in self.motion_layers:
+            h = (h + F.leaky_relu(layer(h), 0.2)) * m
+            feats.append(h)
+        real = self.real_head(h).squeeze(1)                                       # (B,T)
+        a = F.leaky_relu(self.audio_in(self.audio_norm(audio).transpose(1, 2)), 0.2) * m
+        s = torch.cat([h, a, h * a], 1)            # (B,3C,T); the product makes co-activation easy to see
+        for i, layer in enumerate(self.sync_layers):
+            y = F.leaky_relu(layer(s), 0.2)
+            s = (y if i == 0 else s + y) * m
+            feats.append(s)
+        sync = self.sync_head(s).squeeze(1)                                       # (B,T)
+        return real, sync, feats
+
+
+class TransformerGANModel(MotionModel):
+    Config = TransformerGANConfig
+    name = "transformer_gan"
+
+    def __init__(self, cfg: TransformerGANConfig, audio_dim: int, motion_dim: int, n_styles: int):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles)
+        if cfg.adv_loss not in ("lsgan", "hinge"):
+            raise ValueError(f"adv_loss must be 'lsgan' or 'hinge', got {cfg.adv_loss!r}")
+        self.generator = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+        self.noise_proj = nn.Linear(cfg.noise_dim, cfg.d_model)
+        self.discriminator = SyncDiscriminator(audio_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+
+    # ------------------------------------------------------------------ generator
+    def generate(self, audio, style, mask, noise):
+        cond = self.noise_proj(noise.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
+        return self.generator(audio, style, mask, cond=cond)
+
+    def forward(self, audio, style, mask=None):
+        """Deterministic generation with noise = 0."""
+        mask = self.mask_or_full(audio, mask)
+        return self.generate(audio, style, mask, torch.zeros(audio.shape[0], self.cfg.noise_dim, device=audio.device))
+
+    def _sample(self, batch):
+        noise = torch.randn(batch["audio"].shape[0], self.cfg.noise_dim, device=batch["audio"].device)
+        return self.generate(batch["audio"], batch["style"], batch["mask"], noise)
+
+    def ramp(self) -> float:
+        c = self.cfg
+        if self.epoch < c.adv_start_epoch:
+            return 0.0
+        return min(1.0, (self.epoch - c.adv_start_epoch + 1) / max(1, c.adv_ramp_epochs))
+
+    # ------------------------------------------------------------------ adversarial pieces
+    def _target(self, logits, mask, positive: bool):
+        """Per-frame adversarial loss for the discriminator side."""
+        if self.cfg.adv_loss == "hinge":
+            return masked_mean(F.relu(1.0 - logits) if positive else F.relu(1.0 + logits), mask)
+        return masked_mean((logits - (1.0 if positive else 0.0)).pow(2), mask)
+
+    def _fool(self, logits, mask):
+        """Generator side: make D call generated motion real."""
+        if self.cfg.adv_loss == "hinge":
+            return -masked_mean(logits, mask)
+        return masked_mean((logits - 1.0).pow(2), mask)
+
+    def _shifted_audio(self, audio, mask):
+        """Each sequence's audio rotated by +-shift frames within its own length: (B,T,F)."""
+        B, T, _ = audio.shape
+        lengths = mask.sum(1).clamp_min(1)                                          # (B,)
+        c = self.cfg
+        shift = torch.randint(c.shift_min, c.shift_max + 1, (B,), device=audio.device)
+        sign = torch.randint(0, 2, (B,), device=audio.device) * 2 - 1
+        shift = torch.minimum(shift, (lengths - 1).clamp_min(1)) * sign
+        idx = (torch.arange(T, device=audio.device)[None] + shift[:, None]) % lengths[:, None]   # (B,T)
+        return audio.gather(1, idx.unsqueeze(-1).expand_as(audio))
+
+    def set_decoder(self, decoder) -> None:
+        """Also scales what D sees: coefficient k by std_k / std_0, so D judges the motion that shows on
+        the mesh, not the tail components (measurement noise, z-scored to unit variance like the rest)
+        that it could otherwise use to tell real from generated, teaching the generator to jitter."""
+        super().set_decoder(decoder)
+        if decoder is not None:
+            w = decoder.mouth_weights
+            self.register_buffer("d_scale", (w / w.max()).sqrt(), persistent=False)
+
+    def _judge(self, audio, motion, mask):
+        scale = getattr(self, "d_scale", None)
+        motion = motion if scale is None else motion * scale.to(motion.dtype)
+        return self.discriminator(audio, motion, mask)
+
+    def discriminator_loss(self, batch):
+        """One D update's loss: real motion is positive for both branches; generated motion is negative
+        for both; real motion with shifted or another sequence's audio is negative for sync."""
+        audio, motion, mask = batch["audio"], batch["motion"], batch["mask"]
+        B = audio.shape[0]
+        with torch.no_grad():
+            fake = self._sample(batch).detach().to(motion.dtype)
+        # one D call over [real | generated | real + shifted audio | real + another sequence's audio]
+        other_mask = mask & mask.roll(1, 0)
+        r, s, _ = self._judge(torch.cat([audio, audio, self._shifted_audio(audio, mask), audio.roll(1, 0)]),
+                              torch.cat([motion, fake, motion, motion]), torch.cat([mask, mask, mask, other_mask]))
+        real_r, fake_r = r[:B], r[B:2 * B]
+        real_s, fake_s, shift_s, mis_s = s.split(B)
+        parts = {"real": self._target(real_r, mask, True) + self._target(fake_r, mask, False)}
+        negatives = [self._target(shift_s, mask, False)]
+        if B > 1:  # with one sequence the "other" audio is its own
+            negatives.append(self._target(mis_s, other_mask, False))
+        parts["sync"] = self._target(real_s, mask, True) + self._target(fake_s, mask, False) \
+            + sum(negatives) / len(negatives)
+        parts["loss"] = parts["real"] + parts["sync"]
+        with torch.no_grad():  # D's accuracy on the sync task (real vs shifted audio), logged
+            thr = 0.0 if self.cfg.adv_loss == "hinge" else 0.5
+            parts["sync_acc"] = 0.5 * (masked_mean((real_s > thr).float(), mask)
+                                       + masked_mean((shift_s < thr).float(), mask))
+        return parts
+
+    def loss(self, batch):
+        audio, motion, mask = batch["audio"], batch["motion"], batch["mask"]
+        pred = self._sample(batch) if self.training else self(audio, batch["style"], mask)
+        parts = self.reconstruction_losses(pred, motion, mask)
+        total = self.weighted(parts)
+        ramp = self.ramp()
+        if ramp > 0:
+            B = audio.shape[0]
+            r, s, feats = self._judge(torch.cat([audio, audio]), torch.cat([pred.to(motion.dtype), motion]),
+                                      torch.cat([mask, mask]))
+            parts["adv"] = self._fool(r[:B], mask) + self._fool(s[:B], mask)
+            # feature matching: D's features of generated vs real motion (real side detached)
+            parts["fm"] = sum((f[:B] - f[B:].detach()).abs().mean() for f in feats) / len(feats)
+            total = total + ramp * (self.cfg.adv_weight * parts["adv"] + self.cfg.fm_weight * parts["fm"])
+        else:  # keep the logged columns stable across epochs
+            parts["adv"] = parts["fm"] = torch.zeros((), device=pred.device)
+        parts["loss"] = total
+        return parts
+
+    @torch.no_grad()
+    def predict(self, audio, style, n_samples=1, mask=None):
+        self.check_inputs(audio, style)
+        mask = self.mask_or_full(audio, mask)
+        B = audio.shape[0]
+        outs = []
+        for _ in range(n_samples):
+            noise = (torch.zeros if n_samples == 1 else torch.randn)(B, self.cfg.noise_dim, device=audio.device)
+            outs.append(self.generate(audio, style, mask, noise))
+        return torch.stack(outs)                                                    # (S,B,T,K)

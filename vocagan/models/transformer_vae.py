@@ -1,0 +1,107 @@
+"""Transformer+VAE: a conditional VAE whose decoder is the transformer.
+
+Speech does not determine motion: the same sentence is spoken with more or less articulation, a
+different rhythm of pauses. A latent z (one per sequence/crop, `latent_dim`) carries that residual:
+
+  posterior q(z | motion, audio): conv front end over [audio features, motion] -> small transformer
+      -> masked mean over time -> (mu, logvar)  (B, latent_dim)
+  decoder p(motion | audio, style, z): TransformerBackbone with Linear(z) added to every frame
+  prior p(z) = N(0, I)
+
+loss = reconstruction terms (as every model) + beta(epoch) * KL, where beta rises linearly from 0
+to `kl_weight` over `kl_anneal_epochs` (avoids posterior collapse early), and each latent
+dimension's KL below `free_bits` nats is not penalised.
+
+`predict(n_samples=1)` decodes the prior MEAN (z = 0): deterministic output for evaluation.
+`predict(n_samples>1)` draws z ~ N(0, I) per sample (diversity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vocagan.models.base import MotionModel
+from vocagan.models.layers import ConvFrontEnd, TransformerEncoder, masked_pool
+from vocagan.models.transformer import TransformerBackbone, TransformerConfig
+
+
+@dataclass
+class TransformerVAEConfig(TransformerConfig):
+    latent_dim: int = 16
+    posterior_layers: int = 1        # transformer layers in q(z | motion, audio)
+    kl_weight: float = 0.01          # final beta (KL is summed over latent dims, mean over batch)
+    kl_anneal_epochs: int = 20       # beta rises linearly over this many epochs
+    free_bits: float = 0.05          # nats per latent dim not penalised
+    latent_dropout: float = 0.1      # chance of decoding a training crop with z = 0 (keeps prior mean useful)
+
+
+class TransformerVAEModel(MotionModel):
+    Config = TransformerVAEConfig
+    name = "transformer_vae"
+
+    def __init__(self, cfg: TransformerVAEConfig, audio_dim: int, motion_dim: int, n_styles: int):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles)
+        d = cfg.d_model
+        self.decoder = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+        # Posterior: [audio, motion] per frame -> pooled latent statistics.
+        self.post_front = ConvFrontEnd(audio_dim + motion_dim, d, cfg.conv_layers, cfg.conv_kernel, cfg.dropout)
+        self.post_encoder = TransformerEncoder(d, cfg.n_heads, cfg.posterior_layers, cfg.ff_mult, cfg.dropout)
+        self.post_head = nn.Linear(d, 2 * cfg.latent_dim)
+        self.latent_proj = nn.Linear(cfg.latent_dim, d)
+        nn.init.zeros_(self.post_head.weight)   # start with q = N(0, I): KL 0, decoder learns audio first
+        nn.init.zeros_(self.post_head.bias)
+
+    # ------------------------------------------------------------------ pieces
+    def posterior(self, audio, motion, mask):
+        """q(z | motion, audio): (B,T,F), (B,T,K), (B,T) -> mu, logvar (B, latent_dim)."""
+        h = self.post_front(torch.cat([audio, motion.to(audio.dtype)], -1), mask)   # (B,T,D)
+        h = masked_pool(self.post_encoder(h, mask), mask)                           # (B,D)
+        mu, logvar = self.post_head(h).float().chunk(2, -1)
+        return mu, logvar.clamp(-8.0, 8.0)
+
+    def decode(self, audio, style, mask, z):
+        return self.decoder(audio, style, mask, cond=self.latent_proj(z.to(self.latent_proj.weight.dtype)))
+
+    def beta(self) -> float:
+        ramp = max(1, self.cfg.kl_anneal_epochs)
+        return self.cfg.kl_weight * min(1.0, (self.epoch + 1) / ramp)
+
+    # ------------------------------------------------------------------ interface
+    def forward(self, audio, style, mask=None):
+        """Deterministic decode at the prior mean (z = 0)."""
+        mask = self.mask_or_full(audio, mask)
+        z = torch.zeros(audio.shape[0], self.cfg.latent_dim, device=audio.device)
+        return self.decode(audio, style, mask, z)
+
+    def loss(self, batch):
+        audio, motion, mask = batch["audio"], batch["motion"], batch["mask"]
+        mu, logvar = self.posterior(audio, motion, mask)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()                       # reparameterisation
+        if self.training and self.cfg.latent_dropout > 0:
+            keep = (torch.rand(z.shape[0], 1, device=z.device) >= self.cfg.latent_dropout).to(z.dtype)
+            z = z * keep
+        pred = self.decode(audio, batch["style"], mask, z)
+        parts = self.reconstruction_losses(pred, motion, mask)
+        kl_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(0)          # (latent_dim,) nats
+        parts["kl"] = kl_dim.sum()
+        kl_penalised = kl_dim.clamp_min(self.cfg.free_bits).sum()
+        parts["beta"] = torch.tensor(self.beta(), device=pred.device)
+        parts["loss"] = self.weighted(parts) + self.beta() * kl_penalised
+        return parts
+
+    @torch.no_grad()
+    def predict(self, audio, style, n_samples=1, mask=None):
+        self.check_inputs(audio, style)
+        mask = self.mask_or_full(audio, mask)
+        B = audio.shape[0]
+        outs = []
+        for i in range(n_samples):
+            if n_samples == 1:
+                z = torch.zeros(B, self.cfg.latent_dim, device=audio.device)       # prior mean
+            else:
+                z = torch.randn(B, self.cfg.latent_dim, device=audio.device)       # prior sample
+            outs.append(self.decode(audio, style, mask, z))
+        return torch.stack(outs)                                                    # (S,B,T,K)
