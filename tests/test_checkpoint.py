@@ -114,6 +114,7 @@ class Evil:
         return (print, ("pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickled_objects_are_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": "vocagan-checkpoint", "payload": Evil()}, evil)

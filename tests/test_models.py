@@ -216,3 +216,28 @@ def test_lip_decoder_matches_numpy():
     comps = dec.basis.numpy() / 1000.0                     # (K, 3L) metres
     ref = (coefs.numpy() @ comps).reshape(2, 4, 3, 3) * 1000.0
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["rnn", "transformer"])
+def test_utterance_norm_ignores_per_sequence_feature_offsets(name):
+    """A louder/differently coloured voice (a per-feature offset and gain over the whole utterance)
+    gives the same motion when utterance_norm is on (the default)."""
+    model = tiny(name).eval()
+    audio, style = torch.randn(1, 40, AUDIO), torch.tensor([0])
+    offset, gain = torch.randn(1, 1, AUDIO) * 3, 1.5
+    torch.testing.assert_close(model.predict(audio * gain + offset, style), model.predict(audio, style),
+                               atol=1e-4, rtol=1e-3)
+    plain = tiny(name, utterance_norm=False).eval()
+    assert float((plain.predict(audio + offset, style) - plain.predict(audio, style)).abs().max()) > 1e-3
+
+
+def test_training_augmentation_only_in_training():
+    model = tiny("transformer", freq_masks=3, freq_mask_width=4, freq_shift=2)
+    audio, style = torch.randn(2, 30, AUDIO), torch.tensor([0, 1])
+    model.eval()
+    torch.testing.assert_close(model(audio, style), model(audio, style))
+    front = model.backbone.front
+    front.train()
+    torch.manual_seed(0)
+    augmented = front.augment(audio)
+    assert augmented.shape == audio.shape and not torch.equal(augmented, audio)

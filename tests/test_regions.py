@@ -144,3 +144,22 @@ def test_geometry_on_the_procedural_synthetic_head():
     assert np.isin(lips, geo.mouth).mean() >= 0.95
     assert np.isin(geo.lips, lips).mean() >= 0.9               # the geometric lips are lip vertices
     assert abs(geo.source.count("mouth cavity")) == 1
+
+
+def test_geometric_mouth_region_covers_the_speech_motion(tiny_corpus):
+    """The crop must hold what moves in speech (lips, jaw, chin, lower cheeks): < 5% of the motion
+    energy of the built-in corpus may lie outside the geometric mouth region."""
+    from vocagan.config import DataConfig
+    from vocagan.data.vocaset import open_vocaset
+
+    vs = open_vocaset(DataConfig(root=str(tiny_corpus), train_sentences=[1, 2], val_sentences=[21],
+                                 test_sentences=[21]))
+    pairs = vs.split("train")
+    energy = np.zeros(vs.n_vertices)
+    for subject, sentence in pairs:
+        energy += ((vs.load_verts(subject, sentence) - vs.templates[subject]) ** 2).sum(axis=(0, 2))
+    mouth = resolve_regions(vs.templates[pairs[0][0]], faces=vs.faces).mouth
+    outside = np.ones(vs.n_vertices, bool)
+    outside[mouth] = False
+    assert energy[outside].sum() / energy.sum() < 0.05
+    assert len(mouth) < 0.6 * vs.n_vertices  # still a crop, not the whole head

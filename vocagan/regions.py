@@ -26,7 +26,8 @@ from vocagan.errors import VocaganError
 # Shape of the geometric regions, as fractions of the head width w (FLAME: w = 0.20 m).
 # Tuned on the FLAME template against FLAME_masks.pkl (tests/test_regions.py reports the overlap).
 LIPS_AXES = (0.18, 0.08, 0.14)    # ellipsoid around the mouth centre: 36 x 16 x 28 mm on FLAME
-MOUTH_AXES = (0.40, 0.35, 0.45)   # lips, jaw, chin, lower cheeks: 80 x 70 x 90 mm semi-axes on FLAME
+MOUTH_AXES = (0.50, 0.60, 0.55)   # lips, jaw, chin, lower cheeks: 100 x 120 x 110 mm semi-axes on FLAME
+# (sized so < 2.5% of the synthetic corpus' speech-motion energy, FLAME or procedural head, lies outside)
 MOUTH_TOP = -0.08                 # the mouth region stops 0.08 w below the nose tip (nose excluded)
 UPPER_BAND = (0.07, 0.50)         # upper face: from this far above the nose tip ... up to this
 UPPER_HALF_WIDTH = 0.35           # |x - nose x| below this

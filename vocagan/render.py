@@ -522,22 +522,27 @@ def load_vertices(path: str | Path) -> np.ndarray:
     return vertices
 
 
+def load_animation(vertices_npy: Path, faces_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A (T, V, 3) vertices .npy and the faces of a PLY/OBJ with that topology, both validated."""
+    from vocagan.data.mesh import read_mesh
+
+    vertices = load_vertices(vertices_npy)
+    _, faces = read_mesh(faces_file)
+    if len(faces) == 0:
+        raise VocaganError("the mesh has no faces", faces_file)
+    if faces.max() >= vertices.shape[1]:
+        raise VocaganError(f"vertex count mismatch: the faces index {int(faces.max()) + 1}+ vertices but "
+                           f"{vertices_npy.name} has {vertices.shape[1]} per frame", faces_file)
+    return check_mesh(vertices, faces, vertices_npy, faces_file)
+
+
 def render_files(vertices_npy: str | Path, faces_ply: str | Path, out_mp4: str | Path, fps: float = 30,
                  audio: str | Path | None = None, gt: str | Path | None = None, size: int = 800,
                  backend: str = "auto") -> Path:
     """`vocagan render`: vertices .npy (T, V, 3) + a mesh file for the faces -> mp4 (with sound).
     With `gt` (.npy of the same topology): ground truth | prediction | error heat map side by side."""
-    from vocagan.data.mesh import read_mesh
-
     vertices_npy, faces_ply = Path(vertices_npy), Path(faces_ply)
-    vertices = load_vertices(vertices_npy)
-    _, faces = read_mesh(faces_ply)
-    if len(faces) == 0:
-        raise VocaganError("the mesh has no faces to render", faces_ply)
-    if faces.max() >= vertices.shape[1]:
-        raise VocaganError(f"vertex count mismatch: the faces index {int(faces.max()) + 1}+ vertices but "
-                           f"{vertices_npy.name} has {vertices.shape[1]} per frame", faces_ply)
-    vertices, faces = check_mesh(vertices, faces, vertices_npy, faces_ply)
+    vertices, faces = load_animation(vertices_npy, faces_ply)
     if gt is None:
         frames = render_frames(vertices, faces, size, backend)
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
-from vocagan.render import ALBEDO, AMBIENT, BACKGROUND, FILL_LIGHT, KEY_LIGHT, check_mesh, load_vertices
+from vocagan.render import ALBEDO, AMBIENT, BACKGROUND, FILL_LIGHT, KEY_LIGHT, check_mesh, load_animation
 from vocagan.utils import atomic_write_text
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -114,17 +114,8 @@ def export_html(vertices: np.ndarray, faces: np.ndarray, out_html: str | Path, f
 def export_html_files(vertices: str | Path, faces: str | Path, out: str | Path, fps: float = 30,
                       audio: str | Path | None = None) -> Path:
     """`vocagan export-html`: vertices .npy (T, V, 3) + a PLY/OBJ for the faces (+ audio) -> HTML."""
-    from vocagan.data.mesh import read_mesh
-
-    vertices, faces = Path(vertices), Path(faces)
-    verts = load_vertices(vertices)
-    _, tris = read_mesh(faces)
-    if len(tris) == 0:
-        raise VocaganError("the mesh has no faces", faces)
-    if tris.max() >= verts.shape[1]:
-        raise VocaganError(f"vertex count mismatch: the faces index {int(tris.max()) + 1}+ vertices but "
-                           f"{vertices.name} has {verts.shape[1]} per frame", faces)
-    verts, tris = check_mesh(verts, tris, vertices, faces)
+    vertices = Path(vertices)
+    verts, tris = load_animation(vertices, Path(faces))
     return export_html(verts, tris, out, fps=fps, audio_path=audio, title=vertices.stem)
 
 

@@ -34,7 +34,7 @@ from vocagan.errors import VocaganError
 from vocagan.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
-CACHE_VERSION = 2          # bump when the output of prepare changes for the same inputs
+CACHE_VERSION = 3          # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
 SPLITS = ("train", "val", "test")

@@ -11,8 +11,10 @@ over-smoothed motion. The discriminator pushes toward motion with real dynamics 
       sync branch:    over [motion feats, audio feats, their product] -> per-frame logits (B,T)
     sync negatives: real motion with time-shifted audio (shift_min..shift_max frames, either way)
     and with another sequence's audio; generated motion is a negative for both branches.
+    D sees each coefficient scaled by its share of the mesh motion (std_k / std_0, once the
+    trainer installs the decoder), so the noise-level tail components cannot give fakes away.
 
-Generator loss = reconstruction terms (recon, velocity, lip, lip_max; as every model)
+Generator loss = reconstruction terms (recon, mouth, velocity, lip, lip_max; as every model)
                + ramp(epoch) * (adv_weight * adversarial + fm_weight * feature matching),
 where ramp is 0 before `adv_start_epoch` and rises linearly over `adv_ramp_epochs` (the generator
 first learns plain regression, then the critic sharpens it). `adv_loss`: "lsgan" or "hinge".
