@@ -39,3 +39,14 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "cache"
     monkeypatch.setenv("VOCAGAN_CACHE", str(d))
     return d
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Toy-sized models run fastest on one torch thread (and far faster on a loaded machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,13 +21,7 @@ TINY = {
 LONG_OK = {"transformer", "transformer_vae", "transformer_gan"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Toy-sized models run fastest on one thread (and far faster on a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def tiny(name: str, **kw):
