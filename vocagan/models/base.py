@@ -137,6 +137,14 @@ class MotionModel(nn.Module):
     def mask_or_full(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return full_mask(audio) if mask is None else mask.bool()
 
+    @staticmethod
+    def prior_codes(n_samples: int, batch: int, dim: int, device) -> list[torch.Tensor]:
+        """Codes for `predict` of a generative model: the prior mean (zeros) when one sample is asked
+        for, so that output is deterministic; standard-normal draws otherwise. Each (batch, dim)."""
+        if n_samples == 1:
+            return [torch.zeros(batch, dim, device=device)]
+        return [torch.randn(batch, dim, device=device) for _ in range(n_samples)]
+
 
 def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontEnd:
     """The audio front end configured by the shared ModelConfig fields."""

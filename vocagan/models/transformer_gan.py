@@ -208,9 +208,5 @@ class TransformerGANModel(MotionModel):
     def predict(self, audio, style, n_samples=1, mask=None):
         self.check_inputs(audio, style)
         mask = self.mask_or_full(audio, mask)
-        B = audio.shape[0]
-        outs = []
-        for _ in range(n_samples):
-            noise = (torch.zeros if n_samples == 1 else torch.randn)(B, self.cfg.noise_dim, device=audio.device)
-            outs.append(self.generate(audio, style, mask, noise))
-        return torch.stack(outs)                                                    # (S,B,T,K)
+        codes = self.prior_codes(n_samples, audio.shape[0], self.cfg.noise_dim, audio.device)
+        return torch.stack([self.generate(audio, style, mask, noise) for noise in codes])  # (S,B,T,K)

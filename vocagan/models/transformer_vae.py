@@ -96,12 +96,5 @@ class TransformerVAEModel(MotionModel):
     def predict(self, audio, style, n_samples=1, mask=None):
         self.check_inputs(audio, style)
         mask = self.mask_or_full(audio, mask)
-        B = audio.shape[0]
-        outs = []
-        for i in range(n_samples):
-            if n_samples == 1:
-                z = torch.zeros(B, self.cfg.latent_dim, device=audio.device)       # prior mean
-            else:
-                z = torch.randn(B, self.cfg.latent_dim, device=audio.device)       # prior sample
-            outs.append(self.decode(audio, style, mask, z))
-        return torch.stack(outs)                                                    # (S,B,T,K)
+        codes = self.prior_codes(n_samples, audio.shape[0], self.cfg.latent_dim, audio.device)
+        return torch.stack([self.decode(audio, style, mask, z) for z in codes])      # (S,B,T,K)
