@@ -10,6 +10,14 @@ If CORPUS has no data_verts.npy, it is first generated with `vocagan synth --sca
 Goals: prepare <= 3x the read time, peak RSS < 3 GB. The OS page cache is not dropped: (a) runs
 twice right before (b) so both see the same (warm, when the file fits in RAM) cache; the warm
 read is the reference for the ratio, which makes the ratio conservative.
+
+    .venv/bin/python benchmarks/bench_prepare.py --compare OLD.npz NEW.npz
+
+compares two prepared caches of the same corpus and config (e.g. before and after a change to
+preprocess.py): same sequences, audio, crop and component count; components equal up to sign;
+explained variance, PCA mean, normalisation stats and the (sign-aligned) coefficients within the
+tolerances below; mouth offsets decoded from the coefficients within 1e-6 of their scale. Exit
+status 1 when a tolerance is exceeded.
 """
 
 from __future__ import annotations
@@ -64,7 +72,86 @@ def run_prepare(corpus: Path, cache: Path, extra: list[str]) -> dict:
     return result
 
 
+# --compare: name -> (measured difference, tolerance). Relative unless the name says otherwise.
+TOLERANCES = {
+    "components: max 1 - |cos| (same index)": 1e-5,
+    "explained variance ratio: max rel diff": 1e-5,
+    "pca_mean: max abs diff / max |mean|": 1e-6,
+    "coef_mean (sign-aligned): max abs diff / coef_std": 1e-4,
+    "coef_std: max rel diff": 1e-5,
+    "motion coefficients (sign-aligned): max abs diff (normalised units)": 1e-3,
+    "decoded mouth offsets: max abs diff / max |offset|": 1e-5,
+    "audio features: max abs diff": 0.0,
+    "val true offsets: max abs diff (m)": 0.0,
+}
+
+
+def compare_prepared(old_path: Path, new_path: Path) -> tuple[dict[str, float], list[str]]:
+    """Differences between two prepared caches of the same data (see TOLERANCES) and a list of
+    structural mismatches (sequences, crop, component count, regions, templates)."""
+    sys.path.insert(0, str(REPO))
+    from vocagan.data.dataset import Prepared
+
+    a, b = Prepared.load(old_path), Prepared.load(new_path)
+    problems = []
+    for split in ("train", "val", "test"):
+        if [vars(q) for q in a.seqs[split]] != [vars(q) for q in b.seqs[split]]:
+            problems.append(f"{split}: different sequences or lengths")
+    for name in ("crop", "faces", "templates"):
+        if not np.array_equal(getattr(a, name), getattr(b, name)):
+            problems.append(f"{name} differ")
+    for name in ("mouth", "lips", "upper_face"):
+        if not np.array_equal(getattr(a.regions, name), getattr(b.regions, name)):
+            problems.append(f"regions.{name} differ")
+    if a.motion_dim != b.motion_dim:
+        problems.append(f"component count {a.motion_dim} != {b.motion_dim}")
+        return {}, problems
+    if problems:
+        return {}, problems
+    sign = np.sign((a.pca_components * b.pca_components).sum(1))                 # (K,)
+    ca, cb = a.pca_components.astype(np.float64), b.pca_components.astype(np.float64)
+    cos = np.abs((ca * cb).sum(1)) / (np.linalg.norm(ca, axis=1) * np.linalg.norm(cb, axis=1))
+    d = {
+        "components: max 1 - |cos| (same index)": float(np.max(1 - cos)),
+        "explained variance ratio: max rel diff": float(np.max(
+            np.abs(a.explained_variance_ratio - b.explained_variance_ratio) / a.explained_variance_ratio)),
+        "pca_mean: max abs diff / max |mean|": float(np.abs(a.pca_mean - b.pca_mean).max() / np.abs(a.pca_mean).max()),
+        "coef_mean (sign-aligned): max abs diff / coef_std": float(np.max(np.abs(a.coef_mean - sign * b.coef_mean)
+                                                                           / a.coef_std)),
+        "coef_std: max rel diff": float(np.max(np.abs(a.coef_std - b.coef_std) / a.coef_std)),
+        "motion coefficients (sign-aligned): max abs diff (normalised units)": max(
+            float(np.abs(a.motion[s] - sign * b.motion[s]).max()) for s in ("train", "val", "test")),
+        "decoded mouth offsets: max abs diff / max |offset|": max(
+            float(np.abs(a.decode(a.motion[s]) - b.decode(b.motion[s])).max() / np.abs(a.decode(a.motion[s])).max())
+            for s in ("train", "val", "test")),
+        "audio features: max abs diff": max(float(np.abs(a.audio[s] - b.audio[s]).max())
+                                            for s in ("train", "val", "test")),
+        "val true offsets: max abs diff (m)": (float(np.abs(a.true_offsets["val"] - b.true_offsets["val"]).max())
+                                               if "val" in a.true_offsets and "val" in b.true_offsets else 0.0),
+    }
+    return d, problems
+
+
+def compare_main(old_path: Path, new_path: Path) -> int:
+    diffs, problems = compare_prepared(old_path, new_path)
+    print(f"old: {old_path}\nnew: {new_path}")
+    for p in problems:
+        print(f"MISMATCH: {p}")
+    failed = bool(problems)
+    for name, value in diffs.items():
+        ok = value <= TOLERANCES[name]
+        failed |= not ok
+        print(f"  {name}: {value:.3g} (tolerance {TOLERANCES[name]:g}) {'ok' if ok else 'EXCEEDED'}")
+    print("equivalent" if not failed else "NOT equivalent")
+    return int(failed)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--compare"]:
+        if len(argv) != 3:
+            sys.exit("usage: bench_prepare.py --compare OLD.npz NEW.npz")
+        return compare_main(Path(argv[1]), Path(argv[2]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", type=Path, help="VOCASET folder (generated here when it has no data_verts.npy)")
     ap.add_argument("--scale", default="full", choices=["tiny", "small", "full"], help="synth scale if generating")

@@ -90,7 +90,8 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
             assert (out / "eval" / model / f"seed{seed}" / "metrics.json").is_file()
     assert (out / "bar_lve.png").is_file() and (out / "val_curves.png").is_file()
     saved = json.loads((out / "compare.json").read_text())
-    assert len(saved["results"]["rnn"]) == 2 and saved["train"] == {"epochs": 1, "batch_size": 8, "warmup_steps": 10}
+    assert len(saved["results"]["rnn"]) == 2 and saved["train"] == {"epochs": 1, "batch_size": 8,
+                                                                "warmup_steps": COMPARE_DEFAULTS["warmup_steps"]}
     # a second call reuses the finished runs (no training) and gives the same numbers
     again = compare(cfg, out, ["rnn", "transformer_gan"], seeds=2, epochs=1)
     assert [r["state"] for r in json.loads((out / "compare.json").read_text())["runs"]] == ["finished"] * 4
@@ -106,7 +107,7 @@ def test_train_settings_keep_what_the_user_chose():
     cfg = Config()
     assert train_settings(cfg) == COMPARE_DEFAULTS
     cfg.train.batch_size = 4
-    assert train_settings(cfg)["batch_size"] == 4 and train_settings(cfg)["warmup_steps"] == 10
+    assert train_settings(cfg)["batch_size"] == 4 and train_settings(cfg)["warmup_steps"] == COMPARE_DEFAULTS["warmup_steps"]
     assert train_settings(cfg, epochs=2)["epochs"] == 2
     cfg.train.epochs = 3
     assert train_settings(cfg)["epochs"] == 3

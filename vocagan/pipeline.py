@@ -38,12 +38,19 @@ class PipelineResult:
 
 
 def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
-    """The built-in synthetic corpus in `out_dir`, generated once (reused when complete)."""
-    from vocagan.data.synthetic import generate
+    """The built-in synthetic corpus in `out_dir`, generated once (reused when complete and written by
+    the current synthesiser version)."""
+    from vocagan.data.synth_speech import SYNTH_VERSION
+    from vocagan.data.synthetic import VERSION_FILE, generate
 
     if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
-        log(f"[pipeline] using the built-in corpus at {out_dir}")
-        return out_dir
+        stamp = out_dir / VERSION_FILE
+        written = stamp.read_text().strip() if stamp.is_file() else "1"
+        if written == str(SYNTH_VERSION):
+            log(f"[pipeline] using the built-in corpus at {out_dir}")
+            return out_dir
+        log(f"[pipeline] the corpus at {out_dir} was written by synthesiser version {written}, not "
+            f"{SYNTH_VERSION}: writing it again")
     log(f"[pipeline] writing the built-in corpus ({scale}) to {out_dir}")
     print(generate(out_dir, scale=scale, seed=seed).summary())
     return out_dir

@@ -181,7 +181,7 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
     window = torch.nn.functional.pad(window, ((n_fft - win) // 2, n_fft - win - (n_fft - win) // 2))
     out = np.empty((n_frames, fb.shape[1]), dtype=np.float32)
     signal = torch.from_numpy(padded)
-    with _one_torch_thread():
+    with one_torch_thread():
         for f0 in range(0, n_frames, _CHUNK_FRAMES):
             f1 = min(n_frames, f0 + _CHUNK_FRAMES)
             seg = signal[f0 * hop: (f1 - 1) * hop + n_fft]           # frames f0..f1-1, un-centred
@@ -193,7 +193,7 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _one_torch_thread():
+def one_torch_thread():
     """Run the STFT single-threaded, then restore torch's thread count. These tensors are small:
     on a busy CPU torch's thread pool made 10 s of audio take ~0.24 s instead of ~3 ms (measured)."""
     import torch

@@ -1,21 +1,26 @@
 """Preprocessing: VOCASET folder -> `Prepared` arrays for training, cached as one `.npz`.
 
-`prepare(cfg)` runs, sequence by sequence (bounded memory, one read of data_verts.npy):
-  a) `align`: mesh and audio trimmed to the shorter (the trimmed frames are counted and reported),
-     `resample_fps`: source_fps (60) -> cfg.data.fps by taking every k-th frame of both,
-     audio features at the target fps (`audio.features_at_fps`, or DeepSpeech windows);
+`prepare(cfg)` runs:
+  a) per sequence, in two reader threads: `align` (mesh and audio trimmed to the shorter; the
+     trimmed frames are counted and reported), `resample_fps` (source_fps 60 -> cfg.data.fps by
+     taking every k-th frame of both), `crop` (motion offsets = verts - template[subject], mouth
+     region only, or the whole face), audio features at the target fps (`audio.features_at_fps`,
+     or DeepSpeech windows);
   b) regions (`vocagan.regions`): the mouth crop, lips and upper face;
-  c) `crop`: motion offsets = verts - template[subject], mouth region only (or the whole face);
-  d) PCA fitted on the TRAIN split only: exact streaming covariance in float64 for crops up to
-     EXACT_MAX_DIM dims, an incremental SVD (plus a second read) above that; coefficient
-     normalisation stats from the train split only;
-  e) cache: `<cache_dir>/<hash>.npz` (no pickles), the hash covering the input files'
+  c) PCA fitted on the TRAIN split only: exact covariance (float32 products of chunk-centred rows,
+     float64 sums) and ARPACK for the top components, for crops up to EXACT_MAX_DIM dims; an
+     incremental SVD (plus a second read) above that; coefficient normalisation from the train
+     split only;
+  d) cache: `<cache_dir>/<hash>.npz` (no pickles), the hash covering the input files'
      fingerprints and every config value that changes the output; written atomically.
-The `Prepared` container (save/load, decode, summary) lives in data/dataset.py.
+Memory holds the cropped offsets, not the meshes: ~2.4 GB peak RSS at VOCASET size. Where the time
+goes is logged per phase; at VOCASET size the exact covariance (41k train frames x 4.6k dims: 8.7e11
+multiply-adds) is the largest part. The `Prepared` container lives in data/dataset.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -34,7 +39,7 @@ from vocagan.errors import VocaganError
 from vocagan.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
-CACHE_VERSION = 3          # bump when the output of prepare changes for the same inputs
+CACHE_VERSION = 4          # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
 SPLITS = ("train", "val", "test")
@@ -77,18 +82,26 @@ def crop(verts: np.ndarray, template: np.ndarray, indices: np.ndarray) -> np.nda
 class Moments:
     """Streaming mean and covariance of the rows of (T, D) batches, accumulated in float64.
 
-    Rows are buffered into chunks of `chunk` rows; each chunk is centred on its own mean, its
-    (D, D) product taken in float32 (the precision of the data; ~4x faster than float64 BLAS on
-    this machine) and merged into the float64 sums with the pairwise update of Chan et al., so the
-    rounding error scales with the spread of the data, not with its mean.
+    Rows are buffered into chunks of at least `chunk` rows (whole batches); each chunk is centred
+    on its own mean and its (D, D) scatter taken as one float32 product (the precision of the data;
+    numpy runs `x.T @ x` as BLAS syrk, half the work of a general product, ~4x faster than float64)
+    and added to a float64 sum. The spread of the chunk means is added once, at the end:
+    total scatter = sum of within-chunk scatters + sum_j n_j (mean_j - mean)(mean_j - mean)^T,
+    so the rounding error scales with the spread of the data, not with its mean (as the pairwise
+    update of Chan et al., without a (D, D) float64 outer product per chunk).
     """
 
     def __init__(self, dim: int, chunk: int = 4096):
         self.n, self.chunk = 0, chunk
-        self.mean = np.zeros(dim)
-        self.m2 = np.zeros((dim, dim))          # sum of outer products of deviations from the mean
+        self.m2 = np.zeros((dim, dim))          # sum of the within-chunk scatters
+        self._means: list[np.ndarray] = []      # per flushed chunk: mean (D,) float64 ...
+        self._counts: list[int] = []            # ... and row count
         self._buf: list[np.ndarray] = []
         self._buffered = 0
+        # Reused work arrays: a fresh 100 MB array per chunk costs page faults, and centring in
+        # row blocks avoids a (C, D) float64 temporary (measured: ~20% less time, same bits).
+        self._rows = np.empty((0, dim), np.float32)       # (>= C, D) the chunk, centred in place
+        self._product: np.ndarray | None = None           # (D, D) float32
 
     def add(self, x: np.ndarray) -> None:
         if len(x):
@@ -100,22 +113,34 @@ class Moments:
     def _flush(self) -> None:
         if not self._buf:
             return
-        x = np.concatenate(self._buf)                              # (C, D)
+        if len(self._rows) < self._buffered:
+            self._rows = np.empty((self._buffered, self.m2.shape[1]), np.float32)
+        x = np.concatenate(self._buf, out=self._rows[: self._buffered])          # (C, D) copy
         self._buf, self._buffered = [], 0
         c_mean = x.mean(0, dtype=np.float64)
-        xc = (x - c_mean).astype(np.float32)
-        c_m2 = xc.T @ xc                                           # (D, D) float32 BLAS
-        n_new = self.n + len(x)
-        delta = c_mean - self.mean
-        self.m2 += c_m2
-        self.m2 += np.outer(delta, delta) * (self.n * len(x) / n_new)
-        self.mean += delta * (len(x) / n_new)
-        self.n = n_new
+        for i in range(0, len(x), 256):          # centred in float64, rounded to float32, in blocks
+            x[i:i + 256] = x[i:i + 256] - c_mean
+        if self._product is None:
+            self._product = np.empty_like(self.m2, dtype=np.float32)
+        self.m2 += np.matmul(x.T, x, out=self._product)           # (D, D) float32 syrk
+        self._means.append(c_mean)
+        self._counts.append(len(x))
+        self.n += len(x)
 
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean (D,), covariance (D, D)) over all rows added so far (unbiased, n - 1)."""
         self._flush()
-        return self.mean.copy(), self.m2 / max(self.n - 1, 1)
+        self._rows, self._product = self._rows[:0].copy(), None      # work arrays: not needed now
+        if not self._counts:
+            return np.zeros(len(self.m2)), np.zeros_like(self.m2)
+        counts = np.asarray(self._counts, np.float64)
+        means = np.stack(self._means)                                  # (chunks, D)
+        mean = counts @ means / self.n
+        spread = (means - mean) * np.sqrt(counts)[:, None]            # (chunks, D)
+        cov = spread.T @ spread                                       # between-chunk scatter (D, D)
+        cov += self.m2
+        cov /= max(self.n - 1, 1)
+        return mean, cov
 
 
 class IncrementalPCA:
@@ -152,16 +177,33 @@ class IncrementalPCA:
         return self.mean, self.vt, self.s ** 2 / denom, self.sq / denom
 
 
+def blas_threads(n: int):
+    """Context limiting the BLAS libraries (numpy's and scipy's OpenBLAS) to n threads, through
+    threadpoolctl when it is installed (otherwise a no-op)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only speed depends on it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 def top_components(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k largest eigenpairs of a symmetric (D, D) matrix: (variances (k,), components (k, D)).
-    Large D, small k: Lanczos (ARPACK, to machine precision; D=3.5k: seconds, not a full
-    tridiagonalisation); otherwise LAPACK."""
+    Large D, small k: Lanczos (ARPACK, to machine precision; D=4.6k, k=64: ~600 products with the
+    float64 matrix, seconds, not a full tridiagonalisation); otherwise LAPACK.
+    The products read the matrix from memory each time (169 MB at D=4.6k), so they are made with
+    BLAS symv, which reads one triangle (4.4 ms instead of 7.7 ms a product; eigsh 2.9 s instead of
+    5.0 s, measured), on one BLAS thread: on 2 busy cores two OpenBLAS threads made eigsh 6x slower."""
     d = len(cov)
     k = min(k, d)
     if d >= 500 and k < d // 4:
-        from scipy.sparse.linalg import eigsh
+        from scipy.linalg.blas import dsymv
+        from scipy.sparse.linalg import LinearOperator, eigsh
 
-        values, vectors = eigsh(cov, k=k, which="LA", v0=np.ones(d) / np.sqrt(d))   # deterministic start
+        sym = np.asfortranarray(np.asarray(cov, np.float64).T)      # the same matrix, Fortran order (no copy)
+        op = LinearOperator((d, d), matvec=lambda v: dsymv(1.0, sym, v.ravel()), dtype=np.float64)
+        with blas_threads(1):
+            values, vectors = eigsh(op, k=k, which="LA", v0=np.ones(d) / np.sqrt(d))   # deterministic start
         order = np.argsort(values)
         values, vectors = values[order], vectors[:, order]
     else:
@@ -294,12 +336,12 @@ class _Seq:
     coefs: np.ndarray | None = None   # (T, K) PCA coefficients (not yet normalised)
 
 
-def _prefetch(fn, items, depth: int = 3):
-    """Yield fn(item) for each item in order, computed up to `depth` items ahead in one worker
-    thread, so reading and audio features overlap the PCA products (numpy, torch and BLAS release
-    the GIL). Exceptions surface in the caller, in order."""
+def _prefetch(fn, items, depth: int = 4, workers: int = 2):
+    """Yield fn(item) for each item in order, computed up to `depth` items ahead by `workers`
+    threads (reading is positioned file reads, features numpy/scipy/torch: they release the GIL, so
+    two threads keep both cores busy). Exceptions surface in the caller, in order."""
     items = iter(items)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque(pool.submit(fn, x) for x in itertools.islice(items, depth))
         while pending:
             result = pending.popleft().result()
@@ -316,16 +358,36 @@ def _read(vs, cfg: Config, pairs: list, split: str, idx: np.ndarray, no_audio: l
         verts, feats, trimmed = item
         return pair, (feats, crop(verts, vs.templates[pair[0]], idx).reshape(len(verts), -1), trimmed)
 
-    for (subject, sentence), item in progress(_prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs),
-                                              unit="seq"):
-        if item is None:
-            if (subject, sentence) not in no_audio:
-                no_audio.append((subject, sentence))
-            continue
-        yield _Seq(subject, sentence, item[0], item[1], item[2])
+    # torch on one thread while the reader threads compute log-mel features (each thread's STFTs
+    # are small; torch's pool on top of two readers would oversubscribe the cores)
+    from vocagan.data.audio import one_torch_thread
+
+    with one_torch_thread() if cfg.features.kind == "logmel" else contextlib.nullcontext():
+        for (subject, sentence), item in progress(_prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs),
+                                                  unit="seq"):
+            if item is None:
+                if (subject, sentence) not in no_audio:
+                    no_audio.append((subject, sentence))
+                continue
+            yield _Seq(subject, sentence, item[0], item[1], item[2])
 
 
-def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: list):
+class _Clock:
+    """Wall seconds per named phase of prepare, for its log line (where the time goes)."""
+
+    def __init__(self):
+        self.last, self.laps = time.perf_counter(), {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.laps.items())
+
+
+def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: list, clock: _Clock):
     """PCA on the train split (exact: one read of the data; incremental: two), then every split
     projected. Returns (seqs per split, mean (D,), components (K, D), explained ratio (K,), method)."""
     dim = 3 * len(idx)
@@ -333,17 +395,20 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
     seqs = {s: [] for s in SPLITS}
     if dim <= EXACT_MAX_DIM:
         method = "exact covariance, float64 sums"
-        moments = Moments(dim)
-        for split in SPLITS:
-            for seq in _read(vs, cfg, pairs[split], split, idx, no_audio):
-                if split == "train":
-                    moments.add(seq.offsets)
-                seqs[split].append(seq)
+        for split in SPLITS:      # read everything first (two threads), then the products (BLAS threads)
+            seqs[split] = list(_read(vs, cfg, pairs[split], split, idx, no_audio))
+        clock.lap("read + features")
         if not seqs["train"]:
             raise VocaganError("split 'train' has no sequences with audio", vs.paths.data_verts)
+        moments = Moments(dim)
+        for seq in progress(seqs["train"], desc="covariance", unit="seq"):
+            moments.add(seq.offsets)
         mean, cov = moments.mean_cov()
+        del moments
         total = float(np.trace(cov))
+        clock.lap("covariance")
         variances, components = top_components(cov, keep)
+        clock.lap("eigenvectors")
         del cov
     else:
         method = "incremental SVD"
@@ -353,6 +418,7 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
         if ipca.n == 0:
             raise VocaganError("split 'train' has no sequences with audio", vs.paths.data_verts)
         mean, components, variances, total = ipca.result()
+        clock.lap("read + incremental PCA")
     if cfg.prep.pca_components > len(variances):
         raise VocaganError(f"prep.pca_components={cfg.prep.pca_components} exceeds the {len(variances)} "
                            f"components the crop ({dim} dims) and train frames allow")
@@ -368,11 +434,13 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
             seq.offsets = None
         return seq
 
-    for split in SPLITS:
-        if seqs[split] or dim <= EXACT_MAX_DIM:
-            seqs[split] = [project(q, split) for q in seqs[split]]
-        else:  # incremental: second read, projected with the final basis
-            seqs[split] = [project(q, split) for q in _read(vs, cfg, pairs[split], split, idx, no_audio)]
+    with blas_threads(1):   # one small product per sequence: 2 BLAS threads were 6x slower on busy cores
+        for split in SPLITS:
+            if seqs[split] or dim <= EXACT_MAX_DIM:
+                seqs[split] = [project(q, split) for q in seqs[split]]
+            else:  # incremental: second read, projected with the final basis
+                seqs[split] = [project(q, split) for q in _read(vs, cfg, pairs[split], split, idx, no_audio)]
+    clock.lap("projection")
     return seqs, mean, components, ratio, method
 
 
@@ -396,6 +464,7 @@ def prepare(cfg: Config) -> Prepared:
         except (VocaganError, OSError, ValueError, KeyError) as e:
             log(f"warning: unreadable cache {path} ({e}); rebuilding it")
 
+    clock = _Clock()
     vs = open_vocaset(cfg.data)
     pairs = {s: vs.split(s) for s in SPLITS}
     for s, p in pairs.items():
@@ -409,7 +478,8 @@ def prepare(cfg: Config) -> Prepared:
                               vs.masks_source if vs.masks is not None else "", faces=vs.faces)
     idx = regions.mouth if cfg.prep.region == "mouth" else np.arange(vs.n_vertices)
     no_audio: list[tuple[str, str]] = []
-    seqs, mean, components, ratio, method = _fit_and_project(vs, cfg, pairs, idx, no_audio)
+    clock.lap("open")
+    seqs, mean, components, ratio, method = _fit_and_project(vs, cfg, pairs, idx, no_audio, clock)
     for s in SPLITS:
         if not seqs[s]:
             raise VocaganError(f"split '{s}' has no sequences with audio", vs.paths.raw_audio or vs.paths.deepspeech)
@@ -452,5 +522,6 @@ def prepare(cfg: Config) -> Prepared:
                 for s in SPLITS},
         true_offsets=true_offsets)
     prepared.save(path)
-    log(f"prepared data written to {path} ({time.perf_counter() - t0:.1f} s)")
+    clock.lap("stats + save")
+    log(f"prepared data written to {path} ({time.perf_counter() - t0:.1f} s: {clock})")
     return prepared

@@ -5,9 +5,12 @@
   durations ~50-220 ms scaled by the speaking rate, leading/trailing silence, stress and pitch
   accents.
 - `synthesize(timeline, voice, rng)`: glottal pulse train (pitch contour, declination, accents,
-  jitter, shimmer) through time-varying formant resonators (F1-F3) for voiced sounds; band noise
-  for fricatives; closure silence then a burst (and aspiration) for plosives; nasal murmur;
-  smooth amplitude envelopes.
+  jitter, shimmer) through time-varying formant resonators (F1-F3, plus fixed F4/F5) for voiced
+  sounds, with pitch-synchronous aspiration noise above ~2.5 kHz; band noise for fricatives;
+  closure then a burst (and aspiration) for plosives, with a low-frequency voice bar of random
+  level in voiced closures; nasal murmur; smooth amplitude envelopes; a room-noise floor (hum and
+  hiss) of random level. The realism items (F4/F5, aspiration, voice bar, noise floor) were added
+  because a model trained on this corpus must animate real recordings (see SYNTH_VERSION).
 - `motion_coefficients(timeline, style, n_frames, fps, rng)`: per-phone viseme targets (jaw,
   rounding, spread, lip closure, labiodental) blended with dominance functions (Cohen-Massaro
   coarticulation) whose centres lead the sound by the subject's anticipation (~1-2 frames), plus
@@ -73,6 +76,19 @@ ONSET_P = np.array([8, 7, 9, 6, 5, 10, 4, 4, 10, 8, 8, 4, 9, 7, 7], float) / 106
 CODAS = ["n", "m", "s", "z", "t", "d", "k", "l", "r", "f", "v", "sh", "p"]
 CLUSTERS = [("s", "p"), ("s", "t"), ("s", "k"), ("p", "l"), ("b", "r"), ("k", "l"), ("g", "r"), ("f", "l")]
 VISEMES = ["jaw", "round", "spread", "close", "ld"]
+
+# Bump when `synthesize`/`make_timeline`/`motion_coefficients` produce different output for the same
+# inputs (a corpus written by another version holds different audio). 2: F4/F5, aspiration noise,
+# low-passed voice bar of random level, hum + hiss floor (real speech has energy above 3 kHz in
+# vowels and a strong low-frequency voice bar in /b d g/; version 1 had neither); voiceless-stop
+# aspiration through the formants (was: burst-band noise).
+SYNTH_VERSION = 2
+HIGH_FORMANTS = (3500.0, 4500.0)      # F4, F5 (Hz) of every voiced sound, scaled by the voice's tract length
+HIGH_BANDWIDTHS = (250.0, 350.0)
+VOICE_BAR_DB = (-26.0, -12.0)         # voice bar rms re the voiced rms, drawn per closure (real: -10..-30 dB)
+ASPIRATION_DB = (-38.0, -28.0)        # >2.5 kHz aspiration noise re the voiced rms, drawn per sentence
+STOP_ASPIRATION_DB = (-22.0, -12.0)   # voiceless-stop aspiration (through the formants) re the voiced rms
+FLOOR_DB = (-68.0, -52.0)             # room hiss and hum re the output peak, drawn per sentence
 
 
 @dataclass
@@ -184,30 +200,33 @@ def synthesize(timeline: list[Segment], voice: Voice, rng: np.random.Generator) 
     dur = timeline[-1].end
     n = int(round(dur * sr))
     n_ms = int(np.ceil(dur * 1000)) + 2
-    av, nz = np.zeros(n_ms), {}
-    form, bw = np.tile([500.0, 1500.0, 2500.0], (n_ms, 1)), np.tile([80.0, 100.0, 140.0], (n_ms, 1))
+    av, bar, asp, nz = np.zeros(n_ms), np.zeros(n_ms), np.zeros(n_ms), {}   # per-ms voicing/voice bar/aspiration
+    high = np.array(HIGH_FORMANTS) * voice.formant_scale
+    form = np.tile(np.concatenate([[500.0, 1500.0, 2500.0], high]), (n_ms, 1))     # (n_ms, 5) F1-F5
+    bw = np.tile([80.0, 100.0, 140.0, *HIGH_BANDWIDTHS], (n_ms, 1))
     f0_bump = np.zeros(n_ms)
     t_ms = np.arange(n_ms) / 1000.0
-    bursts = []                                                          # (time, band, amp, aspiration s)
+    bursts = []                                                          # (time, band, amp)
     for seg in timeline:
         p = PHONES[seg.phone]
         a, b = int(round(seg.start * 1000)), int(round(seg.end * 1000))
-        form[a:b], bw[a:b] = np.array(p.formants) * voice.formant_scale, p.bandwidths
+        form[a:b, :3], bw[a:b, :3] = np.array(p.formants) * voice.formant_scale, p.bandwidths
         if p.kind == "vowel":
             av[a:b] = p.loud * (1.15 if seg.stress else 1.0)
         elif p.kind in ("nasal", "liquid") or (p.kind == "fric" and p.voiced):
             av[a:b] = p.loud
-        elif p.kind == "stop" and p.voiced:
-            av[a:int(round(seg.release * 1000))] = 0.08                  # voice bar during closure
+        elif p.kind == "stop" and p.voiced:                              # voice bar during the closure
+            bar[a:int(round(seg.release * 1000))] = 10 ** (rng.uniform(*VOICE_BAR_DB) / 20)
         if p.noise is not None:
             band, amp = p.noise
             nz.setdefault(band, np.zeros(n_ms))[a:b] = amp
         if p.burst is not None:
-            aspiration = 0.0 if p.voiced else seg.end - seg.release
-            bursts.append((seg.release, p.burst, 1.0 if p.voiced else 1.5, aspiration))
+            bursts.append((seg.release, p.burst, 1.0 if p.voiced else 1.5))
+            if not p.voiced:                                             # aspiration after the burst
+                asp[int(round(seg.release * 1000)) + 5:b] = 1.0
         if seg.accent:
             f0_bump += 0.15 * np.exp(-(((t_ms - 0.5 * (seg.start + seg.end)) / 0.09) ** 2))
-    av = gaussian_filter1d(av, 8.0)                                      # ~8 ms on/offsets
+    av, bar, asp = (gaussian_filter1d(v, 8.0) for v in (av, bar, asp))     # ~8 ms on/offsets
     form, bw = gaussian_filter1d(form, 15.0, axis=0), gaussian_filter1d(bw, 15.0, axis=0)
     jitter = gaussian_filter1d(rng.standard_normal(n_ms), 3.0)
     jitter *= voice.jitter / (jitter.std() + 1e-9)
@@ -218,37 +237,68 @@ def synthesize(timeline: list[Segment], voice: Voice, rng: np.random.Generator) 
     phase = np.cumsum(f0_s / sr)
     frac = phase % 1.0
     pulse = np.where(frac < 0.4, 0.5 * (1 - np.cos(np.pi * frac / 0.4)),
-                     np.where(frac < 0.56, np.cos(0.5 * np.pi * (frac - 0.4) / 0.16), 0.0))
+                     np.where(frac < 0.56, np.cos(0.5 * np.pi * (frac - 0.4) / 0.16), 0.0))   # glottal flow
     shimmer = 1.0 + 0.04 * rng.standard_normal(int(phase[-1]) + 2)
-    source = np.diff(pulse * shimmer[phase.astype(int)], prepend=0.0) * (sr / (4 * voice.f0))  # lip radiation
-    source = (source + voice.breathiness * rng.standard_normal(n)) * av_s
-    voiced = np.empty(n)
-    zi = np.zeros((3, 2))
-    block = max(1, sr // 125)                                            # 8 ms coefficient updates
-    starts = np.arange(0, n, block)
-    ms = np.minimum(n_ms - 1, np.rint((starts + block / 2) / sr * 1000).astype(int))
-    sos = _resonator_sos(form[ms], bw[ms], sr)                           # (blocks, 3, 6)
-    for b, s0 in enumerate(starts):
-        voiced[s0:s0 + block], zi = sosfilt(sos[b], source[s0:s0 + block], zi=zi)
+    glottal = np.diff(pulse * shimmer[phase.astype(int)], prepend=0.0) * (sr / (4 * voice.f0))  # lip radiation
+    source = (glottal + voice.breathiness * rng.standard_normal(n)) * av_s
+    voiced = _formant_cascade(source, form, bw, sr, n_ms)
+    loud = av_s > 0.5 * max(float(av_s.max()), 1e-9)
+    level = _rms(voiced[loud]) if loud.any() else 1.0                   # voiced rms: reference for the extras
 
-    out = voiced
     white = rng.standard_normal(n)
+    # aspiration: turbulence at the glottis, above ~2.5 kHz, louder while the folds are open
+    hiss = sosfilt(_band(2500.0, 6500.0, sr), rng.standard_normal(n)) * av_s * (0.4 + pulse)
+    out = voiced + hiss * (level * 10 ** (rng.uniform(*ASPIRATION_DB) / 20) / max(_rms(hiss[loud]), 1e-12))
+    # voice bar: a closed tract radiates only the lowest harmonics (through the cheeks and throat)
+    bar_s = np.interp(ts, t_ms, bar)
+    if bar_s.any():
+        low = sosfilt(_lowpass(350.0, sr), glottal)
+        out = out + low * bar_s * (level / max(_rms(low), 1e-12))
+    asp_s = np.interp(ts, t_ms, asp)
+    if asp_s.any():   # voiceless-stop aspiration: glottal noise through the (moving) formants, as in Klatt (1980)
+        noisy = _formant_cascade(rng.standard_normal(n) * asp_s, form, bw, sr, n_ms)
+        on = asp_s > 0.5
+        out = out + noisy * (level * 10 ** (rng.uniform(*STOP_ASPIRATION_DB) / 20) / max(_rms(noisy[on]), 1e-12))
     for band, track in nz.items():                                       # fricative noise
         env = np.interp(ts, t_ms, gaussian_filter1d(track, 6.0))
         out = out + env * sosfilt(_band(band[0], band[1], sr), white)
-    for t_rel, band, amp, asp in bursts:                                 # plosive releases
+    for t_rel, band, amp in bursts:                                      # plosive releases (transient)
         tt = ts - t_rel
         tp = np.clip(tt, 0.0, None)
         env = amp * np.where(tt >= 0, (1 - np.exp(-tp / 0.001)) * np.exp(-tp / 0.006), 0.0)
-        if asp > 0:
-            env += 0.3 * np.where((tt >= 0) & (tt < asp), np.sin(np.pi * np.clip(tt / asp, 0, 1)), 0.0)
         sel = np.flatnonzero(env > 1e-5)
         if sel.size:
             seg = sosfilt(_band(band[0], band[1], sr), white[sel[0]:sel[-1] + 1])
             out[sel[0]:sel[-1] + 1] += env[sel[0]:sel[-1] + 1] * seg
     out = out / (np.abs(out).max() + 1e-9) * voice.gain
-    out += 2e-4 * rng.standard_normal(n)                                 # room noise: silence is not digital zero
+    # room noise, so silence is not digital zero: mains/room hum below ~150 Hz and broadband hiss
+    hum = sosfilt(_lowpass(150.0, sr), rng.standard_normal(n))
+    out += hum * (voice.gain * 10 ** (rng.uniform(*FLOOR_DB) / 20) / max(_rms(hum), 1e-12))
+    out += voice.gain * 10 ** ((rng.uniform(*FLOOR_DB) - 15.0) / 20) * rng.standard_normal(n)
     return out.astype(np.float32)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def _lowpass(fc: float, sr: int):
+    return butter(2, fc, btype="lowpass", fs=sr, output="sos")
+
+
+def _formant_cascade(source: np.ndarray, form: np.ndarray, bw: np.ndarray, sr: int, n_ms: int) -> np.ndarray:
+    """source (n,) through the cascade of resonators form/bw (n_ms, R) Hz, updated every 8 ms."""
+    n = len(source)
+    out = np.empty(n)
+    zi = np.zeros((form.shape[1], 2))
+    block = max(1, sr // 125)
+    starts = np.arange(0, n, block)
+    ms = np.minimum(n_ms - 1, np.rint((starts + block / 2) / sr * 1000).astype(int))
+    sos = _resonator_sos(form[ms], bw[ms], sr)                           # (blocks, R, 6)
+    for b, s0 in enumerate(starts):
+        out[s0:s0 + block], zi = sosfilt(sos[b], source[s0:s0 + block], zi=zi)
+    return out
 
 
 # ----------------------------------------------------------------------------- motion

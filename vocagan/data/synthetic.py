@@ -29,7 +29,9 @@ from vocagan.data import synth_face as face
 from vocagan.data import synth_speech as speech
 from vocagan.data.audio import deepspeech_like_windows
 from vocagan.errors import VocaganError
-from vocagan.utils import log, progress
+from vocagan.utils import atomic_write_text, log, progress
+
+VERSION_FILE = "synth_version.txt"   # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
 
 SUBJECTS = TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS
 KNOWN_HOLES = [("FaceTalk_170811_03274_TA", 24), ("FaceTalk_170809_00138_TA", 32)]
@@ -231,6 +233,7 @@ def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_
     except BaseException:
         writer.abort()
         raise
+    atomic_write_text(out_dir / VERSION_FILE, f"{speech.SYNTH_VERSION}\n")
     files: dict[str, int] = {}
     for name in ("data_verts.npy", "subj_seq_to_idx.pkl", "templates.pkl", "processed_audio_deepspeech.pkl",
                  "raw_audio_fixed.pkl", "FLAME_sample.ply", "region_masks.pkl"):

@@ -567,9 +567,7 @@ class Vocaset:
         rows = self._rows(subject, sentence)
         if isinstance(rows, np.ndarray):
             path = self.paths.data_verts
-            contiguous = np.all(np.diff(rows) == 1)
-            verts = np.array(self.verts[rows[0]:rows[-1] + 1] if contiguous else self.verts[rows], np.float32)
-            _release_map(self.verts)
+            verts = self._read_rows(rows)
         else:
             path = rows
             data = _open_npy(path)
@@ -584,6 +582,35 @@ class Vocaset:
             raise VocaganError(f"NaN/inf in sequence {subject}/{sentence} (frame {int(bad[0])}, "
                                f"{len(bad)} frame(s))", path)
         return verts
+
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows (T,) of data_verts.npy -> (T, V, 3) float32.
+
+        A C-order file is read with positioned reads (`os.preadv`, one per run of consecutive rows)
+        straight into the output: nothing is mapped, so nothing read counts in this process's RSS,
+        and threads can read at the same time (prepare reads with two). All of the VOCASET-sized
+        corpus: 2.2 s of CPU, against 2.4-3.3 s through the memory map (page faults, then
+        `_release_map`). Other layouts (Fortran order, no preadv) go through the memory map."""
+        v = self.verts
+        if not v.flags.c_contiguous or not hasattr(os, "preadv"):
+            contiguous = np.all(np.diff(rows) == 1)
+            verts = np.array(v[rows[0]:rows[-1] + 1] if contiguous else v[rows], np.float32)
+            _release_map(v)
+            return verts
+        out = np.empty((len(rows), self.n_vertices, 3), v.dtype)
+        frame_bytes = out[0].nbytes if len(out) else 0
+        starts = [0, *(np.flatnonzero(np.diff(rows) != 1) + 1).tolist()]       # runs of consecutive rows
+        with open(self.paths.data_verts, "rb", buffering=0) as f:
+            for begin, end in zip(starts, [*starts[1:], len(rows)]):
+                block = memoryview(out[begin:end]).cast("B")
+                offset, done = int(v.offset) + int(rows[begin]) * frame_bytes, 0
+                while done < len(block):                # a read may return less than asked
+                    n = os.preadv(f.fileno(), [block[done:]], offset + done)
+                    if n <= 0:
+                        raise VocaganError(f"row {int(rows[begin])} onwards is cut short (truncated file?)",
+                                           self.paths.data_verts)
+                    done += n
+        return out.astype(np.float32, copy=False)
 
     def raw_audio(self, subject: str, sentence: str) -> tuple[np.ndarray, int] | None:
         """(samples float32 1-D in [-1, 1], sample_rate) from raw_audio_fixed.pkl or wav/, or None."""
