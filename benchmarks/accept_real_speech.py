@@ -159,10 +159,9 @@ def summary(v: dict, style: str) -> str:
 
 
 def plot(path: Path, opening: np.ndarray, fps: float, rows: list[PhoneRow], title: str, closed_mm: float) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from vocagan.utils import atomic_path
+    from vocagan.plotting import save_figure
 
     colours = {"vowel": "tab:orange", "bilabial": "tab:blue", "silence": "0.6", "other": None}
     fig = Figure(figsize=(12, 4), dpi=100)
@@ -183,11 +182,7 @@ def plot(path: Path, opening: np.ndarray, fps: float, rows: list[PhoneRow], titl
     ax.set_ylabel("opening above neutral (mm)")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=7, ncol=5)
-    FigureCanvasAgg(fig)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,8 @@ def _figure(title: str, ylabel: str, log: bool = False):
     return fig, ax
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Lay out `fig` (a matplotlib Figure without pyplot) and write it as PNG to `path` atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -64,7 +65,7 @@ def _plot_keys(rows, keys, path, title, ylabel, log=False, hline: dict | None = 
     if not drawn:
         return None
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(rows: list[dict], out_dir: str | Path, baselines: dict | None = None) -> list[Path]:
@@ -120,7 +121,7 @@ def plot_bars(labels: list[str], values: list[float], path: str | Path, title: s
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=60 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center",
                        fontsize=7 if len(labels) > 6 else 9)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_mouth_opening(pred, gt, fps: float, path: str | Path, title: str) -> Path:
@@ -131,7 +132,7 @@ def plot_mouth_opening(pred, gt, fps: float, path: str | Path, title: str) -> Pa
     ax.plot(np.arange(len(gt)) / fps, gt, label="ground truth", color="black", lw=1.5)
     ax.plot(np.arange(len(pred)) / fps, pred, label="prediction", color="tab:red", lw=1.2)
     ax.legend(fontsize=8)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_vertex_heatmap(template, faces, values, path: str | Path, title: str, cmap: str = "turbo") -> Path:
@@ -162,7 +163,7 @@ def plot_vertex_heatmap(template, faces, values, path: str | Path, title: str, c
         ax.scatter(template[order, 0], template[order, 1], c=values[order], s=2, cmap=cmap, norm=norm)
         ax.set_aspect("equal")
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.046, pad=0.04)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_curves_side_by_side(curves: dict[str, list[tuple[list, list]]], path: str | Path, title: str,
@@ -184,4 +185,4 @@ def plot_curves_side_by_side(curves: dict[str, list[tuple[list, list]]], path: s
         ax.legend(fontsize=7)
     axes[0].set_ylabel(ylabel)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
