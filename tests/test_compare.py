@@ -33,7 +33,7 @@ def test_verdict_when_the_gan_wins():
 
 
 def test_verdict_says_plainly_when_the_gan_does_not_win():
-    results = {"rnn": [_m(2e-5, 0.9)], "transformer_gan": [_m(3e-5, 0.2)], "zero motion": [_m(1e-5, float("nan"))],
+    results = {"rnn": [_m(2e-5, 0.9)], "transformer_gan": [_m(3e-5, 0.2)], "zero motion": [_m(1e-5, float("nan"), mve_mm=2.0)],
                "mean motion": [_m(2.5e-5, float("nan"))]}
     lines = verdict(results, ["rnn", "transformer_gan"])
     text = "\n".join(lines)
@@ -43,6 +43,8 @@ def test_verdict_says_plainly_when_the_gan_does_not_win():
     assert "Transformer+GAN does NOT beat the mean-motion baseline on LVE" in text
     # equal values are a tie, not a win; lag is judged by |lag|, acceleration by its distance to the gt's
     assert any(line.startswith("MVE (mm, all vertices):") and "tie" in line for line in lines)
+    # a metric on which every entry scores the same as the template-only baseline is named as such
+    assert any(line.startswith("|FDD| (x1e-7 m²): the same for every entry, zero motion included") for line in lines)
 
 
 def test_verdict_without_the_gan_and_metric_direction():

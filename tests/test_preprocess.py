@@ -251,6 +251,27 @@ def test_exact_component_count_and_deepspeech(corpus, tmp_path):
     assert p.meta["trimmed_frames"] == 2
 
 
+def test_logmel_splits_do_not_depend_on_the_deepspeech_pickle(tmp_path):
+    """A sequence missing only from processed_audio_deepspeech.pkl is used by log-mel features (the
+    pickle is not even read) and skipped, with a note, by DeepSpeech features."""
+    import pickle
+
+    root = make_corpus(tmp_path / "c")
+    ds_path = root / "processed_audio_deepspeech.pkl"
+    with open(ds_path, "rb") as f:
+        ds = pickle.load(f)
+    del ds[TRAIN_SUBJECTS[1]]["sentence22"]
+    with open(ds_path, "wb") as f:
+        pickle.dump(ds, f, protocol=2)
+    train = lambda p: {(q.subject, q.sentence) for q in p.seqs["train"]}      # noqa: E731
+    logmel = pp.prepare(config(root, tmp_path / "cache"))
+    assert (TRAIN_SUBJECTS[1], "sentence22") in train(logmel)
+    cfg = config(root, tmp_path / "cache")
+    cfg.features.kind = "deepspeech"
+    deep = pp.prepare(cfg)
+    assert train(logmel) - train(deep) == {(TRAIN_SUBJECTS[1], "sentence22")}
+
+
 def test_face_region_incremental_matches_exact(corpus, tmp_path, monkeypatch):
     exact = pp.prepare(config(corpus, tmp_path / "a", region="face", pca_components=3))
     monkeypatch.setattr(pp, "EXACT_MAX_DIM", 10)                   # force the incremental path

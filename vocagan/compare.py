@@ -146,7 +146,13 @@ def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
         label = LABELS[key][0]
         text = f"{label}: best is {NICE.get(best, best)}"
         tied = [n for n in ranked if scores[n][0] - scores[best][0] <= 1e-9 * max(1.0, abs(scores[best][0]))]
-        if len(tied) > 1:
+        if len(tied) > 1 and len(tied) == len(ranked) and "zero motion" in tied:
+            # the template-only baseline scores the same as every model: nobody moves what this metric reads
+            text = (f"{label}: the same for every entry, zero motion included: no model moves the region this "
+                    f"metric reads (with prep.region 'mouth' the models animate the mouth crop only and the "
+                    f"upper face stays the template), so it does not separate them")
+            winners[key] = (None, False)
+        elif len(tied) > 1:
             text = f"{label}: {', '.join(NICE.get(n, n) for n in tied)} tie"
             winners[key] = (None, False)
         elif len(ranked) > 1:

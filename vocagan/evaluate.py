@@ -104,7 +104,7 @@ def load_test_sequences(cfg: Config, prepared, fps: int) -> list[EvalSequence]:
     from vocagan.data.preprocess import fps_step
     from vocagan.data.vocaset import open_vocaset
 
-    vs = open_vocaset(cfg.data)
+    vs = open_vocaset(cfg.data, deepspeech=False)           # ground truth + raw audio (energy) only
     step = fps_step(vs.source_fps, fps, vs.paths.data_verts)
     out = []
     for i, info in enumerate(progress(prepared.seqs["test"], desc="load test", unit="seq")):

@@ -102,7 +102,7 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
     from vocagan.data.vocaset import open_vocaset
     from vocagan.render import render_files
 
-    corpus = open_vocaset(cfg.data)
+    corpus = open_vocaset(cfg.data, deepspeech=False)
     pairs = corpus.split("test")
     if not pairs:
         return None

@@ -7,8 +7,9 @@ at 60 fps, `subj_seq_to_idx.pkl` (subject -> "sentenceNN" -> frame -> row of dat
 
 - `open_vocaset(DataConfig)` memory-maps data_verts read-only, loads the pickles through a
   restricted unpickler (`safe_load_pickle`) and works out each split, skipping (and reporting
-  once) the sequences missing from any file. It also reads the converted layout of later repos
-  (`vertices_npy/<subject>_<sentenceNN>.npy` (T, V*3) + `wav/` + `templates.pkl`).
+  once) the sequences missing from any file it read (the DeepSpeech pickle only when asked). It
+  also reads the converted layout of later repos (`vertices_npy/<subject>_<sentenceNN>.npy`
+  (T, V*3) + `wav/` + `templates.pkl`).
 - `VocasetWriter` writes the files with bounded memory (frames are streamed to disk) and
   atomically (temporary names, renamed at `close()`).
 
@@ -380,7 +381,7 @@ class Vocaset:
     """An opened VOCASET folder (see `open_vocaset`). Nothing large is loaded: `.verts` is a
     read-only memory map and `.load_verts` copies out one sequence at a time."""
 
-    def __init__(self, cfg: DataConfig):
+    def __init__(self, cfg: DataConfig, deepspeech: bool = True):
         self.cfg = cfg
         self.paths = p = resolve_paths(cfg)
         self.layout, self.source_fps = p.layout, int(cfg.source_fps)
@@ -418,7 +419,8 @@ class Vocaset:
         if self._raw is None and p.wav_dir is not None:
             self._wavs = {pair: f for f in sorted(p.wav_dir.glob("*.wav")) if (pair := _split_stem(f.stem))}
         self._deepspeech = (_nested(safe_load_pickle(p.deepspeech), p.deepspeech,
-                                    "a dict subject -> sentence -> features", 2) if p.deepspeech else None)
+                                    "a dict subject -> sentence -> features", 2)
+                            if p.deepspeech and deepspeech else None)
         self.masks, self.masks_source = self._load_masks(p.masks)
         self.skipped: list[tuple[str, str, str]] = []  # (subject, sentence, why): in some files, not all
         self.absent: list[tuple[str, str]] = []  # requested by a split but in no file
@@ -645,6 +647,9 @@ class Vocaset:
         return features
 
 
-def open_vocaset(cfg: DataConfig) -> Vocaset:
-    """Open a VOCASET folder (or the converted vertices_npy layout) described by `cfg`."""
-    return Vocaset(cfg)
+def open_vocaset(cfg: DataConfig, deepspeech: bool = True) -> Vocaset:
+    """Open a VOCASET folder (or the converted vertices_npy layout) described by `cfg`.
+
+    deepspeech=False leaves processed_audio_deepspeech.pkl unread (~350 MB on VOCASET) for callers
+    that use raw audio only; the splits then do not depend on it (`deepspeech()` returns None)."""
+    return Vocaset(cfg, deepspeech)
