@@ -113,3 +113,13 @@ def test_train_settings_keep_what_the_user_chose():
     assert train_settings(cfg, epochs=2)["epochs"] == 2
     cfg.train.epochs = 3
     assert train_settings(cfg)["epochs"] == 3
+
+
+def test_closures_are_judged_among_the_models_only():
+    results = {"transformer": [_m(2e-5, 0.9, closure_rate=80.0), _m(2e-5, 0.9, closure_rate=84.0)],
+               "transformer_gan": [_m(3e-5, 0.8, closure_rate=95.0), _m(3e-5, 0.8, closure_rate=93.0)],
+               "zero motion": [_m(5e-5, float("nan"), closure_rate=100.0)]}
+    lines = verdict(results, ["transformer", "transformer_gan"])
+    assert "lip closures reached (%) (among the models): best is Transformer+GAN, ahead of Transformer." in lines
+    assert "Transformer+GAN wins on lip closures reached." in lines
+    assert "Transformer+GAN does NOT win on LVE: Transformer is better among the models." in lines

@@ -190,3 +190,20 @@ def test_mouth_opening_vertices_on_flame(shared_data):
     assert np.abs(template[np.r_[up, low], 0]).max() < 0.01  # within 1 cm of the midline
     rest = M.mouth_opening(template[None], up, low)[0]
     assert 0.5 < rest < 15.0, rest
+
+
+def test_closure_events_and_minima_by_hand():
+    # opening above neutral (mm): rest, open, closed (frames 3-4), open, closed at frame 7, open, rest at the end
+    gt = np.array([0.0, 2.0, 3.0, 0.2, -1.0, 2.5, 3.0, 0.5, 2.0, 0.0])
+    assert M.closure_events(gt) == [(3, 5), (7, 8)]            # the rest runs at both ends are left out
+    assert M.closure_events(gt, closed_mm=-0.5) == [(4, 5)]
+    pred = np.array([0.0, 2.0, 2.5, 1.0, 0.3, 1.2, 3.0, 2.0, 0.9, 0.4])
+    rows = M.closure_minima(pred, gt)
+    # closure (3, 5): pred min over frames 2..5 = 0.3, gt min -1.0; closure (7, 8): frames 6..8 -> 0.9, gt 0.5
+    np.testing.assert_allclose(rows, [[0.3, -1.0], [0.9, 0.5]])
+    np.testing.assert_allclose(M.closure_minima(pred, gt, tolerance=0), [[0.3, -1.0], [2.0, 0.5]])
+    rate, gap = M.pool_closures([rows, np.array([[0.5, 0.0]])])
+    assert rate == pytest.approx(100 * 2 / 3)                   # 0.3 and 0.5 reach <= 0.5 mm, 0.9 does not
+    assert gap == pytest.approx(((0.3 + 1.0) + (0.9 - 0.5) + 0.5) / 3)
+    assert M.closure_minima(pred, np.full(10, 2.0)).shape == (0, 2)   # no closure
+    assert all(np.isnan(M.pool_closures([np.zeros((0, 2))])))

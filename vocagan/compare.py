@@ -33,7 +33,9 @@ COMPARE_EPOCHS = 40
 COMPARE_DEFAULTS = {"epochs": COMPARE_EPOCHS, "batch_size": 16, "warmup_steps": 20}
 # (key, higher is better); "accel_mm" is judged by its distance to the ground truth's acceleration
 KEY_METRICS = [("lve", False), ("lve_mm", False), ("mve_mm", False), ("fdd_abs", False), ("mouth_corr", True),
-               ("mouth_diff_mm", False), ("lag", None), ("accel_mm", None)]
+               ("mouth_diff_mm", False), ("closure_rate", True), ("lag", None), ("accel_mm", None)]
+# judged among the models only: a still mouth (zero / mean motion) "reaches" every closure
+MODELS_ONLY = {"closure_rate"}
 LABELS = {k: (label, scale) for k, label, scale in TABLE}
 NICE = {"rnn": "RNN", "transformer": "Transformer", "transformer_vae": "Transformer+VAE",
         "transformer_gan": "Transformer+GAN"}
@@ -119,7 +121,7 @@ def _score(key: str, metrics: dict) -> float:
     """Lower is better for every key after this transform."""
     v = metrics.get(key)
     v = float("nan") if v is None else v
-    if key == "mouth_corr":
+    if key in ("mouth_corr", "closure_rate"):
         return -v
     if key == "lag":
         return abs(v)
@@ -137,13 +139,13 @@ def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
     winners = {}
     for key, _ in KEY_METRICS:
         scores = {n: _mean_std([_score(key, m) for m in runs]) for n, runs in results.items()}
-        scores = {n: v for n, v in scores.items() if np.isfinite(v[0])}
+        scores = {n: v for n, v in scores.items() if np.isfinite(v[0]) and (key not in MODELS_ONLY or n in models)}
         if not scores:
             continue
         ranked = sorted(scores, key=lambda n: scores[n][0])
         best = ranked[0]
         winners[key] = (best, True)                      # (winner, clear: margin above the seed spread)
-        label = LABELS[key][0]
+        label = LABELS[key][0] + (" (among the models)" if key in MODELS_ONLY else "")
         text = f"{label}: best is {NICE.get(best, best)}"
         tied = [n for n in ranked if scores[n][0] - scores[best][0] <= 1e-9 * max(1.0, abs(scores[best][0]))]
         if len(tied) > 1 and len(tied) == len(ranked) and "zero motion" in tied:
@@ -175,7 +177,8 @@ def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
     if "transformer_gan" not in models:
         lines.append("Transformer+GAN was not part of this comparison.")
     else:
-        for key, what in (("lve", "LVE"), ("mouth_corr", "lip sync (mouth-opening correlation)")):
+        for key, what in (("lve", "LVE"), ("mouth_corr", "lip sync (mouth-opening correlation)"),
+                          ("closure_rate", "lip closures reached")):
             if key not in winners:
                 lines.append(f"Transformer+GAN on {what}: not measured (no finite values).")
                 continue

@@ -43,7 +43,8 @@ TABLE = [("lve", "LVE (x1e-5 m², frame-pooled)", 1e5), ("lve_seq", "LVE (x1e-5 
          ("lve_mm", "LVE (mm, frame-pooled)", 1), ("mve_mm", "MVE (mm, all vertices)", 1),
          ("mve_lips_mm", "MVE lips (mm)", 1), ("fdd", "FDD (x1e-7 m², signed)", 1e7),
          ("fdd_abs", "|FDD| (x1e-7 m²)", 1e7), ("mouth_corr", "mouth-opening corr. (pred vs gt)", 1),
-         ("mouth_diff_mm", "mouth-opening |diff| (mm)", 1), ("lag", "lag pred vs gt (frames)", 1),
+         ("mouth_diff_mm", "mouth-opening |diff| (mm)", 1), ("closure_rate", "lip closures reached (%)", 1),
+         ("closure_gap_mm", "opening at gt closures, pred - gt (mm)", 1), ("lag", "lag pred vs gt (frames)", 1),
          ("audio_lag", "lag pred vs audio energy (frames)", 1), ("audio_lag_gt", "lag gt vs audio energy (frames)", 1),
          ("accel_mm", "acceleration lips (mm/frame²)", 1), ("accel_gt_mm", "acceleration lips, gt (mm/frame²)", 1),
          ("jitter_mm", "jitter lips (mm/frame³)", 1), ("diversity_mm", "diversity (mm, mouth crop)", 1)]
@@ -78,7 +79,8 @@ class EvalResult:
                           f"- lip region: {p['region_source']}",
                           "- LVE: per frame the max over lip vertices of the squared error; 'frame-pooled' = mean "
                           "over all frames of all sequences (published), 'sequence-averaged' = mean of "
-                          "per-sequence means", f"- {p['mouth_opening']}", f"- outputs: {self.out_dir}"])
+                          "per-sequence means", f"- {p['mouth_opening']}",
+                          *([f"- {p['closures']}"] if p.get("closures") else []), f"- outputs: {self.out_dir}"])
 
 
 def _fmt(x, scale: float = 1.0) -> str:
@@ -134,17 +136,19 @@ def resample_frames(x: np.ndarray, src_fps: int, fps: int) -> np.ndarray:
 
 
 def sequence_metrics(pred: np.ndarray, gt: np.ndarray, template: np.ndarray, regions, open_pred: np.ndarray,
-                     open_gt: np.ndarray, energy: np.ndarray | None) -> dict:
+                     open_gt: np.ndarray, energy: np.ndarray | None, open_rest: float = float("nan")) -> dict:
     """Every metric of one predicted sequence (T, V, 3) against its ground truth: per-frame arrays
-    (lve, lve_mm, mve, mve_lips, diff) for pooling, per-sequence values (fdd, corr, accel, jitter)
-    and lag-correlation curves (lag, alag); mouth-opening series (T,) in mm."""
+    (lve, lve_mm, mve, mve_lips, diff) for pooling, per-sequence values (fdd, corr, accel, jitter),
+    lag-correlation curves (lag, alag) and (E, 2) closure minima; mouth-opening series (T,) in mm,
+    open_rest the template's opening (closures are judged above it)."""
     lips = regions.lips
     out = {"lve": M.lip_max_sq_error(pred, gt, lips), "lve_mm": M.lip_max_error_mm(pred, gt, lips),
            "mve": M.vertex_error_mm(pred, gt), "mve_lips": M.vertex_error_mm(pred, gt, lips),
            "fdd": M.fdd_sequence(pred, gt, template, regions.upper_face),
            "corr": M.pearson(open_pred, open_gt), "diff": np.abs(open_pred - open_gt),
            "lag": M.lag_correlations(open_pred, open_gt),
-           "accel": M.acceleration_mm(pred, lips), "jitter": M.jitter_mm(pred, lips)}
+           "accel": M.acceleration_mm(pred, lips), "jitter": M.jitter_mm(pred, lips),
+           "closures": M.closure_minima(open_pred - open_rest, open_gt - open_rest)}
     if energy is not None:
         out["alag"] = M.lag_correlations(open_pred, energy)
     return out
@@ -171,7 +175,7 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
         opening_note = f"mouth opening not measured: {e}"
         log(f"[evaluate] {opening_note}")
     per_cond = {label: {"lve": [], "lve_mm": [], "mve": [], "mve_lips": [], "fdd": [], "corr": [], "diff": [],
-                        "lag": [], "alag": [], "accel": [], "jitter": []} for label, _ in conditions}
+                        "lag": [], "alag": [], "accel": [], "jitter": [], "closures": []} for label, _ in conditions}
     per_seq, gt_lag, gt_accel, diversity = [], [], [], []
     heat_sum, heat_n, curve = None, 0, None
     for seq in progress(tests, desc=f"evaluate {name}", unit="seq"):
@@ -188,18 +192,21 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
                     np.save(tmp, pred)
             if up_idx is not None:
                 open_pred, open_gt = M.mouth_opening(pred, up_idx, low_idx), M.mouth_opening(gt, up_idx, low_idx)
+                open_rest = float(M.mouth_opening(seq.template[None], up_idx, low_idx)[0])
             else:
                 open_pred = open_gt = np.full(n, np.nan)
+                open_rest = float("nan")
             acc = per_cond[label]
             for key, value in sequence_metrics(pred, gt, seq.template, regions, open_pred, open_gt,
-                                               None if seq.energy is None else seq.energy[:n]).items():
+                                               None if seq.energy is None else seq.energy[:n], open_rest).items():
                 acc[key].append(value)
             per_seq.append({"subject": seq.subject, "sentence": seq.sentence, "style": label, "frames": n,
                             "lve_e5": float(acc["lve"][-1].mean() * 1e5), "lve_mm": float(acc["lve_mm"][-1].mean()),
                             "mve_mm": float(acc["mve"][-1].mean()), "fdd_e7": acc["fdd"][-1] * 1e7,
                             "mouth_corr": acc["corr"][-1], "mouth_diff_mm": float(acc["diff"][-1].mean()),
                             "lag": M.lag_of(acc["lag"][-1]) if up_idx is not None else float("nan"),
-                            "accel_mm": acc["accel"][-1]})
+                            "accel_mm": acc["accel"][-1], "closures": len(acc["closures"][-1]),
+                            "closures_reached": int(np.sum(acc["closures"][-1][:, 0] <= M.CLOSED_MM))})
             err = M.per_vertex_error_mm(pred, gt) * n
             heat_sum, heat_n = (err if heat_sum is None else heat_sum + err), heat_n + n
             if curve is None:
@@ -219,12 +226,14 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
                 "mouth_corr": float(np.nanmean(a["corr"])) if np.isfinite(a["corr"]).any() else float("nan"),
                 "mouth_diff_mm": M.pool_frames(a["diff"]), "lag": M.lag_of(_nanmean(a["lag"])),
                 "audio_lag": M.lag_of(_nanmean(a["alag"])) if a["alag"] else float("nan"),
-                "accel_mm": float(np.nanmean(a["accel"])), "jitter_mm": float(np.nanmean(a["jitter"]))}
+                "accel_mm": float(np.nanmean(a["accel"])), "jitter_mm": float(np.nanmean(a["jitter"])),
+                **dict(zip(("closure_rate", "closure_gap_mm"), M.pool_closures(a["closures"])))}
 
     per_label = {label: aggregate(a) for label, a in per_cond.items()}
     if up_idx is None:
         for m in per_label.values():
-            m.update(mouth_corr=float("nan"), mouth_diff_mm=float("nan"), lag=float("nan"), audio_lag=float("nan"))
+            m.update(mouth_corr=float("nan"), mouth_diff_mm=float("nan"), lag=float("nan"), audio_lag=float("nan"),
+                     closure_rate=float("nan"), closure_gap_mm=float("nan"))
     fixed = dict(per_label[conditions[0][0]])
     headline = {k: float(np.mean([m[k] for m in per_label.values()])) for k in fixed}
     shared = {"audio_lag_gt": M.lag_of(_nanmean(gt_lag)) if gt_lag and up_idx is not None else float("nan"),
@@ -239,6 +248,9 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
                 "conditions": condition_policy, "fixed_style": conditions[0][0],
                 "lve_pooling": "frame-pooled over all test frames (headline); sequence-averaged as lve_seq",
                 "mouth_opening": opening_note,
+                "closures": (f"ground-truth lip closures = runs of frames with opening <= {M.CLOSED_MM:g} mm above "
+                             "the template's, not touching the first or last frame; reached when the prediction's "
+                             "minimum over the run +-1 frame is <= the same threshold"),
                 "diversity": f"{N_SAMPLES} samples, fixed style, mouth crop" if sampler else "deterministic model"}
     result = EvalResult(name, out_dir, headline, fixed, protocol, per_seq)
     result.files = _write_outputs(result, heat_sum / max(heat_n, 1), tests[0].template, faces, curve, fps, plotting)

@@ -22,6 +22,7 @@ import numpy as np
 MM = 1000.0  # metres -> millimetres
 LVE_SCALE = 1e-5  # tables print LVE in units of 1e-5 m²
 MAX_LAG = 10  # lip-sync lag search window, frames
+CLOSED_MM = 0.5  # lips count as closed at <= this opening above the neutral template (mm)
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
@@ -160,6 +161,37 @@ def mouth_opening(verts: np.ndarray, upper_idx: np.ndarray, lower_idx: np.ndarra
     up = _f64(verts[:, upper_idx]).mean(1)
     low = _f64(verts[:, lower_idx]).mean(1)
     return np.linalg.norm(up - low, axis=-1) * MM
+
+
+def closure_events(opening_gt: np.ndarray, closed_mm: float = CLOSED_MM) -> list[tuple[int, int]]:
+    """Lip closures of the ground truth: maximal runs [start, stop) of frames whose opening above the
+    neutral template (mm) is <= closed_mm, leaving out runs that touch the first or the last frame
+    (the rest pose before and after speaking, which any still mouth matches)."""
+    closed = np.concatenate([[False], np.asarray(opening_gt) <= closed_mm, [False]])
+    edges = np.flatnonzero(np.diff(closed.astype(np.int8)))              # alternating starts, stops
+    runs = zip(edges[::2], edges[1::2])
+    return [(int(a), int(b)) for a, b in runs if a > 0 and b < len(opening_gt)]
+
+
+def closure_minima(opening_pred: np.ndarray, opening_gt: np.ndarray, closed_mm: float = CLOSED_MM,
+                   tolerance: int = 1) -> np.ndarray:
+    """(E, 2) per ground-truth closure (`closure_events`): the predicted and the true minimum
+    opening above neutral (mm). The prediction's minimum is taken over the closure widened by
+    `tolerance` frames each side (timing slack: +-1 frame is +-33 ms at 30 fps). Pool the rows of all
+    sequences, then: closures reached = share of rows with predicted minimum <= closed_mm."""
+    n = len(opening_gt)
+    rows = [(float(np.min(opening_pred[max(a - tolerance, 0):min(b + tolerance, n)])), float(np.min(opening_gt[a:b])))
+            for a, b in closure_events(opening_gt, closed_mm)]
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def pool_closures(per_sequence: Sequence[np.ndarray], closed_mm: float = CLOSED_MM) -> tuple[float, float]:
+    """(closures reached in %, mean predicted minus true minimum opening in mm) over the pooled closures
+    of all sequences; (nan, nan) when the ground truth has none."""
+    rows = np.concatenate([np.reshape(r, (-1, 2)) for r in per_sequence]) if len(per_sequence) else np.zeros((0, 2))
+    if len(rows) == 0:
+        return float("nan"), float("nan")
+    return float(100.0 * np.mean(rows[:, 0] <= closed_mm)), float(np.mean(rows[:, 0] - rows[:, 1]))
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
