@@ -133,6 +133,21 @@ def test_resume_errors(tiny_corpus, cache, tmp_path):
     assert [x["epoch"] for x in rows(tmp_path / "run")] == [1, 2] and result.epochs_run == 2
 
 
+def test_resume_a_run_saved_before_a_config_key_existed(tiny_corpus, cache, tmp_path):
+    cfg = tiny_cfg(tiny_corpus, cache, "rnn", epochs=1)
+    train(cfg, tmp_path / "run")
+    payload = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    saved = json.loads(payload["config"])
+    del saved["train"]["vtlp"]                          # as written before train.vtlp was added
+    payload["config"] = json.dumps(saved)
+    torch.save(payload, tmp_path / "run" / "last.pt")
+    result = train(tiny_cfg(tiny_corpus, cache, "rnn", epochs=2), tmp_path / "run", resume=True)
+    assert result.epochs_run == 2
+    with pytest.raises(VocaganError, match="train.vtlp"):   # a real difference still fails
+        train(tiny_cfg(tiny_corpus, cache, "rnn", epochs=3, extra=["train.vtlp=0.1"]), tmp_path / "run",
+              resume=True)
+
+
 def test_early_stopping(tiny_corpus, cache, tmp_path, monkeypatch):
     scores = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8])
     real_validate = train_module.validate

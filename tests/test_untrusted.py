@@ -90,7 +90,8 @@ def test_malicious_pickle_is_refused_by_safe_load(name, tmp_path):
 @pytest.mark.parametrize("name", ["subj_seq_to_idx.pkl", "templates.pkl", "processed_audio_deepspeech.pkl",
                                   "raw_audio_fixed.pkl", "region_masks.pkl"])
 def test_malicious_pickle_in_a_vocaset_folder(name, tiny_corpus, tmp_path, capsys):
-    """The real entry points (open_vocaset, `vocagan prepare`) refuse it; exit 1, one stderr line."""
+    """The real entry points (open_vocaset, `vocagan prepare`) refuse it; exit 1, one stderr line. The
+    DeepSpeech pickle is read (and refused) only by a run that uses DeepSpeech features."""
     from vocagan.config import DataConfig
     from vocagan.data.vocaset import open_vocaset
 
@@ -101,11 +102,15 @@ def test_malicious_pickle_in_a_vocaset_folder(name, tiny_corpus, tmp_path, capsy
     with pytest.raises(VocaganError, match="refusing to unpickle"):
         open_vocaset(DataConfig(root=str(root)))
     capsys.readouterr()
-    assert main(["prepare", "--data", str(root), "--cache-dir", str(tmp_path / "cache")]) == 1
+    kind = ["--set", "features.kind=deepspeech"] if name == "processed_audio_deepspeech.pkl" else []
+    assert main(["prepare", "--data", str(root), "--cache-dir", str(tmp_path / "cache"), *kind]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {root / name}: refusing to unpickle"), err
     assert not marker.exists()
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+    if kind:                                   # log-mel features never open it: prepare succeeds, nothing runs
+        assert main(["prepare", "--data", str(root), "--cache-dir", str(tmp_path / "cache")]) == 0
+        assert not marker.exists()
 
 
 def test_malicious_flame_masks_given_explicitly(tiny_corpus, tmp_path, capsys):

@@ -95,6 +95,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     patience: int = 30               # early stopping on validation LVE (epochs without improvement)
     crop_frames: int = 120           # random training crops (frames at cfg.data.fps); 0 = whole sequences
+    vtlp: float = 0.0                # vocal-tract-length perturbation of training features: warp in [1-vtlp, 1+vtlp]
     seed: int = 0
     device: str = "auto"
     bf16: bool = True                # bf16 autocast on CUDA only

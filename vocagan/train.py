@@ -36,7 +36,7 @@ import yaml
 from torch import nn
 
 from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from vocagan.config import Config
+from vocagan.config import Config, config_from_dict
 from vocagan.errors import VocaganError
 from vocagan.models import build
 from vocagan.models.layers import LipDecoder, lip_positions
@@ -289,7 +289,7 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     if distributed and main:
         dist.barrier()
     styles = list(prepared.styles)
-    train_ds = SequenceDataset(prepared, "train", crop_frames=tc.crop_frames, seed=tc.seed)
+    train_ds = SequenceDataset(prepared, "train", crop_frames=tc.crop_frames, seed=tc.seed, vtlp=tc.vtlp)
     val_ds = SequenceDataset(prepared, "val", crop_frames=0, seed=tc.seed)
     if len(train_ds) == 0:
         raise VocaganError("the train split is empty: check data.train_subjects / train_sentences", cfg.data.root)
@@ -328,8 +328,8 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume:
         state = _load_resume(last_path, cfg)
-        model.load_state_dict(state["state_dict"])
         extra = from_storable(state["extra"])
+        model.load_state_dict(state["state_dict"])
         optim.load_state_dict(extra)
         set_rng_state(extra["rng"], loader_gen)
         if "dataset_draws" in extra:
@@ -452,7 +452,11 @@ def _load_resume(path: Path, cfg: Config) -> dict:
     state = read_checkpoint(path)
     if "loop" not in state.get("extra", {}):
         raise VocaganError("not a resumable checkpoint (no optimiser/loop state)", path)
-    old = _flatten(json.loads(state["config"]))
+    saved = json.loads(state["config"])
+    try:  # keys added to the config since that run compare as their defaults
+        old = _flatten(config_from_dict(saved).to_dict())
+    except VocaganError:  # a key since removed: compare as saved (it then shows up as differing)
+        old = _flatten(saved)
     new = _flatten(cfg.to_dict())
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_DIFFER)
     if differ:

@@ -192,6 +192,26 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
     return out
 
 
+def vtlp_warp(mel: np.ndarray, alpha: float, spec: FeatureConfig) -> np.ndarray:
+    """Vocal-tract-length perturbation of log-mel features (T, n_mels) -> (T, n_mels): the spectrum a
+    tract `alpha` times shorter would give (every frequency f moves to alpha * f; alpha > 1 raises the
+    formants). Band j takes the value at frequency centre_j / alpha, read by linear interpolation along
+    the mel axis (edge bands repeat beyond fmin/fmax). Cheap augmentation of speaker diversity."""
+    mel = np.asarray(mel, np.float32)
+    n = mel.shape[-1]
+    fmax = min(float(spec.fmax), spec.sample_rate / 2.0)
+    lo, hi = _hz_to_mel(max(0.0, min(float(spec.fmin), fmax - 1.0))), _hz_to_mel(fmax)
+    step = (hi - lo) / (n + 1)
+    centre = _mel_to_hz(lo + step * np.arange(1, n + 1))                           # (n,) band centres, Hz
+    pos = (_hz_to_mel(centre / float(alpha)) - lo) / step - 1.0                      # (n,) fractional band index
+    pos = np.clip(pos, 0.0, n - 1.0)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), n - 2) if n > 1 else np.zeros(n, np.int64)
+    frac = (pos - i0).astype(np.float32)
+    if n < 2:
+        return mel.copy()
+    return mel[..., i0] * (1.0 - frac) + mel[..., i0 + 1] * frac
+
+
 @contextlib.contextmanager
 def one_torch_thread():
     """Run the STFT single-threaded, then restore torch's thread count. These tensors are small:

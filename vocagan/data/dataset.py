@@ -225,13 +225,25 @@ class SequenceDataset(torch.utils.data.Dataset):
     index, draw), so a run is reproducible and every epoch sees new windows; call `set_epoch` when
     loading with workers (each worker holds its own copy of the draw counters). Val/test items are
     whole sequences. style = index in prepared.styles for training subjects, -1 for unseen ones.
+    vtlp > 0 (train split, log-mel features only): each item's features are warped along frequency
+    by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (`audio.vtlp_warp`), seeded like the crops.
     """
 
-    def __init__(self, prepared: Prepared, split: str, crop_frames: int = 0, seed: int = 0):
+    def __init__(self, prepared: Prepared, split: str, crop_frames: int = 0, seed: int = 0, vtlp: float = 0.0):
         if split not in prepared.seqs:
             raise VocaganError(f"unknown split '{split}' (valid: {', '.join(prepared.seqs)})")
+        if not 0.0 <= float(vtlp) < 0.5:
+            raise VocaganError(f"vtlp must be in [0, 0.5), got {vtlp}")
         self.prepared, self.split = prepared, split
         self.crop_frames = int(crop_frames) if split == "train" else 0
+        spec = prepared.meta.get("features", {})
+        self.vtlp = float(vtlp) if split == "train" and spec.get("kind", "logmel") == "logmel" else 0.0
+        if self.vtlp:
+            from dataclasses import fields
+
+            from vocagan.config import FeatureConfig
+
+            self.feature_spec = FeatureConfig(**{f.name: spec[f.name] for f in fields(FeatureConfig) if f.name in spec})
         self.seed, self.epoch = int(seed), 0
         self._draws = np.zeros(len(prepared.seqs[split]), np.int64)
 
@@ -244,6 +256,12 @@ class SequenceDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         info = self.prepared.seqs[self.split][i]
         audio, motion = self.prepared.sequence(self.split, i)
+        if self.vtlp:                            # its own stream: the crops stay those of vtlp = 0
+            from vocagan.data.audio import vtlp_warp
+
+            alpha = np.random.default_rng([self.seed, self.epoch, i, int(self._draws[i]), 1]).uniform(
+                1.0 - self.vtlp, 1.0 + self.vtlp)
+            audio = vtlp_warp(audio, alpha, self.feature_spec)
         if 0 < self.crop_frames < info.length:
             rng = np.random.default_rng([self.seed, self.epoch, i, int(self._draws[i])])
             self._draws[i] += 1

@@ -179,7 +179,7 @@ class LipDecoder(nn.Module):
     the decoder from the prepared data, a loaded checkpoint does not need it.
     """
 
-    def __init__(self, components, pca_mean, coef_mean, coef_std, lip_positions):
+    def __init__(self, components, pca_mean, coef_mean, coef_std, lip_positions, opening=None):
         super().__init__()
         components = torch.as_tensor(components, dtype=torch.float32)          # (K, 3M)
         lips = torch.as_tensor(lip_positions, dtype=torch.long)                # (L,) positions in the crop
@@ -195,12 +195,22 @@ class LipDecoder(nn.Module):
         n_crop = components.shape[1] // 3
         self.register_buffer("mouth_weights", (std * 1000.0).pow(2) / n_crop, persistent=False)
         self.n_lips = int(lips.numel())
+        # mouth opening (metrics.mouth_opening) linearised about the neutral face: `opening` (3M,) weights
+        # crop offsets -> opening change (m); here as coefs (B,T,K) @ opening_basis (K,) + opening_offset, mm
+        basis = offset = None
+        if opening is not None:
+            a = torch.as_tensor(opening, dtype=torch.float32)                   # (3M,)
+            basis = components @ a * std * 1000.0                               # (K,) mm per unit coef
+            offset = (mean @ components + torch.as_tensor(pca_mean, dtype=torch.float32)) @ a * 1000.0
+        self.register_buffer("opening_basis", basis, persistent=False)
+        self.register_buffer("opening_offset", offset, persistent=False)
 
     @classmethod
     def from_prepared(cls, prepared) -> "LipDecoder":
         """From a Prepared (or a checkpoint's rebuilt one): its PCA/normalisation and regions."""
         return cls(prepared.pca_components, prepared.pca_mean, prepared.coef_mean, prepared.coef_std,
-                   lip_positions(prepared.crop, prepared.regions.lips))
+                   lip_positions(prepared.crop, prepared.regions.lips),
+                   opening=opening_weights(prepared.crop, prepared.templates.mean(0), prepared.regions.lips))
 
     def forward(self, coefs: torch.Tensor) -> torch.Tensor:
         y = coefs.float() @ self.basis + self.offset                            # (B,T,3L)
@@ -217,6 +227,24 @@ def lip_positions(crop, lips) -> np.ndarray:
 
         raise VocaganError("the lip vertices are not all inside the training crop (prep.region)")
     return order[pos]
+
+
+def opening_weights(crop, template, lips) -> np.ndarray | None:
+    """(3M,) weights w with crop offsets (M*3,) @ w = the first-order change of the mouth opening (m):
+    the inner upper- minus lower-lip mean offset (metrics.mouth_opening_vertices of `template` (V,3)),
+    projected on their rest direction. None when the lips have no upper/lower split."""
+    from vocagan import metrics
+
+    try:
+        upper, lower = metrics.mouth_opening_vertices(np.asarray(template), lips)
+    except ValueError:
+        return None
+    gap = template[upper].mean(0) - template[lower].mean(0)                  # (3,) rest opening vector
+    direction = gap / max(float(np.linalg.norm(gap)), 1e-9)
+    w = np.zeros((len(crop), 3), np.float64)
+    w[lip_positions(crop, upper)] += direction / len(upper)
+    w[lip_positions(crop, lower)] -= direction / len(lower)
+    return w.reshape(-1).astype(np.float32)
 
 
 def vertex_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, decoder: LipDecoder) -> dict:
