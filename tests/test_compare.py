@@ -33,7 +33,8 @@ def test_verdict_when_the_gan_wins():
 
 
 def test_verdict_says_plainly_when_the_gan_does_not_win():
-    results = {"rnn": [_m(2e-5, 0.9)], "transformer_gan": [_m(3e-5, 0.2)], "zero motion": [_m(1e-5, float("nan"), mve_mm=2.0)],
+    results = {"rnn": [_m(2e-5, 0.9)], "transformer_gan": [_m(3e-5, 0.2)],
+               "zero motion": [_m(1e-5, float("nan"), mve_mm=2.0)],
                "mean motion": [_m(2.5e-5, float("nan"))]}
     lines = verdict(results, ["rnn", "transformer_gan"])
     text = "\n".join(lines)
@@ -92,6 +93,12 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
             assert (out / "eval" / model / f"seed{seed}" / "metrics.json").is_file()
     assert (out / "bar_lve.png").is_file() and (out / "val_curves.png").is_file()
     saved = json.loads((out / "compare.json").read_text())
+    # each run's selection criterion (best val LVE) sits beside the test metrics, as in its metrics.jsonl
+    val_row = next(line for line in report.splitlines() if line.startswith("| val LVE, best epoch"))
+    assert val_row.count("n/a") == 3                                   # the three baselines are not trained
+    jsonl = (out / "runs" / "rnn" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(x)["val_lve"] for x in jsonl]
+    assert saved["results"]["rnn"][0]["val_lve"] == pytest.approx(min(logged) * 1e-5)
     assert len(saved["results"]["rnn"]) == 2 and saved["train"] == {"epochs": 1, "batch_size": 8,
                                                                 "warmup_steps": COMPARE_DEFAULTS["warmup_steps"]}
     # a second call reuses the finished runs (no training) and gives the same numbers

@@ -37,6 +37,8 @@ KEY_METRICS = [("lve", False), ("lve_mm", False), ("mve_mm", False), ("fdd_abs",
 # judged among the models only: a still mouth (zero / mean motion) "reaches" every closure
 MODELS_ONLY = {"closure_rate"}
 LABELS = {k: (label, scale) for k, label, scale in TABLE}
+# the selection criterion of each run (val subjects, best epoch): shown so that val and test can be compared
+VAL_ROW = ("val_lve", "val LVE, best epoch (x1e-5 m², val subjects)", 1e5)
 NICE = {"rnn": "RNN", "transformer": "Transformer", "transformer_vae": "Transformer+VAE",
         "transformer_gan": "Transformer+GAN"}
 # config keys that may differ between a finished run and the requested one without retraining it
@@ -238,9 +240,10 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, epochs: i
             t_train = time.perf_counter() - t
             result = _evaluate_run(evaluate, run_dir / "best.pt", out_dir / "eval" / model / f"seed{seed}", fps)
             protocol = protocol or result.protocol
-            results[model].append(result.metrics)
             rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
             val = [(int(r["epoch"]), float(r["val_lve"])) for r in rows if r.get("val_lve") is not None]
+            # the validation LVE that picked best.pt (logged in units of 1e-5 m^2), beside the test metrics
+            results[model].append({**result.metrics, "val_lve": min(v for _, v in val) * 1e-5 if val else None})
             curves[NICE.get(model, model)].append(([e for e, _ in val], [v for _, v in val]))
             run_rows.append({"model": model, "seed": seed, "state": state, "epochs": len(rows),
                              "train_s": round(t_train, 1), "epochs_s": round(sum(r.get("time_s", 0) for r in rows), 1),
@@ -272,7 +275,7 @@ def _report(out_dir, results, models, seeds, settings, curves, run_rows, protoco
     names = list(models) + [b for b in BASELINES if b in results]
     header = "| metric | " + " | ".join(NICE.get(n, n) for n in names) + " |"
     lines = [header, "|---" * (len(names) + 1) + "|"]
-    for key, label, scale in TABLE:
+    for key, label, scale in [VAL_ROW, *TABLE]:
         if any(key in m for runs in results.values() for m in runs):
             cells = [_cell([m.get(key) for m in results[n]], scale) for n in names]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
