@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vocagan.config import Config, TrainConfig, config_from_dict
+from vocagan.config import Config, TrainConfig, saved_config_dict
 from vocagan.errors import VocaganError
 from vocagan.evaluate import BASELINES, TABLE, EvalResult, finite_or_none
 from vocagan.utils import atomic_write_json, atomic_write_text, log
@@ -94,7 +94,7 @@ def run_state(run_dir: Path, cfg: Config) -> str:
     if not last.is_file() or not best.is_file():
         return "new"
     state = read_checkpoint(last)
-    old = _flatten(config_from_dict(json.loads(state["config"])).to_dict())   # keys added since: defaults
+    old = _flatten(saved_config_dict(json.loads(state["config"])))   # keys added since: their defaults
     new = _flatten(cfg.to_dict())
     differ = sorted(k for k in set(old) | set(new)
                     if old.get(k) != new.get(k) and k not in REUSE_MAY_DIFFER and k != "train.epochs")

@@ -280,3 +280,13 @@ def _merge(dst: dict, src: dict) -> dict:
 def config_from_dict(d: dict) -> Config:
     """Rebuild a Config saved by `Config.to_dict()` (e.g. from a checkpoint)."""
     return _build(Config, d, "")
+
+
+def saved_config_dict(d: dict) -> dict:
+    """A config dict saved by an earlier run, with keys added to Config since then filled with their
+    defaults (so they do not count as differences when resuming or reusing the run); a key since
+    removed keeps the dict as saved, where it then shows up as a difference."""
+    try:
+        return config_from_dict(d).to_dict()
+    except VocaganError:
+        return d

@@ -36,7 +36,7 @@ import yaml
 from torch import nn
 
 from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from vocagan.config import Config, config_from_dict
+from vocagan.config import Config, saved_config_dict
 from vocagan.errors import VocaganError
 from vocagan.models import build
 from vocagan.models.layers import LipDecoder, lip_positions
@@ -452,11 +452,7 @@ def _load_resume(path: Path, cfg: Config) -> dict:
     state = read_checkpoint(path)
     if "loop" not in state.get("extra", {}):
         raise VocaganError("not a resumable checkpoint (no optimiser/loop state)", path)
-    saved = json.loads(state["config"])
-    try:  # keys added to the config since that run compare as their defaults
-        old = _flatten(config_from_dict(saved).to_dict())
-    except VocaganError:  # a key since removed: compare as saved (it then shows up as differing)
-        old = _flatten(saved)
+    old = _flatten(saved_config_dict(json.loads(state["config"])))   # keys added since: their defaults
     new = _flatten(cfg.to_dict())
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_DIFFER)
     if differ:
