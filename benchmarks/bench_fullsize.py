@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"{'met' if prepare_rss * 2**30 / 1e9 < GOAL_PREPARE_RSS_GB else 'NOT met'})",
         "prepare / read-once wall": ", ".join(f"{p.seconds:.1f} s / {r.seconds:.1f} s = {x:.2f}x"
                                               for r, p, x in zip(reads, prepares, ratios))
-                                    + f" (goal <= {GOAL_RATIO:g}x: "
-                                    + ("met" if min(ratios) <= GOAL_RATIO else "NOT met") + ")",
+                                    + f" (goal <= {GOAL_RATIO:g}x in every repeat, a cold first read "
+                                    f"flatters its ratio: " + ("met" if max(ratios) <= GOAL_RATIO else "NOT met") + ")",
     }
     if baselines:
         facts["baseline prepare / read-once wall"] = ", ".join(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vocagan.config import Config, TrainConfig, saved_config_dict
+from vocagan.config import Config, TrainConfig, config_differences
 from vocagan.errors import VocaganError
 from vocagan.evaluate import BASELINES, TABLE, EvalResult, finite_or_none
 from vocagan.utils import atomic_write_json, atomic_write_text, log
@@ -61,14 +61,6 @@ class CompareResult:
                           f"report: {self.report}"])
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
 def train_settings(cfg: Config, epochs: int | None = None) -> dict:
     """COMPARE_DEFAULTS, except where cfg.train differs from the library default (the user chose) or
     `epochs` is given."""
@@ -94,10 +86,7 @@ def run_state(run_dir: Path, cfg: Config) -> str:
     if not last.is_file() or not best.is_file():
         return "new"
     state = read_checkpoint(last)
-    old = _flatten(saved_config_dict(json.loads(state["config"])))   # keys added since: their defaults
-    new = _flatten(cfg.to_dict())
-    differ = sorted(k for k in set(old) | set(new)
-                    if old.get(k) != new.get(k) and k not in REUSE_MAY_DIFFER and k != "train.epochs")
+    differ = config_differences(json.loads(state["config"]), cfg, REUSE_MAY_DIFFER | {"train.epochs"})
     if differ:
         raise VocaganError(f"holds a run with a different config ({', '.join(differ[:5])}); use another --out",
                            run_dir)

@@ -282,11 +282,21 @@ def config_from_dict(d: dict) -> Config:
     return _build(Config, d, "")
 
 
-def saved_config_dict(d: dict) -> dict:
-    """A config dict saved by an earlier run, with keys added to Config since then filled with their
-    defaults (so they do not count as differences when resuming or reusing the run); a key since
-    removed keeps the dict as saved, where it then shows up as a difference."""
+def config_differences(saved: dict, cfg: Config, ignore=frozenset()) -> list[str]:
+    """Dotted keys ("train.lr") whose value differs between a config dict saved by an earlier run
+    (`Config.to_dict()`, e.g. in last.pt) and `cfg`, except those in `ignore`. Keys added to Config
+    since that run count as their defaults; a key since removed shows up as a difference."""
     try:
-        return config_from_dict(d).to_dict()
+        saved = config_from_dict(saved).to_dict()
     except VocaganError:
-        return d
+        pass
+    old, new = _flatten(saved), _flatten(cfg.to_dict())
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in ignore)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.update(_flatten(v, key) if isinstance(v, dict) else {key: v})
+    return out

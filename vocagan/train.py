@@ -36,7 +36,7 @@ import yaml
 from torch import nn
 
 from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from vocagan.config import Config, saved_config_dict
+from vocagan.config import Config, config_differences
 from vocagan.errors import VocaganError
 from vocagan.models import build
 from vocagan.models.layers import LipDecoder, lip_positions
@@ -170,14 +170,6 @@ def make_autocast(device: torch.device, bf16: bool):
 
 def _to(batch: dict, device) -> dict:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else k
-        out.update(_flatten(v, key) if isinstance(v, dict) else {key: v})
-    return out
 
 
 def _write_metrics(out_dir: Path, rows: list[dict]) -> None:
@@ -328,8 +320,8 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume:
         state = _load_resume(last_path, cfg)
-        extra = from_storable(state["extra"])
         model.load_state_dict(state["state_dict"])
+        extra = from_storable(state["extra"])
         optim.load_state_dict(extra)
         set_rng_state(extra["rng"], loader_gen)
         if "dataset_draws" in extra:
@@ -452,9 +444,7 @@ def _load_resume(path: Path, cfg: Config) -> dict:
     state = read_checkpoint(path)
     if "loop" not in state.get("extra", {}):
         raise VocaganError("not a resumable checkpoint (no optimiser/loop state)", path)
-    old = _flatten(saved_config_dict(json.loads(state["config"])))   # keys added since: their defaults
-    new = _flatten(cfg.to_dict())
-    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_DIFFER)
+    differ = config_differences(json.loads(state["config"]), cfg, RESUME_MAY_DIFFER)
     if differ:
         raise VocaganError(f"config differs from the run being resumed in {', '.join(differ)}", path)
     return state

@@ -199,16 +199,16 @@ def vtlp_warp(mel: np.ndarray, alpha: float, spec: FeatureConfig) -> np.ndarray:
     the mel axis (edge bands repeat beyond fmin/fmax). Cheap augmentation of speaker diversity."""
     mel = np.asarray(mel, np.float32)
     n = mel.shape[-1]
+    if n < 2:
+        return mel.copy()
     fmax = min(float(spec.fmax), spec.sample_rate / 2.0)
     lo, hi = _hz_to_mel(max(0.0, min(float(spec.fmin), fmax - 1.0))), _hz_to_mel(fmax)
     step = (hi - lo) / (n + 1)
     centre = _mel_to_hz(lo + step * np.arange(1, n + 1))                           # (n,) band centres, Hz
     pos = (_hz_to_mel(centre / float(alpha)) - lo) / step - 1.0                      # (n,) fractional band index
     pos = np.clip(pos, 0.0, n - 1.0)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), n - 2) if n > 1 else np.zeros(n, np.int64)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), n - 2)
     frac = (pos - i0).astype(np.float32)
-    if n < 2:
-        return mel.copy()
     return mel[..., i0] * (1.0 - frac) + mel[..., i0 + 1] * frac
 
 

@@ -233,7 +233,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         if split not in prepared.seqs:
             raise VocaganError(f"unknown split '{split}' (valid: {', '.join(prepared.seqs)})")
         if not 0.0 <= float(vtlp) < 0.5:
-            raise VocaganError(f"vtlp must be in [0, 0.5), got {vtlp}")
+            raise VocaganError(f"train.vtlp must be in [0, 0.5), got {vtlp}")
         self.prepared, self.split = prepared, split
         self.crop_frames = int(crop_frames) if split == "train" else 0
         spec = prepared.meta.get("features", {})

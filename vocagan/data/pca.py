@@ -14,6 +14,7 @@ import contextlib
 
 import numpy as np
 
+
 class Moments:
     """Streaming mean and covariance of the rows of (T, D) batches, accumulated in float64.
 

@@ -7,13 +7,13 @@
      region only, or the whole face), audio features at the target fps (`audio.features_at_fps`,
      or DeepSpeech windows);
   b) regions (`vocagan.regions`): the mouth crop, lips and upper face;
-  c) PCA (`vocagan.data.pca`) fitted on the TRAIN split only: exact covariance (float32 products of chunk-centred rows,
-     float64 sums) and ARPACK for the top components, for crops up to EXACT_MAX_DIM dims; an
-     incremental SVD (plus a second read) above that; coefficient normalisation from the train
-     split only;
+  c) PCA (`vocagan.data.pca`) fitted on the TRAIN split only: exact covariance (float32 products
+     of chunk-centred rows, float64 sums) and ARPACK for the top components, for crops up to
+     EXACT_MAX_DIM dims; an incremental SVD (plus a second read) above that; coefficient
+     normalisation from the train split only;
   d) cache: `<cache_dir>/<hash>.npz` (no pickles), the hash covering the input files'
      fingerprints and every config value that changes the output; written atomically.
-Memory holds the cropped offsets, not the meshes: ~2.4 GB peak RSS at VOCASET size. Where the time
+Memory holds the cropped offsets, not the meshes: ~2.0 GB peak RSS at VOCASET size. Where the time
 goes is logged per phase; at VOCASET size the exact covariance (41k train frames x 4.6k dims: 8.7e11
 multiply-adds) is the largest part. The `Prepared` container lives in data/dataset.py.
 """
@@ -74,15 +74,13 @@ def audio_frames(n_samples: int, sample_rate: int, fps: int) -> int:
     return int(round(n_samples * fps / sample_rate))
 
 
-# ----------------------------------------------------------------------------- c) crop
+# ----------------------------------------------------------------------------- a) crop
 def crop(verts: np.ndarray, template: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """verts (T, V, 3), template (V, 3), indices (M,) -> motion offsets (T, M, 3) float32."""
     return (verts[:, indices] - template[indices]).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- d) PCA + normalise: vocagan.data.pca
-
-# ----------------------------------------------------------------------------- e) cache
+# ----------------------------------------------------------------------------- d) cache
 def cache_dir(cfg: Config) -> Path:
     return Path(cfg.prep.cache_dir or os.environ.get("VOCAGAN_CACHE") or Path.home() / ".cache" / "vocagan")
 

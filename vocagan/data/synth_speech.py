@@ -248,7 +248,7 @@ def synthesize(timeline: list[Segment], voice: Voice, rng: np.random.Generator) 
     white = rng.standard_normal(n)
     # aspiration: turbulence at the glottis, above ~2.5 kHz, louder while the folds are open
     hiss = sosfilt(_band(2500.0, 6500.0, sr), rng.standard_normal(n)) * av_s * (0.4 + pulse)
-    out = voiced + hiss * (level * 10 ** (rng.uniform(*ASPIRATION_DB) / 20) / max(_rms(hiss[loud]), 1e-12))
+    out = voiced + _to_rms(hiss, level * 10 ** (rng.uniform(*ASPIRATION_DB) / 20), hiss[loud])
     # voice bar: a closed tract radiates only the lowest harmonics (through the cheeks and throat)
     bar_s = np.interp(ts, t_ms, bar)
     if bar_s.any():
@@ -258,7 +258,7 @@ def synthesize(timeline: list[Segment], voice: Voice, rng: np.random.Generator) 
     if asp_s.any():   # voiceless-stop aspiration: glottal noise through the (moving) formants, as in Klatt (1980)
         noisy = _formant_cascade(rng.standard_normal(n) * asp_s, form, bw, sr, n_ms)
         on = asp_s > 0.5
-        out = out + noisy * (level * 10 ** (rng.uniform(*STOP_ASPIRATION_DB) / 20) / max(_rms(noisy[on]), 1e-12))
+        out = out + _to_rms(noisy, level * 10 ** (rng.uniform(*STOP_ASPIRATION_DB) / 20), noisy[on])
     for band, track in nz.items():                                       # fricative noise
         env = np.interp(ts, t_ms, gaussian_filter1d(track, 6.0))
         out = out + env * sosfilt(_band(band[0], band[1], sr), white)
@@ -273,13 +273,18 @@ def synthesize(timeline: list[Segment], voice: Voice, rng: np.random.Generator) 
     out = out / (np.abs(out).max() + 1e-9) * voice.gain
     # room noise, so silence is not digital zero: mains/room hum below ~150 Hz and broadband hiss
     hum = sosfilt(_lowpass(150.0, sr), rng.standard_normal(n))
-    out += hum * (voice.gain * 10 ** (rng.uniform(*FLOOR_DB) / 20) / max(_rms(hum), 1e-12))
+    out += _to_rms(hum, voice.gain * 10 ** (rng.uniform(*FLOOR_DB) / 20), hum)
     out += voice.gain * 10 ** ((rng.uniform(*FLOOR_DB) - 15.0) / 20) * rng.standard_normal(n)
     return out.astype(np.float32)
 
 
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+
+
+def _to_rms(x: np.ndarray, rms: float, ref: np.ndarray) -> np.ndarray:
+    """x scaled so that `ref` (x or a selection of it) would have the given rms."""
+    return x * (rms / max(_rms(ref), 1e-12))
 
 
 @functools.lru_cache(maxsize=16)
