@@ -6,7 +6,7 @@
 Each step is exactly what `vocagan train` runs per batch (`vocagan.train.train_step`: the optional
 discriminator update, then the model update with AdamW, warm-up/cosine LR and gradient clipping) on
 random tensors: batch 32 x 120 frames (4 s at 30 fps) x 80 log-mel features, 32 PCA coefficients,
-8 styles, with the lip-vertex losses on (250 lip vertices). Model sizes come from configs/<model>.yaml
+8 styles, with the lip-vertex and mouth-opening losses on (250 lip vertices). Model sizes come from configs/<model>.yaml
 when it exists (else the code defaults). Timings include the backward pass and optimiser update;
 the first `--warmup` steps are not timed. Numbers depend on what else runs on the machine.
 """
@@ -52,7 +52,8 @@ def bench(name: str, args, device: torch.device) -> dict:
     n_crop = 400  # mouth crop vertices; the first 250 play the lips
     decoder = LipDecoder(rng.normal(size=(args.motion_dim, 3 * n_crop)).astype(np.float32) * 1e-3,
                          np.zeros(3 * n_crop, np.float32), np.zeros(args.motion_dim, np.float32),
-                         np.ones(args.motion_dim, np.float32), np.arange(250))
+                         np.ones(args.motion_dim, np.float32), np.arange(250),
+                         opening=rng.normal(size=3 * n_crop).astype(np.float32) * 1e-2)   # the opening loss too
     model.set_decoder(decoder)
     model.to(device).train()
     model.set_epoch(10**6)  # schedules at their final value: the GAN's adversarial terms are on
