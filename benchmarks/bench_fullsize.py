@@ -156,7 +156,7 @@ def vocagan(*args: str) -> list[str]:
 # ----------------------------------------------------------------------------- inputs
 def long_audio(corpus: Path, out: Path, minutes: float, sr: int = 16000) -> float:
     """Concatenate the corpus's wavs (resampled to `sr`) into one `minutes`-long wav; returns seconds."""
-    from vocagan.data.audio import load_audio, resample, save_wav
+    from vocagan.formats.audio import load_audio, resample, save_wav
 
     need = int(minutes * 60 * sr)
     pieces, have = [], 0

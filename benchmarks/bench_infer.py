@@ -45,7 +45,7 @@ def models(checkpoints: list[Path]):
 
     from vocagan.checkpoint import load_checkpoint
     from vocagan.config import FeatureConfig, load_config
-    from vocagan.data.audio import feature_dim
+    from vocagan.prep.features import feature_dim
     from vocagan.models import MODELS, build
 
     out = []

@@ -90,7 +90,7 @@ def compare_prepared(old_path: Path, new_path: Path) -> tuple[dict[str, float], 
     """Differences between two prepared caches of the same data (see TOLERANCES) and a list of
     structural mismatches (sequences, crop, component count, regions, templates)."""
     sys.path.insert(0, str(REPO))
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
 
     a, b = Prepared.load(old_path), Prepared.load(new_path)
     problems = []

@@ -61,7 +61,7 @@ def measure(seq, faces, size, backend) -> float:
 
 def main() -> None:
     from vocagan import render
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)

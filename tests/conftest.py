@@ -26,7 +26,7 @@ def shared_data() -> Path:
 def tiny_corpus(tmp_path_factory) -> Path:
     """A complete VOCASET-format folder at `--scale tiny` (seconds to build), shared by all tests.
     Tests must not modify it: copy it first when a test needs to corrupt something."""
-    from vocagan.data.synthetic import generate
+    from vocagan.synth.corpus import generate
 
     out = tmp_path_factory.mktemp("tiny_corpus")
     generate(out, scale="tiny", seed=0)

@@ -1,4 +1,4 @@
-"""vocagan.data.audio: loading any wav, resampling, log-mel, mesh-rate features, DeepSpeech windows."""
+"""vocagan.formats.audio: loading any wav, resampling, log-mel, mesh-rate features, DeepSpeech windows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from vocagan.config import FeatureConfig
-from vocagan.data import audio
+from vocagan.formats import audio
+from vocagan.prep.features import feature_dim, features_at_fps
 from vocagan.errors import VocaganError
 
 
@@ -140,8 +141,8 @@ def test_logmel_shape_determinism_and_tone_band():
     assert a.shape == (1 + len(x) // spec.hop_length, spec.n_mels) and a.dtype == np.float32
     assert np.array_equal(a, b)
     # the peak band is the one whose centre frequency is closest to 1 kHz
-    mels = np.linspace(audio._hz_to_mel(spec.fmin), audio._hz_to_mel(spec.fmax), spec.n_mels + 2)
-    centres = audio._mel_to_hz(mels[1:-1])
+    mels = np.linspace(audio.hz_to_mel(spec.fmin), audio.hz_to_mel(spec.fmax), spec.n_mels + 2)
+    centres = audio.mel_to_hz(mels[1:-1])
     assert abs(int(np.median(a.argmax(1))) - int(np.argmin(np.abs(centres - 1000)))) <= 1
 
 
@@ -175,8 +176,8 @@ def test_features_at_fps_alignment(sr, fps):
     spec = FeatureConfig()
     x = np.concatenate([np.zeros(sr, np.float32), tone(800, 0.5, sr)])
     n_frames = int(round(1.5 * fps))
-    f = audio.features_at_fps(x, sr, spec, fps, n_frames)
-    assert f.shape == (n_frames, audio.feature_dim(spec)) and f.dtype == np.float32
+    f = features_at_fps(x, sr, spec, fps, n_frames)
+    assert f.shape == (n_frames, feature_dim(spec)) and f.dtype == np.float32
     energy = f.max(axis=1)
     onset = int(np.argmax(energy > 0.5 * (energy.min() + energy.max())))
     assert abs(onset - fps) <= 1
@@ -185,25 +186,25 @@ def test_features_at_fps_alignment(sr, fps):
 def test_features_at_fps_pads_with_edge_values_and_rejects_other_kinds():
     spec = FeatureConfig()
     x = tone(500, 0.5, 16000)
-    f = audio.features_at_fps(x, 16000, spec, 60, 60)       # 1 s of frames for 0.5 s of audio
+    f = features_at_fps(x, 16000, spec, 60, 60)       # 1 s of frames for 0.5 s of audio
     assert np.array_equal(f[-1], f[31]) and np.isfinite(f).all()
     with pytest.raises(VocaganError, match="deepspeech"):
-        audio.features_at_fps(x, 16000, FeatureConfig(kind="deepspeech"), 60, 10)
-    assert audio.feature_dim(FeatureConfig(kind="deepspeech")) == 16 * 29
+        features_at_fps(x, 16000, FeatureConfig(kind="deepspeech"), 60, 10)
+    assert feature_dim(FeatureConfig(kind="deepspeech")) == 16 * 29
     with pytest.raises(VocaganError, match="wav2vec2"):
-        audio.feature_dim(FeatureConfig(kind="wav2vec2"))
+        feature_dim(FeatureConfig(kind="wav2vec2"))
 
 
 def test_features_fast_and_long_audio_bounded():
     spec = FeatureConfig()
     x = np.random.default_rng(3).standard_normal(10 * 44100).astype(np.float32) * 0.1
-    audio.features_at_fps(x[:4410], 44100, spec, 60, 6)     # warm-up (torch start, filterbank cache)
-    best = min(_timed(lambda: audio.features_at_fps(x, 44100, spec, 60, 600)) for _ in range(3))
+    features_at_fps(x[:4410], 44100, spec, 60, 6)     # warm-up (torch start, filterbank cache)
+    best = min(_timed(lambda: features_at_fps(x, 44100, spec, 60, 600)) for _ in range(3))
     assert best < 0.1, f"10 s of 44.1 kHz audio took {best:.3f} s"
     # 10 minutes at 16 kHz: works (chunked STFT) and gives one row per mesh frame
     long = np.zeros(600 * 16000, np.float32)
     long[::7] = 0.01
-    f = audio.features_at_fps(long, 16000, spec, 30, 600 * 30)
+    f = features_at_fps(long, 16000, spec, 30, 600 * 30)
     assert f.shape == (18000, 80) and np.isfinite(f).all()
 
 
@@ -259,7 +260,7 @@ def test_real_speech_featurises(shared_data):
     x, sr = audio.load_audio(path)
     assert sr == 16000 and 3.0 < len(x) / sr < 3.2
     n = int(round(len(x) / sr * 60))
-    f = audio.features_at_fps(x, sr, FeatureConfig(), 60, n)
+    f = features_at_fps(x, sr, FeatureConfig(), 60, n)
     assert f.shape == (n, 80) and np.isfinite(f).all()
     # the phone labels put silence at both ends: speech frames carry more energy than the first 0.1 s
     energy = f.max(axis=1)

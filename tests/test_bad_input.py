@@ -20,7 +20,7 @@ import soundfile
 
 from vocagan.cli import main
 from vocagan.config import DataConfig, load_config
-from vocagan.data.vocaset import safe_load_pickle
+from vocagan.formats.pickles import safe_load_pickle
 from vocagan.errors import VocaganError
 
 SUBJECT = "FaceTalk_170728_03272_TA"      # first training subject of the tiny corpus
@@ -72,7 +72,7 @@ PLY_HEADER = (b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty
 
 @pytest.mark.parametrize("count", [-3, 2 ** 31 - 1])
 def test_ply_impossible_list_length(tmp_path, count):
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     path = tmp_path / "face.ply"
     path.write_bytes(PLY_HEADER + np.zeros(9, "<f4").tobytes() + struct.pack("<i", count) + struct.pack("<3i", 0, 1, 2))
@@ -81,7 +81,7 @@ def test_ply_impossible_list_length(tmp_path, count):
 
 
 def test_ply_huge_element_count_is_truncated_not_a_hang(tmp_path):
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     path = tmp_path / "big.ply"
     path.write_bytes(PLY_HEADER.replace(b"vertex 3", b"vertex 4000000000") + np.zeros(9, "<f4").tobytes())
@@ -90,7 +90,7 @@ def test_ply_huge_element_count_is_truncated_not_a_hang(tmp_path):
 
 
 def test_mesh_with_nan_vertices(tmp_path):
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     path = tmp_path / "nan.obj"
     path.write_text("v nan 0 0\nv 0 1 0\nv inf 0 1\nf 1 2 3\n")
@@ -178,7 +178,7 @@ def test_template_vertex_count_differs_from_meshes(tiny_corpus, tmp_path, capsys
 
 
 def test_template_ply_vertex_count_differs(tiny_corpus, tmp_path, capsys):
-    from vocagan.data.mesh import write_ply
+    from vocagan.formats.mesh import write_ply
 
     root = copy_corpus(tiny_corpus, tmp_path)
     write_ply(root / "FLAME_sample.ply", np.zeros((5, 3), np.float32), np.array([[0, 1, 2]]))
@@ -186,7 +186,7 @@ def test_template_ply_vertex_count_differs(tiny_corpus, tmp_path, capsys):
 
 
 def test_converted_layout_with_wrong_vertex_count(tiny_corpus, tmp_path):
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     root = tmp_path / "converted"
     (root / "vertices_npy").mkdir(parents=True)
@@ -213,8 +213,8 @@ def test_one_frame_sentence_prepares_and_trains_a_step(tiny_corpus, tmp_path):
     """A 1-frame sequence (at 60 fps) is kept (1 frame at 30 fps): a batch holding it trains."""
     import torch
 
-    from vocagan.data.dataset import SequenceDataset, collate
-    from vocagan.data.preprocess import prepare
+    from vocagan.dataset import SequenceDataset, collate
+    from vocagan.prep.prepare import prepare
     from vocagan.models import build
 
     root = copy_corpus(tiny_corpus, tmp_path)
@@ -242,7 +242,7 @@ def test_subject_without_template_is_skipped_and_reported(tiny_corpus, tmp_path,
     assert main(prepare_argv(root, tmp_path)) == 0
     err = capsys.readouterr().err
     assert err.count("no template in templates.pkl") == 1        # said once
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
 
     prepared = Prepared.load(next((tmp_path / "cache").glob("*.npz")))
     assert SUBJECT not in prepared.styles and len(prepared.styles) == 7
@@ -259,7 +259,7 @@ def test_sample_rate_zero_in_raw_audio_pickle(tiny_corpus, tmp_path, capsys):
 
 
 def test_zero_length_audio_is_skipped_and_silent_audio_works(tiny_corpus, tmp_path, capsys):
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
 
     root = copy_corpus(tiny_corpus, tmp_path)
 
@@ -283,7 +283,7 @@ def test_zero_length_audio_is_skipped_and_silent_audio_works(tiny_corpus, tmp_pa
 def checkpoint(tiny_corpus, tmp_path_factory) -> Path:
     """An untrained RNN checkpoint over the tiny corpus's real preprocessing (no training needed)."""
     from vocagan.checkpoint import save_checkpoint
-    from vocagan.data.preprocess import prepare
+    from vocagan.prep.prepare import prepare
     from vocagan.models import build
 
     folder = tmp_path_factory.mktemp("bad_input_ckpt")
@@ -317,7 +317,7 @@ def test_animate_bad_audio(checkpoint, tmp_path, capsys):
 
 def test_unknown_style_and_template_list_the_valid_ones(checkpoint, tiny_corpus, tmp_path, capsys):
     from vocagan.checkpoint import load_checkpoint
-    from vocagan.data.mesh import write_ply
+    from vocagan.formats.mesh import write_ply
 
     styles = load_checkpoint(checkpoint)[1].styles
     wav = str(next((tiny_corpus / "wav").glob("*.wav")))

@@ -75,7 +75,7 @@ def test_run_config_keeps_hyperparameters_only_for_their_model():
 # ----------------------------------------------------------------------------- on the tiny corpus
 @pytest.mark.slow
 def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
-    pytest.importorskip("vocagan.data.synthetic")
+    pytest.importorskip("vocagan.synth.corpus")
     cfg = Config()
     cfg.data.root = str(request.getfixturevalue("tiny_corpus"))
     cfg.prep.cache_dir = str(tmp_path / "cache")

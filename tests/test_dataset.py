@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from vocagan.data.dataset import Prepared, SequenceDataset, SequenceInfo, collate
+from vocagan.dataset import SequenceDataset, collate
+from vocagan.prep.prepared import Prepared, SequenceInfo
 from vocagan.errors import VocaganError
-from vocagan.regions import Regions
+from vocagan.prep.regions import Regions
 
 F, K, V = 6, 3, 10
 
@@ -87,9 +88,9 @@ def test_unknown_split():
 
 
 def test_dataset_over_prepared_tiny_corpus(request, tmp_path):
-    pytest.importorskip("vocagan.data.synthetic")
+    pytest.importorskip("vocagan.synth.corpus")
     from vocagan.config import Config
-    from vocagan.data.preprocess import prepare
+    from vocagan.prep.prepare import prepare
 
     cfg = Config()
     cfg.data.root = str(request.getfixturevalue("tiny_corpus"))

@@ -14,8 +14,8 @@ import pytest
 from vocagan import metrics as M
 from vocagan.config import Config, DataConfig
 from vocagan.errors import VocaganError
-from vocagan.evaluate import (_data_config, context_features, evaluate, evaluate_baselines, fit_ridge,
-                              resample_frames)
+from vocagan.evaluate import _data_config, context_features, evaluate, evaluate_baselines, fit_ridge
+from vocagan.frames import resample_frames
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -61,7 +61,7 @@ SMALL_RNN = {"name": "rnn", "hidden": 32, "n_layers": 1}
 @pytest.fixture(scope="module")
 def trained(request, tmp_path_factory):
     """A 1-epoch RNN checkpoint on the tiny corpus, its config, and its evaluation with saved predictions."""
-    pytest.importorskip("vocagan.data.synthetic")
+    pytest.importorskip("vocagan.synth.corpus")
     from vocagan.train import train
 
     root = tmp_path_factory.mktemp("eval")
@@ -77,7 +77,7 @@ def trained(request, tmp_path_factory):
 
 
 def _gt(cfg: Config, subject: str, sentence: str, n: int) -> np.ndarray:
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     return open_vocaset(cfg.data).load_verts(subject, sentence)[:: cfg.data.source_fps // 30][:n]
 
@@ -125,7 +125,7 @@ def test_saved_predictions_reproduce_the_reported_lve(trained):
     # every vertex outside the mouth crop is the template (zero motion there)
     crop = np.asarray(ckpt.stats["crop"])
     outside = np.setdiff1d(np.arange(pred.shape[1]), crop)
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     template = open_vocaset(cfg.data).templates[row["subject"]]
     np.testing.assert_array_equal(pred[:, outside], np.broadcast_to(template[outside], pred[:, outside].shape))
@@ -150,7 +150,7 @@ def test_baselines(trained, tmp_path):
     for r in results.values():
         assert math.isfinite(r.metrics["lve"]) and (r.out_dir / "metrics.json").is_file()
     # zero motion is the template itself: recompute its LVE from the ground truth alone
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     vs = open_vocaset(cfg.data)
     lips = _lips(trained[1])  # the baselines' regions come from the same prepared data as the model's

@@ -92,7 +92,7 @@ def mutated(draw, original: bytes, header: int = 256):
 def _toy_corpus(out: Path) -> Path:
     """A complete VOCASET folder (3 subjects x 2 sentences, V=12, 8 kHz audio, DeepSpeech windows,
     region masks), small enough to copy for every example."""
-    from vocagan.data.vocaset import VocasetWriter
+    from vocagan.formats.vocaset_writer import VocasetWriter
 
     rng = np.random.default_rng(0)
     base = rng.normal(0, 0.05, (V, 3)).astype(np.float32)
@@ -115,7 +115,7 @@ def _corpus_cfg(root: Path) -> DataConfig:
 
 def _read_everything(root: Path):
     """open_vocaset plus every per-sequence accessor of every split: the reader's whole surface."""
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     vs = open_vocaset(_corpus_cfg(root))
     shapes = []
@@ -171,7 +171,7 @@ def test_vocaset_folder_survives_mutations(corpus, name):
 @pytest.mark.parametrize("name", ["subj_seq_to_idx.pkl", "templates.pkl", "raw_audio_fixed.pkl",
                                   "processed_audio_deepspeech.pkl", "region_masks.pkl"])
 def test_safe_load_pickle_names_the_file(corpus, name, tmp_path_factory):
-    from vocagan.data.vocaset import safe_load_pickle
+    from vocagan.formats.pickles import safe_load_pickle
 
     original = (corpus / name).read_bytes()
     path = tmp_path_factory.mktemp("pkl") / name
@@ -202,7 +202,7 @@ def _mesh_ok(result):
 
 @pytest.mark.parametrize("kind", ["binary.ply", "ascii.ply", "mesh.obj"])
 def test_read_mesh_survives_mutations(kind, tmp_path_factory):
-    from vocagan.data.mesh import read_mesh, write_obj, write_ply
+    from vocagan.formats.mesh import read_mesh, write_obj, write_ply
 
     folder = tmp_path_factory.mktemp("mesh")
     vertices = np.random.default_rng(1).normal(size=(V, 3)).astype(np.float32)
@@ -230,7 +230,7 @@ def test_read_mesh_survives_mutations(kind, tmp_path_factory):
 def test_load_audio_survives_mutations(subtype, tmp_path_factory):
     import soundfile
 
-    from vocagan.data.audio import load_audio
+    from vocagan.formats.audio import load_audio
 
     folder = tmp_path_factory.mktemp("wav")
     valid = folder / "valid.wav"
@@ -296,9 +296,9 @@ def checkpoint_bytes(tmp_path_factory) -> bytes:
 
     from vocagan.checkpoint import save_checkpoint
     from vocagan.config import load_config
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
     from vocagan.models import build
-    from vocagan.regions import Regions
+    from vocagan.prep.regions import Regions
 
     torch.manual_seed(0)
     cfg = load_config(overrides=["model.name=rnn", "model.hidden=8", "model.n_layers=1"])
@@ -341,7 +341,7 @@ def test_load_checkpoint_survives_mutations(checkpoint_bytes, tmp_path_factory):
 def test_prepared_cache_survives_mutations(checkpoint_bytes, tmp_path_factory):
     """The prepared-data .npz cache (normally written atomically, but disks and users corrupt files)."""
     from vocagan.checkpoint import from_storable, read_checkpoint
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
 
     folder = tmp_path_factory.mktemp("npz")
     (folder / "ckpt.pt").write_bytes(checkpoint_bytes)
@@ -382,7 +382,7 @@ def test_load_vertices_survives_mutations(tmp_path_factory):
 
 @pytest.mark.parametrize("suffix", [".npy", ".txt"])
 def test_mouth_index_file_survives_mutations(suffix, tmp_path_factory):
-    from vocagan.regions import load_index_file
+    from vocagan.prep.regions import load_index_file
 
     folder = tmp_path_factory.mktemp("idx")
     valid = folder / f"valid{suffix}"

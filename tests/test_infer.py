@@ -18,14 +18,14 @@ from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.infer import animate, audio_features, chunk_spans, predict_motion
 from vocagan.models import build
-from vocagan.regions import Regions
+from vocagan.prep.regions import Regions
 
 from test_render import icosphere
 
 try:
-    from vocagan.data.prepared import Prepared
+    from vocagan.prep.prepared import Prepared
 except ImportError:
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
 
 K = 6
 SMALL = {"rnn": {"hidden": 16, "n_layers": 1}, "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
@@ -118,7 +118,7 @@ def test_style_all_and_samples(tmp_path):
 
 
 def test_template_by_name_and_mesh_file(tmp_path, ckpt_path):
-    from vocagan.data.mesh import write_ply
+    from vocagan.formats.mesh import write_ply
 
     sf.write(tmp_path / "a.wav", speech_like(0.4, 16000), 16000)
     unseen = animate(ckpt_path, tmp_path / "a.wav", tmp_path / "o1", template="Unseen", video=False)
@@ -189,7 +189,7 @@ def trained(request, tmp_path_factory):
 @pytest.mark.slow
 def test_cli_animate_trained_model_style_all(tmp_path, trained, tiny_corpus, capsys):
     from vocagan.cli import main
-    from vocagan.data.vocaset import safe_load_pickle
+    from vocagan.formats.pickles import safe_load_pickle
 
     x = speech_like(1.2, 44100)
     sf.write(tmp_path / "in.wav", np.stack([x, x[::-1]], axis=1), 44100, subtype="PCM_16")   # int16 stereo

@@ -82,7 +82,7 @@ def temp_files(folder: Path, final_name: str) -> list[Path]:
 # ----------------------------------------------------------------------------- prepare
 def _assert_cache_sound(cache: Path) -> list[Path]:
     """Every final-named cache file loads; returns them."""
-    from vocagan.data.dataset import Prepared
+    from vocagan.prep.prepared import Prepared
 
     finals = sorted(p for p in cache.glob("*.npz") if not p.name.startswith(".tmp-")) if cache.is_dir() else []
     for path in finals:
@@ -204,7 +204,7 @@ def _frame_count(path: Path) -> int:
 
 def test_kill_render_keeps_the_old_video_and_rerun_recovers(tiny_corpus, tmp_path):
     from vocagan.config import DataConfig
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     vs = open_vocaset(DataConfig(root=str(tiny_corpus)))
     subject, sentence = vs.split("train")[0]

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from vocagan.data.mesh import read_mesh, write_obj, write_ply
+from vocagan.formats.mesh import read_mesh, write_obj, write_ply
 from vocagan.errors import VocaganError
 
 

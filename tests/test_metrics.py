@@ -180,8 +180,8 @@ def test_mouth_opening_vertices_widen_band_and_degenerate():
 def test_mouth_opening_vertices_on_flame(shared_data):
     """On the real FLAME template with FLAME_masks.pkl lips: upper-lip vertices lie above the lower ones,
     both near the midline, and the opening at rest is a few mm."""
-    from vocagan.data.mesh import read_mesh
-    from vocagan.data.vocaset import safe_load_pickle
+    from vocagan.formats.mesh import read_mesh
+    from vocagan.formats.pickles import safe_load_pickle
 
     template, _ = read_mesh(shared_data / "flame" / "FLAME_sample.ply")
     lips = safe_load_pickle(shared_data / "regions" / "FLAME_masks.pkl")["lips"]

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from vocagan.frames import audio_frames, fps_step, resample_frames
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS, Config
-from vocagan.data import preprocess as pp
-from vocagan.data.dataset import Prepared
+from vocagan.prep import prepare as pp
+from vocagan.prep.prepared import Prepared
 from vocagan.errors import VocaganError
 
 SR = 16000
@@ -33,7 +34,7 @@ def make_corpus(out: Path, seed: int = 0, val_modes_scale: float = 1.0, short_au
                 deepspeech: bool = True) -> Path:
     """12 subjects (the real names) x sentences 21-22, rank-4 mouth motion, 16 kHz noise audio.
     One sequence's audio is `short_audio` frames (at 60 fps) shorter than its mesh."""
-    from vocagan.data.vocaset import VocasetWriter
+    from vocagan.formats.vocaset_writer import VocasetWriter
 
     rng = np.random.default_rng(seed)
     base = head()
@@ -86,13 +87,13 @@ def test_align_trims_to_the_shorter_and_reports_it():
 
 def test_fps_resampling_takes_every_kth_frame():
     frames = np.arange(60)
-    assert np.array_equal(pp.resample_fps(frames, 60, 30), np.arange(0, 60, 2))
-    assert np.array_equal(pp.resample_fps(frames, 60, 20), np.arange(0, 60, 3))
-    assert np.array_equal(pp.resample_fps(frames, 60, 60), frames)
+    assert np.array_equal(resample_frames(frames, 60, 30), np.arange(0, 60, 2))
+    assert np.array_equal(resample_frames(frames, 60, 20), np.arange(0, 60, 3))
+    assert np.array_equal(resample_frames(frames, 60, 60), frames)
     for bad in (25, 0, -30, 120):
         with pytest.raises(VocaganError, match="divisor"):
-            pp.fps_step(60, bad, "data_verts.npy")
-    assert pp.audio_frames(16000, 16000, 60) == 60 and pp.audio_frames(22000 * 3, 22000, 30) == 90
+            fps_step(60, bad, "data_verts.npy")
+    assert audio_frames(16000, 16000, 60) == 60 and audio_frames(22000 * 3, 22000, 30) == 90
 
 
 def test_crop_offsets_shape_and_values():
@@ -189,7 +190,7 @@ def test_prepare_end_to_end(prepared):
 def test_fps_and_offsets_match_the_raw_data(corpus, prepared):
     """val true offsets = (verts[::2] - template)[crop] read straight from the files; the trimmed
     sequence (audio 2 frames short at 60 fps) has ceil((T60 - 2) / 2) frames at 30 fps."""
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     p = prepared
     vs = open_vocaset(config(corpus, Path("unused")).data)
@@ -301,7 +302,7 @@ def test_cache_hit_is_fast_and_identical(corpus, tmp_path, capsys):
     assert first.meta == second.meta
     assert [f.name for f in tmp_path.iterdir()] == [first.path.name]      # no temporary file left
     cfg.data.fps = 20                                                   # a config change -> a new cache file
-    from vocagan.data.vocaset import resolve_paths
+    from vocagan.formats.vocaset import resolve_paths
 
     assert pp.cache_key(resolve_paths(cfg.data), cfg) != first.path.stem
 
@@ -377,7 +378,7 @@ def test_nan_in_a_sequence_names_the_file(tmp_path):
 
 # ----------------------------------------------------------------------------- the synthetic corpus + CLI
 def test_prepare_tiny_corpus_and_cli(request, tmp_path, capsys):
-    pytest.importorskip("vocagan.data.synthetic")
+    pytest.importorskip("vocagan.synth.corpus")
     from vocagan.cli import main
 
     tiny = request.getfixturevalue("tiny_corpus")

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from test_preprocess import config, make_corpus
 
-from vocagan.data import preprocess as pp
-from vocagan.data.vocaset import VocasetWriter, open_vocaset
+from vocagan.frames import audio_frames, resample_frames
+from vocagan.prep import prepare as pp
+from vocagan.formats.vocaset import open_vocaset
+from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.errors import VocaganError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +64,7 @@ def test_load_verts_reads_the_rows_of_the_index_map(tmp_path, monkeypatch):
 def test_threaded_reader_keeps_order_and_values(corpus, prepared):
     """The two reader threads give, in split order, crop(resample_fps(align(load_verts(...)))) and
     the features, as one sequence at a time would."""
-    from vocagan.data.audio import features_at_fps
+    from vocagan.prep.features import features_at_fps
 
     cfg = config(corpus, Path("unused"))
     vs = open_vocaset(cfg.data)
@@ -71,8 +73,8 @@ def test_threaded_reader_keeps_order_and_values(corpus, prepared):
     assert [(q.subject, q.sentence) for q in seqs] == pairs
     for q in seqs:
         samples, sr = vs.raw_audio(q.subject, q.sentence)
-        verts, trimmed = pp.align(vs.load_verts(q.subject, q.sentence), pp.audio_frames(len(samples), sr, 60))
-        want = pp.crop(pp.resample_fps(verts, 60, 30), vs.templates[q.subject], prepared.crop)
+        verts, trimmed = pp.align(vs.load_verts(q.subject, q.sentence), audio_frames(len(samples), sr, 60))
+        want = pp.crop(resample_frames(verts, 60, 30), vs.templates[q.subject], prepared.crop)
         assert q.trimmed == trimmed and np.array_equal(q.offsets, want.reshape(len(want), -1))
         assert np.array_equal(q.audio, features_at_fps(samples, sr, cfg.features, 30, len(want)))
 
@@ -110,8 +112,8 @@ def test_prepare_equals_a_straightforward_float64_pca(corpus, prepared):
         for q in p.seqs[split]:
             verts = vs.load_verts(q.subject, q.sentence)
             samples, sr = vs.raw_audio(q.subject, q.sentence)
-            verts, _ = pp.align(verts, pp.audio_frames(len(samples), sr, 60))
-            cropped = pp.crop(pp.resample_fps(verts, 60, 30), vs.templates[q.subject], crop)    # (T, M, 3)
+            verts, _ = pp.align(verts, audio_frames(len(samples), sr, 60))
+            cropped = pp.crop(resample_frames(verts, 60, 30), vs.templates[q.subject], crop)    # (T, M, 3)
             out.append(cropped.reshape(len(cropped), -1))
         return np.concatenate(out).astype(np.float64)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vocagan.errors import VocaganError
-from vocagan.regions import Regions, geometric_regions, load_index_file, resolve_regions
+from vocagan.prep.regions import Regions, geometric_regions, load_index_file, resolve_regions
 
 
 def toy_head(n_theta: int = 48, n_phi: int = 40, with_cavity: bool = True) -> np.ndarray:
@@ -106,7 +106,7 @@ def _iou(a, b) -> float:
 
 def test_real_flame_template_against_flame_masks(shared_data, capsys):
     """The geometric definition on the real FLAME template, scored against FLAME_masks.pkl."""
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     verts, faces = read_mesh(shared_data / "flame" / "FLAME_sample.ply")
     with open(shared_data / "regions" / "FLAME_masks.pkl", "rb") as f:
@@ -137,7 +137,7 @@ def test_real_flame_template_against_flame_masks(shared_data, capsys):
 def test_geometry_on_the_procedural_synthetic_head():
     """The geometric rules also find the mouth of the synthetic corpus' head (whose exact lips are
     known by construction)."""
-    synth_face = pytest.importorskip("vocagan.data.synth_face")
+    synth_face = pytest.importorskip("vocagan.synth.face")
     head = synth_face.procedural_head(40, 48, 3)
     geo = geometric_regions(head.vertices, head.faces)
     lips = head.regions["lips"]
@@ -150,7 +150,7 @@ def test_geometric_mouth_region_covers_the_speech_motion(tiny_corpus):
     """The crop must hold what moves in speech (lips, jaw, chin, lower cheeks): < 5% of the motion
     energy of the built-in corpus may lie outside the geometric mouth region."""
     from vocagan.config import DataConfig
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     vs = open_vocaset(DataConfig(root=str(tiny_corpus), train_sentences=[1, 2], val_sentences=[21],
                                  test_sentences=[21]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vocagan import render
-from vocagan.data.mesh import write_ply
+from vocagan.formats.mesh import write_ply
 from vocagan.errors import VocaganError
 
 
@@ -83,7 +83,7 @@ def test_egl_and_numpy_backends_agree(sphere_seq):
 
 
 def test_flame_template_renders_with_both_backends(shared_data):
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     v, f = read_mesh(shared_data / "flame" / "FLAME_sample.ply")
     images = [next(render.render_frames(v[None], f, size=96, backend=b))

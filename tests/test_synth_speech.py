@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vocagan.data import synth_speech as speech
+from vocagan.synth import speech
 
 SR = 16000
 
@@ -87,7 +87,7 @@ def test_same_rng_same_audio_and_version_is_recorded():
 
 def test_corpus_records_the_version_and_pipeline_rewrites_an_old_one(tiny_corpus, tmp_path, monkeypatch):
     from vocagan import pipeline
-    from vocagan.data import synthetic
+    from vocagan.synth import corpus as synthetic
 
     assert (tiny_corpus / synthetic.VERSION_FILE).read_text().strip() == str(speech.SYNTH_VERSION)
     calls = []

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS, DataConfig
-from vocagan.data import synth_face as face
-from vocagan.data import synth_speech as speech
-from vocagan.data import synthetic
+from vocagan.synth import face
+from vocagan.synth import speech
+from vocagan.synth import corpus as synthetic
 from vocagan.errors import VocaganError
 
 TINY_DATA = dict(train_sentences=[1, 2], val_sentences=[21, 22], test_sentences=[21, 22])
@@ -131,7 +131,8 @@ def test_synthesised_audio_has_pitch_formant_noise_and_bursts():
 
 # ----------------------------------------------------------------------------- the written corpus
 def test_tiny_corpus_reads_back_in_vocaset_format(tiny_corpus):
-    from vocagan.data.vocaset import open_vocaset, safe_load_pickle
+    from vocagan.formats.pickles import safe_load_pickle
+    from vocagan.formats.vocaset import open_vocaset
 
     ds = open_vocaset(DataConfig(root=str(tiny_corpus), **TINY_DATA))
     assert sorted(ds.subjects()) == sorted(TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS)
@@ -173,7 +174,8 @@ def test_same_seed_gives_byte_identical_files(tiny_corpus, tmp_path):
 
 def test_learnable_mouth_opening_follows_audio_energy(tiny_corpus):
     """Open vowels are loud, closures are quiet: the mouth opening correlates with frame energy."""
-    from vocagan.data.vocaset import open_vocaset, safe_load_pickle
+    from vocagan.formats.pickles import safe_load_pickle
+    from vocagan.formats.vocaset import open_vocaset
 
     ds = open_vocaset(DataConfig(root=str(tiny_corpus), **TINY_DATA))
     lips = safe_load_pickle(tiny_corpus / "region_masks.pkl")["lips"]
@@ -260,8 +262,8 @@ def test_generate_errors_name_the_file(tmp_path):
 
 # ----------------------------------------------------------------------------- FLAME template
 def test_flame_template_motion_lands_on_the_lips(shared_data, tmp_path):
-    from vocagan.data.mesh import read_mesh
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.mesh import read_mesh
+    from vocagan.formats.vocaset import open_vocaset
 
     ply = shared_data / "flame" / "FLAME_sample.ply"
     masks = pickle.load(open(shared_data / "regions" / "FLAME_masks.pkl", "rb"), encoding="latin1")

@@ -73,7 +73,7 @@ def test_payloads_are_real(tmp_path):
 
 @pytest.mark.parametrize("name", VOCASET_PICKLES)
 def test_malicious_pickle_is_refused_by_safe_load(name, tmp_path):
-    from vocagan.data.vocaset import safe_load_pickle
+    from vocagan.formats.pickles import safe_load_pickle
 
     marker = tmp_path / "pwned"
     path = tmp_path / name
@@ -93,7 +93,7 @@ def test_malicious_pickle_in_a_vocaset_folder(name, tiny_corpus, tmp_path, capsy
     """The real entry points (open_vocaset, `vocagan prepare`) refuse it; exit 1, one stderr line. The
     DeepSpeech pickle is read (and refused) only by a run that uses DeepSpeech features."""
     from vocagan.config import DataConfig
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     root = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, root)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vocagan import viewer
-from vocagan.data.mesh import write_ply
+from vocagan.formats.mesh import write_ply
 from vocagan.errors import VocaganError
 from vocagan.render import BACKGROUND
 

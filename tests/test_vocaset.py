@@ -14,9 +14,12 @@ import pytest
 import soundfile
 
 from vocagan.config import DataConfig
-from vocagan.data.mesh import read_mesh, write_ply
-from vocagan.data.convert import convert, resample_to_60
-from vocagan.data.vocaset import VocasetWriter, open_vocaset, resolve_paths, safe_load_pickle
+from vocagan.formats.mesh import read_mesh, write_ply
+from vocagan.formats.convert import convert
+from vocagan.frames import resample_frames
+from vocagan.formats.pickles import safe_load_pickle
+from vocagan.formats.vocaset import open_vocaset, resolve_paths
+from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.errors import VocaganError
 
 V = 30  # vertices of the toy mesh
@@ -398,9 +401,9 @@ def test_converted_layout_reads_through_open_vocaset(corpus, tmp_path):
 # ----------------------------------------------------------------------------- convert
 def test_resample_to_60_is_linear_in_time():
     verts = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)  # 4 frames at 30 fps
-    out = resample_to_60(verts, 30)
+    out = resample_frames(verts, 30, 60)
     np.testing.assert_allclose(out[:, 0, 0], [0, 0.5, 1, 1.5, 2, 2.5, 3])
-    assert resample_to_60(verts, 60) is not None and len(resample_to_60(verts, 60)) == 4
+    assert resample_frames(verts, 60, 60) is not None and len(resample_frames(verts, 60, 60)) == 4
 
 
 def test_convert_registration_layout(corpus, tmp_path):
@@ -498,6 +501,6 @@ def test_real_flame_template_with_real_masks(shared_data, tmp_path):
 
 
 def test_tiny_synthetic_corpus_opens(request):
-    pytest.importorskip("vocagan.data.synthetic")  # written by another module; skip until it exists
+    pytest.importorskip("vocagan.synth.corpus")  # written by another module; skip until it exists
     vs = open_vocaset(DataConfig(root=str(request.getfixturevalue("tiny_corpus"))))
     assert vs.n_vertices == vs.verts.shape[1] and vs.subjects()

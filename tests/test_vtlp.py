@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vocagan.config import FeatureConfig
-from vocagan.data.audio import features_at_fps, vtlp_warp
-from vocagan.data.dataset import SequenceDataset
+from vocagan.prep.features import features_at_fps, vtlp_warp
+from vocagan.dataset import SequenceDataset
 from vocagan.errors import VocaganError
 
 from test_dataset import toy_prepared  # noqa: E402  (tests/ is on sys.path under pytest)

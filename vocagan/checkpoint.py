@@ -134,9 +134,9 @@ class Checkpoint:
         """A Prepared-like object rebuilt from the stats (decode, to_vertices, regions, templates...)."""
         if self._prepared is None:
             try:
-                from vocagan.data.prepared import Prepared
+                from vocagan.prep.prepared import Prepared
             except ImportError:
-                from vocagan.data.dataset import Prepared
+                from vocagan.prep.prepared import Prepared
             self._prepared = Prepared.from_stats_dict(self.stats)
         return self._prepared
 

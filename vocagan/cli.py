@@ -5,7 +5,6 @@ printed as one line `error: ...` with exit status 1."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None):
 
 # ----------------------------------------------------------------------------- commands
 def cmd_synth(args) -> None:
-    from vocagan.data.synthetic import generate
+    from vocagan.synth.corpus import generate
 
     result = generate(Path(args.out), scale=args.scale, seed=args.seed,
                       template_ply=Path(args.template_ply) if args.template_ply else None)
@@ -75,7 +74,7 @@ def cmd_synth(args) -> None:
 
 
 def cmd_convert(args) -> None:
-    from vocagan.data.convert import convert
+    from vocagan.formats.convert import convert
 
     result = convert(Path(args.input), Path(args.out), input_fps=args.input_fps,
                      template_ply=Path(args.template_ply) if args.template_ply else None)
@@ -83,7 +82,7 @@ def cmd_convert(args) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from vocagan.data.preprocess import prepare
+    from vocagan.prep.prepare import prepare
 
     prepared = prepare(_config_from_args(args))
     print(prepared.summary())

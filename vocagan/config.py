@@ -27,6 +27,7 @@ TRAIN_SUBJECTS = [
 ]
 VAL_SUBJECTS = ["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"]
 TEST_SUBJECTS = ["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"]
+SPLITS = ("train", "val", "test")   # DataConfig.<split>_subjects / <split>_sentences name each one
 DEFAULT_MODEL = "transformer_gan"
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from vocagan import metrics as M
 from vocagan.config import Config, DataConfig
 from vocagan.errors import VocaganError
+from vocagan.frames import fps_step, resample_frames
 from vocagan.utils import atomic_path, atomic_write_json, atomic_write_text, log, progress
 
 DEFAULT_FPS = 30          # evaluation rate of the papers
@@ -103,15 +104,14 @@ class EvalSequence:
 
 def load_test_sequences(cfg: Config, prepared, fps: int) -> list[EvalSequence]:
     """The test split of `prepared` (features at cfg.data.fps) with ground truth at `fps`."""
-    from vocagan.data.preprocess import fps_step
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.vocaset import open_vocaset
 
     vs = open_vocaset(cfg.data, deepspeech=False)           # ground truth + raw audio (energy) only
-    step = fps_step(vs.source_fps, fps, vs.paths.data_verts)
+    fps_step(vs.source_fps, fps, vs.paths.data_verts)                 # fps must divide the capture rate
     out = []
     for i, info in enumerate(progress(prepared.seqs["test"], desc="load test", unit="seq")):
         audio, _ = prepared.sequence("test", i)
-        gt = vs.load_verts(info.subject, info.sentence)[::step]
+        gt = resample_frames(vs.load_verts(info.subject, info.sentence), vs.source_fps, fps)
         raw = vs.raw_audio(info.subject, info.sentence)
         energy = None if raw is None else M.audio_energy(raw[0], raw[1], fps, len(gt))
         out.append(EvalSequence(info.subject, info.sentence, np.asarray(audio), gt,
@@ -119,20 +119,6 @@ def load_test_sequences(cfg: Config, prepared, fps: int) -> list[EvalSequence]:
     if not out:
         raise VocaganError("the test split has no sequences", cfg.data.root)
     return out
-
-
-def resample_frames(x: np.ndarray, src_fps: int, fps: int) -> np.ndarray:
-    """(T, ...) at src_fps -> frames at times i/fps: every k-th frame when src_fps = k*fps, else linear."""
-    if src_fps == fps:
-        return x
-    if src_fps % fps == 0:
-        return x[:: src_fps // fps]
-    n = int(np.floor((len(x) - 1) * fps / src_fps)) + 1
-    pos = np.arange(n) * src_fps / fps
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, len(x) - 1)
-    w = (pos - i0).reshape(-1, *([1] * (x.ndim - 1)))
-    return (x[i0] * (1 - w) + x[i1] * w).astype(x.dtype)
 
 
 def sequence_metrics(pred: np.ndarray, gt: np.ndarray, template: np.ndarray, regions, open_pred: np.ndarray,
@@ -323,8 +309,8 @@ def evaluate(checkpoint: Path, data_cfg: DataConfig | None, out_dir: Path, fps: 
     import torch
 
     from vocagan.checkpoint import load_checkpoint
-    from vocagan.data.dataset import Prepared
-    from vocagan.data.preprocess import fps_step, prepare
+    from vocagan.prep.prepared import Prepared
+    from vocagan.prep.prepare import prepare
 
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
@@ -340,7 +326,7 @@ def evaluate(checkpoint: Path, data_cfg: DataConfig | None, out_dir: Path, fps: 
     stats = Prepared.from_stats_dict(ckpt.stats)                    # the model's own PCA basis and regions
     regions = stats.regions
     if data_cfg is not None and data_cfg.masks_path and data_cfg.masks_path != ckpt.config.data.masks_path:
-        from vocagan.regions import resolve_regions                  # official lips given now: measure on them
+        from vocagan.prep.regions import resolve_regions                  # official lips given now: measure on them
 
         given = resolve_regions(stats.templates[0], data_cfg.masks_path)
         regions = replace(given, mouth=stats.regions.mouth,
@@ -428,7 +414,7 @@ def baseline_predictors(prepared) -> dict[str, Predictor]:
 def evaluate_baselines(cfg: Config, out_dir: Path, fps: int | None = None,
                        names: tuple[str, ...] = BASELINES) -> dict[str, EvalResult]:
     """Evaluate the baselines under the same protocol; outputs in out_dir/<name with _>/."""
-    from vocagan.data.preprocess import prepare
+    from vocagan.prep.prepare import prepare
 
     fps = int(fps or DEFAULT_FPS)
     prepared = prepare(cfg)

@@ -155,8 +155,8 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
 
 def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
     """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps)."""
-    from vocagan.data.audio import features_at_fps
-    from vocagan.data.preprocess import audio_frames
+    from vocagan.prep.features import features_at_fps
+    from vocagan.frames import audio_frames
 
     spec = ckpt.features
     if spec.kind == "deepspeech":
@@ -199,7 +199,7 @@ def _resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.nda
         return template, prepared.template(template), None
     path = Path(template)
     if path.suffix.lower() in (".ply", ".obj") or path.exists():
-        from vocagan.data.mesh import read_mesh
+        from vocagan.formats.mesh import read_mesh
 
         verts, faces = read_mesh(path)
         if len(verts) != n_vertices:
@@ -222,7 +222,7 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
 
 
 def _write_meshes(folder: Path, vertices: np.ndarray, faces, kind: str) -> Path:
-    from vocagan.data.mesh import write_obj, write_ply
+    from vocagan.formats.mesh import write_obj, write_ply
 
     folder.mkdir(parents=True, exist_ok=True)
     for t in progress(range(len(vertices)), desc=kind, unit="frame"):
@@ -246,7 +246,8 @@ def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, temp
     frame rate (default: the model's); motion is interpolated in coefficient space.
     """
     from vocagan.checkpoint import load_checkpoint
-    from vocagan.data.audio import interpolate_frames, load_audio
+    from vocagan.formats.audio import load_audio
+    from vocagan.frames import resample_frames
 
     checkpoint, audio, out_dir = Path(checkpoint), Path(audio), Path(out_dir)
     if samples < 1:
@@ -282,7 +283,7 @@ def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, temp
         for k in range(samples):
             c = coefs[s][k]
             if out_fps != model_fps:
-                c = interpolate_frames(c, model_fps, out_fps, n_out)             # (T_out, K)
+                c = resample_frames(c, model_fps, out_fps, n_out)             # (T_out, K)
             name = f"{audio.stem}_{s}" + (f"_sample{k}" if samples > 1 else "")
             out = AnimateOutput(style=s, sample=k, vertices=_write_vertices(out_dir / f"{name}.npy", prepared,
                                                                             c, template_verts))

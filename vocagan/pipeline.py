@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.config import Config
+from vocagan.frames import resample_frames
 from vocagan.utils import log
 
 
@@ -40,8 +41,8 @@ class PipelineResult:
 def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
     """The built-in synthetic corpus in `out_dir`, generated once (reused when complete and written by
     the current synthesiser version)."""
-    from vocagan.data.synth_speech import SYNTH_VERSION
-    from vocagan.data.synthetic import VERSION_FILE, generate
+    from vocagan.synth.speech import SYNTH_VERSION
+    from vocagan.synth.corpus import VERSION_FILE, generate
 
     if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
         stamp = out_dir / VERSION_FILE
@@ -58,7 +59,7 @@ def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
 
 def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
                  output_model: Path | None = None) -> PipelineResult:
-    from vocagan.data.preprocess import prepare
+    from vocagan.prep.prepare import prepare
     from vocagan.evaluate import evaluate
     from vocagan.train import train
 
@@ -98,8 +99,8 @@ def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
 
 def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_dir: Path) -> Path | None:
     """Side-by-side video (ground truth | prediction | error) of the first test sequence, with its audio."""
-    from vocagan.data.audio import save_wav
-    from vocagan.data.vocaset import open_vocaset
+    from vocagan.formats.audio import save_wav
+    from vocagan.formats.vocaset import open_vocaset
     from vocagan.render import render_files
 
     corpus = open_vocaset(cfg.data, deepspeech=False)
@@ -112,8 +113,7 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
         log(f"[pipeline] no saved prediction for {subject}/{sentence}; skipping the video")
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
-    step = cfg.data.source_fps // cfg.data.fps
-    gt = np.ascontiguousarray(corpus.load_verts(subject, sentence)[::step])
+    gt = np.ascontiguousarray(resample_frames(corpus.load_verts(subject, sentence), corpus.source_fps, cfg.data.fps))
     np.save(out_dir / f"{subject}_{sentence}_gt.npy", gt)
     audio = corpus.raw_audio(subject, sentence)
     wav = None
@@ -121,7 +121,7 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
         wav = out_dir / f"{subject}_{sentence}.wav"
         save_wav(wav, audio[0], audio[1])
     faces_ply = out_dir / "template.ply"
-    from vocagan.data.mesh import write_ply
+    from vocagan.formats.mesh import write_ply
 
     write_ply(faces_ply, corpus.templates[subject], corpus.faces)
     video = out_dir / f"{subject}_{sentence}.mp4"

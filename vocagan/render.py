@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from vocagan.errors import VocaganError
+from vocagan.frames import as_vertex_frames
 from vocagan.utils import atomic_path, log, progress
 
 BACKGROUND = (0.13, 0.13, 0.15)      # RGB in [0, 1]
@@ -115,8 +116,7 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, where: str | Path | None
                faces_where: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Validate vertices (T, V, 3) (or (T, V*3)) and faces (F, 3); returns float32 / int32 arrays."""
     vertices = np.asarray(vertices)
-    if vertices.ndim == 2 and vertices.shape[1] % 3 == 0 and vertices.shape[1] != 3:
-        vertices = vertices.reshape(len(vertices), -1, 3)     # converted layout: (T, V*3)
+    vertices = as_vertex_frames(vertices)                      # converted layout: (T, V*3)
     if vertices.ndim != 3 or vertices.shape[2] != 3 or vertices.shape[0] == 0 or vertices.shape[1] < 3:
         raise VocaganError(f"expected vertices of shape (T, V, 3), got {vertices.shape}", where)
     faces = np.asarray(faces)
@@ -513,8 +513,7 @@ def load_vertices(path: str | Path) -> np.ndarray:
         vertices = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - a corrupt header raises ValueError/SyntaxError/TokenError/...
         raise VocaganError(f"not a readable .npy array ({' '.join(str(e).split())})", path) from None
-    if vertices.ndim == 2 and vertices.shape[1] % 3 == 0 and vertices.shape[1] != 3:
-        vertices = vertices.reshape(len(vertices), -1, 3)
+    vertices = as_vertex_frames(vertices)
     if vertices.ndim != 3 or vertices.shape[2] != 3 or len(vertices) == 0:
         raise VocaganError(f"expected vertices of shape (T, V, 3) or (T, V*3), got {vertices.shape}", path)
     if not np.issubdtype(vertices.dtype, np.floating):
@@ -524,7 +523,7 @@ def load_vertices(path: str | Path) -> np.ndarray:
 
 def load_animation(vertices_npy: Path, faces_file: Path) -> tuple[np.ndarray, np.ndarray]:
     """A (T, V, 3) vertices .npy and the faces of a PLY/OBJ with that topology, both validated."""
-    from vocagan.data.mesh import read_mesh
+    from vocagan.formats.mesh import read_mesh
 
     vertices = load_vertices(vertices_npy)
     _, faces = read_mesh(faces_file)

@@ -254,8 +254,8 @@ def validate(model, batches: list[dict], decoder: LipDecoder, device, autocast) 
 
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
-    from vocagan.data.dataset import SequenceDataset, collate
-    from vocagan.data.preprocess import prepare
+    from vocagan.dataset import SequenceDataset, collate
+    from vocagan.prep.prepare import prepare
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)

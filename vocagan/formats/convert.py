@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vocagan.data.mesh import read_mesh
-from vocagan.data.vocaset import (SOURCE_FPS, TEMPLATES, VERTICES_NPY, WAV_DIR, VocasetWriter, _nested, _open_npy,
-                                  _split_stem, safe_load_pickle)
 from vocagan.errors import VocaganError
+from vocagan.formats.mesh import read_mesh
+from vocagan.formats.pickles import nested_dict, safe_load_pickle
+from vocagan.formats.vocaset import SOURCE_FPS, TEMPLATES, VERTICES_NPY, WAV_DIR, open_npy, split_stem
+from vocagan.formats.vocaset_writer import VocasetWriter
+from vocagan.frames import as_vertex_frames, resample_frames
 from vocagan.utils import progress
 
 
@@ -41,19 +43,6 @@ class ConvertResult:
         return "\n".join(lines)
 
 
-def resample_to_60(verts: np.ndarray, input_fps: float) -> np.ndarray:
-    """(T, V, 3) at `input_fps` -> (T', V, 3) at 60 fps by linear interpolation in time
-    (output frame i at i/60 s; T' covers the input's duration (T-1)/input_fps)."""
-    if input_fps == SOURCE_FPS or len(verts) < 2:
-        return np.asarray(verts, np.float32)
-    n_out = int(np.floor((len(verts) - 1) * SOURCE_FPS / input_fps + 1e-6)) + 1
-    pos = np.arange(n_out) * (input_fps / SOURCE_FPS)      # output frames in input-frame units
-    i0 = np.minimum(np.floor(pos).astype(np.int64), len(verts) - 1)
-    i1 = np.minimum(i0 + 1, len(verts) - 1)
-    w = (pos - i0).astype(np.float32)[:, None, None]
-    return ((1 - w) * verts[i0] + w * verts[i1]).astype(np.float32)
-
-
 def _frame_number(path: Path) -> int:
     digits = re.findall(r"\d+", path.stem)
     if not digits:
@@ -66,7 +55,7 @@ def _find_sequences(root: Path) -> tuple[str, list[tuple[str, str, object, Path 
     seqs = []
     if (root / VERTICES_NPY).is_dir():
         for f in sorted((root / VERTICES_NPY).glob("*.npy")):
-            if (pair := _split_stem(f.stem)) is None:
+            if (pair := split_stem(f.stem)) is None:
                 raise VocaganError("expected <subject>_<sentence>.npy", f)
             wav = root / WAV_DIR / f"{f.stem}.wav"
             seqs.append((*pair, f, wav if wav.is_file() else None))
@@ -87,10 +76,7 @@ def _find_sequences(root: Path) -> tuple[str, list[tuple[str, str, object, Path 
 def _load_frames(source, n_vertices: int | None) -> np.ndarray:
     """A sequence's frames (T, V, 3) float32 from a list of mesh files or a (T, V*3) .npy."""
     if isinstance(source, Path):
-        data = np.asarray(_open_npy(source), np.float32)
-        if data.ndim == 2 and data.shape[1] % 3 == 0:
-            data = data.reshape(len(data), -1, 3)
-        frames, where = data, source
+        frames, where = as_vertex_frames(np.asarray(open_npy(source), np.float32)), source
     else:
         first = read_mesh(source[0])[0]
         frames = np.stack([first] + [_mesh_vertices(f, len(first)) for f in source[1:]])
@@ -130,7 +116,7 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
     from the first input mesh (layout a). processed_audio_deepspeech.pkl is written with the audio
     module's DeepSpeech stand-in (`deepspeech_like_windows`, no real DeepSpeech here) when present.
     """
-    from vocagan.data.audio import load_audio
+    from vocagan.formats.audio import load_audio
 
     root, out_dir = Path(input_dir), Path(out_dir)
     if not root.is_dir():
@@ -145,7 +131,7 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
         raise VocaganError("no sequences with audio found (expected <subject>/<sentence>/*.ply + wav, or "
                            f"{VERTICES_NPY}/<subject>_<sentence>.npy + {WAV_DIR}/<subject>_<sentence>.wav)", root)
     try:
-        from vocagan.data.audio import deepspeech_like_windows
+        from vocagan.formats.audio import deepspeech_like_windows
     except ImportError:
         deepspeech_like_windows = None
         result.notes.append("processed_audio_deepspeech.pkl not written (no DeepSpeech stand-in available); "
@@ -168,7 +154,7 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
         faces = read_mesh(seqs[0][2][0])[1]
     else:
         result.notes.append("FLAME_sample.ply written without faces (pass --template-ply to copy faces)")
-    templates_pkl = (_nested(safe_load_pickle(root / TEMPLATES), root / TEMPLATES, "a dict subject -> (V, 3)", 1)
+    templates_pkl = (nested_dict(safe_load_pickle(root / TEMPLATES), root / TEMPLATES, "a dict subject -> (V, 3)", 1)
                      if (root / TEMPLATES).is_file() else {})
 
     with VocasetWriter(out_dir, n_vertices, faces=faces, template_ply_vertices=ply_vertices) as writer:
@@ -178,7 +164,7 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
                 template, src = _template_for(root, subject, templates_pkl, frames[0], n_vertices)
                 writer.add_subject(subject, template)
                 result.template_sources[subject] = src
-            verts = resample_to_60(frames, input_fps)
+            verts = resample_frames(frames, input_fps, SOURCE_FPS)
             samples, sr = load_audio(wav)
             ds = deepspeech_like_windows(samples, sr, len(verts)) if deepspeech_like_windows else None
             writer.add_sequence(subject, sentence, verts, samples, sr, ds)

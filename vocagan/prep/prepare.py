@@ -6,8 +6,8 @@
      taking every k-th frame of both), `crop` (motion offsets = verts - template[subject], mouth
      region only, or the whole face), audio features at the target fps (`audio.features_at_fps`,
      or DeepSpeech windows);
-  b) regions (`vocagan.regions`): the mouth crop, lips and upper face;
-  c) PCA (`vocagan.data.pca`) fitted on the TRAIN split only: exact covariance (float32 products
+  b) regions (`vocagan.prep.regions`): the mouth crop, lips and upper face;
+  c) PCA (`vocagan.prep.pca`) fitted on the TRAIN split only: exact covariance (float32 products
      of chunk-centred rows, float64 sums) and ARPACK for the top components, for crops up to
      EXACT_MAX_DIM dims; an incremental SVD (plus a second read) above that; coefficient
      normalisation from the train split only;
@@ -33,18 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vocagan.config import Config
-from vocagan.data.dataset import Prepared, SequenceInfo  # re-exported: prepare() -> Prepared
-from vocagan.data.pca import (IncrementalPCA, Moments, blas_threads, choose_components,  # noqa: F401 (re-exported)
+from vocagan.config import SPLITS, Config
+from vocagan.prep.prepared import Prepared, SequenceInfo  # re-exported: prepare() -> Prepared
+from vocagan.prep.pca import (IncrementalPCA, Moments, blas_threads, choose_components,  # noqa: F401 (re-exported)
                                coef_stats, fix_signs, top_components)
 from vocagan.errors import VocaganError
-from vocagan.regions import resolve_regions
+from vocagan.frames import audio_frames, fps_step, resample_frames
+from vocagan.prep.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
 CACHE_VERSION = 5          # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
-SPLITS = ("train", "val", "test")
 FEATURE_KINDS = ("logmel", "deepspeech")
 
 
@@ -54,24 +54,6 @@ def align(verts: np.ndarray, audio_frames: int) -> tuple[np.ndarray, int]:
     shorter. Returns (verts[:n], trimmed) where `trimmed` = frames dropped from the longer stream."""
     n = min(len(verts), int(audio_frames))
     return verts[:n], abs(len(verts) - int(audio_frames))
-
-
-def fps_step(source_fps: int, fps: int, path=None) -> int:
-    """k such that fps = source_fps / k; VocaganError when fps does not divide source_fps."""
-    if fps <= 0 or source_fps <= 0 or source_fps % fps:
-        raise VocaganError(f"data.fps={fps} must be a positive divisor of the capture rate "
-                           f"data.source_fps={source_fps} (e.g. 60, 30, 20, 15)", path)
-    return source_fps // fps
-
-
-def resample_fps(frames: np.ndarray, source_fps: int, fps: int, path=None) -> np.ndarray:
-    """Frames at source_fps -> frames at fps by taking every k-th frame ([::k]) from frame 0."""
-    return frames[::fps_step(source_fps, fps, path)]
-
-
-def audio_frames(n_samples: int, sample_rate: int, fps: int) -> int:
-    """How many frames at `fps` the audio covers (frame i at time i / fps)."""
-    return int(round(n_samples * fps / sample_rate))
 
 
 # ----------------------------------------------------------------------------- a) crop
@@ -138,11 +120,11 @@ def _sequence(vs, cfg: Config, subject: str, sentence: str):
         if windows is None:
             return None
         verts, trimmed = align(verts, len(windows))
-        feats = resample_fps(windows[: len(verts)], vs.source_fps, cfg.data.fps)
+        feats = resample_frames(windows[: len(verts)], vs.source_fps, cfg.data.fps)
         feats = feats.reshape(len(feats), -1)                  # (T, 16 * 29)
-        verts = resample_fps(verts, vs.source_fps, cfg.data.fps)
+        verts = resample_frames(verts, vs.source_fps, cfg.data.fps)
     else:
-        from vocagan.data.audio import features_at_fps
+        from vocagan.prep.features import features_at_fps
 
         src = vs.paths.raw_audio or vs.paths.wav_dir
         audio = vs.raw_audio(subject, sentence)
@@ -150,7 +132,7 @@ def _sequence(vs, cfg: Config, subject: str, sentence: str):
             return None
         samples, sr = audio
         verts, trimmed = align(verts, audio_frames(len(samples), sr, vs.source_fps))
-        verts = resample_fps(verts, vs.source_fps, cfg.data.fps)
+        verts = resample_frames(verts, vs.source_fps, cfg.data.fps)
         feats = features_at_fps(samples, sr, cfg.features, cfg.data.fps, len(verts))   # (T, F)
     if len(verts) == 0:
         return None
@@ -197,7 +179,7 @@ def _read(vs, cfg: Config, pairs: list, split: str, idx: np.ndarray, no_audio: l
 
     # torch on one thread while the reader threads compute log-mel features (each thread's STFTs
     # are small; torch's pool on top of two readers would oversubscribe the cores)
-    from vocagan.data.audio import one_torch_thread
+    from vocagan.utils import one_torch_thread
 
     with one_torch_thread() if cfg.features.kind == "logmel" else contextlib.nullcontext():
         for (subject, sentence), item in progress(_prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs),
@@ -283,8 +265,8 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
 
 def prepare(cfg: Config) -> Prepared:
     """Align, crop, PCA and normalise the VOCASET folder of `cfg.data`; cached (see module doc)."""
-    from vocagan.data.audio import feature_dim
-    from vocagan.data.vocaset import open_vocaset, resolve_paths
+    from vocagan.prep.features import feature_dim
+    from vocagan.formats.vocaset import open_vocaset, resolve_paths
 
     t0 = time.perf_counter()
     paths = resolve_paths(cfg.data)

@@ -187,7 +187,7 @@ def resolve_regions(template: np.ndarray, masks: dict | str | Path | None = None
     template = np.asarray(template)
     n = len(template)
     if isinstance(masks, (str, Path)):
-        from vocagan.data.vocaset import safe_load_pickle
+        from vocagan.formats.pickles import safe_load_pickle
 
         masks_source = masks_source or str(masks)
         masks = safe_load_pickle(Path(masks))

@@ -1,4 +1,4 @@
-"""The one VOCASET reader and writer: files, subjects, splits, holes.
+"""The one VOCASET reader: files, subjects, splits, holes.
 
 VOCASET's training data is five files (see DESIGN.md §1): `data_verts.npy` (N, 5023, 3) float32
 at 60 fps, `subj_seq_to_idx.pkl` (subject -> "sentenceNN" -> frame -> row of data_verts),
@@ -10,20 +10,15 @@ at 60 fps, `subj_seq_to_idx.pkl` (subject -> "sentenceNN" -> frame -> row of dat
   once) the sequences missing from any file it read (the DeepSpeech pickle only when asked). It
   also reads the converted layout of later repos (`vertices_npy/<subject>_<sentenceNN>.npy`
   (T, V*3) + `wav/` + `templates.pkl`).
-- `VocasetWriter` writes the files with bounded memory (frames are streamed to disk) and
-  atomically (temporary names, renamed at `close()`).
+- `formats/vocaset_writer.py` (`VocasetWriter`) writes them; `formats/pickles.py` loads pickles safely.
 
-`vocagan.data.convert` turns a user's own meshes + wavs into these files.
+`vocagan.formats.convert` turns a user's own meshes + wavs into these files.
 """
 
 from __future__ import annotations
 
-import importlib
 import mmap
 import os
-import pickle
-import struct
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.config import DataConfig
-from vocagan.data.mesh import read_mesh, write_ply
 from vocagan.errors import VocaganError
+from vocagan.formats.mesh import read_mesh
+from vocagan.formats.pickles import nested_dict, safe_load_pickle
+from vocagan.frames import as_vertex_frames
 from vocagan.utils import log
 
 DATA_VERTS, IDX_MAP, TEMPLATES = "data_verts.npy", "subj_seq_to_idx.pkl", "templates.pkl"
@@ -45,240 +42,6 @@ SOURCE_FPS = 60
 def sentence_name(sentence: int | str) -> str:
     """1 -> "sentence01"; a string is kept as it is."""
     return f"sentence{sentence:02d}" if isinstance(sentence, (int, np.integer)) else str(sentence)
-
-
-# ============================================================================ safe pickles
-def _numpy_attr(submodule: str, name: str):
-    """numpy._core.<submodule>.<name> (numpy 2), else numpy.core.<submodule>.<name> (numpy 1)."""
-    for package in ("numpy._core", "numpy.core"):
-        try:
-            return getattr(importlib.import_module(f"{package}.{submodule}"), name)
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"numpy has no {submodule}.{name}")
-
-
-def _latin1_encode(text, encoding="latin1", *rest):
-    """`_codecs.encode` as Python 3 writes bytes in protocol-2 pickles; only latin1 is needed."""
-    if encoding.replace("-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
-        raise pickle.UnpicklingError(f"unexpected encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _allowed_globals() -> dict:
-    import collections
-
-    allowed = {}
-    for mod in ("builtins", "__builtin__"):  # __builtin__: Python 2 pickles
-        for cls in (dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool):
-            allowed[(mod, cls.__name__)] = cls
-    allowed[("__builtin__", "unicode")], allowed[("__builtin__", "long")] = str, int
-    for package in ("numpy._core", "numpy.core"):  # both map to the installed numpy
-        allowed[(f"{package}.multiarray", "_reconstruct")] = _numpy_attr("multiarray", "_reconstruct")
-        allowed[(f"{package}.multiarray", "scalar")] = _numpy_attr("multiarray", "scalar")
-        allowed[(f"{package}.numeric", "_frombuffer")] = _numpy_attr("numeric", "_frombuffer")  # protocol 5
-    allowed[("numpy", "ndarray")], allowed[("numpy", "dtype")] = np.ndarray, np.dtype
-    allowed[("_codecs", "encode")] = _latin1_encode
-    allowed[("collections", "OrderedDict")] = collections.OrderedDict
-    return allowed
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Admits numpy arrays/scalars/dtypes and builtin containers, strings and numbers only."""
-
-    def __init__(self, file, path: Path):
-        super().__init__(file, encoding="latin1")  # Python 2 `str` -> str (arrays accept latin1 str)
-        self._path = path
-        self._allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise VocaganError(f"refusing to unpickle {module}.{name} (only numpy arrays, dicts, lists, "
-                               "strings and numbers are allowed)", self._path) from None
-
-
-def safe_load_pickle(path: str | Path) -> object:
-    """Load a pickle with the restricted unpickler (Python 2 / numpy 1 pickles included)."""
-    path = Path(path)
-    if not path.is_file():
-        raise VocaganError("file not found", path)
-    try:
-        with open(path, "rb", buffering=1 << 20) as f:
-            return _RestrictedUnpickler(f, path).load()
-    except VocaganError:
-        raise
-    except MemoryError as e:  # a few corrupt/hostile bytes can ask for a 400 GB array
-        raise VocaganError(f"unpickling needs more memory than is available ({str(e) or 'MemoryError'}); "
-                           "corrupt or hostile file?", path) from None
-    except Exception as e:  # noqa: BLE001 - any failure while decoding untrusted bytes means a bad file
-        raise VocaganError(f"corrupt or truncated pickle ({type(e).__name__}: {e})", path) from None
-
-
-def _key(k) -> str:
-    """Pickle keys as str: Python 2 byte strings may arrive as bytes."""
-    return k.decode("latin1") if isinstance(k, (bytes, bytearray)) else str(k)
-
-
-def _nested(obj, path: Path, what: str, depth: int) -> dict:
-    """Check `obj` is a dict nested `depth` levels deep (e.g. subject -> sentence -> x); str keys."""
-    if not isinstance(obj, dict):
-        raise VocaganError(f"wrong structure: expected {what}, got {type(obj).__name__}", path)
-    if depth == 1:
-        return {_key(k): v for k, v in obj.items()}
-    return {_key(k): _nested(v, path, what, depth - 1) for k, v in obj.items()}
-
-
-# ============================================================================ writer
-_NPY_HEADER_BYTES = 128  # magic + version + length + padded dict; room for any realistic row count
-
-
-def _npy_header(n_rows: int, n_vertices: int) -> bytes:
-    """A fixed-size .npy v1.0 header for a (n_rows, n_vertices, 3) '<f4' C-order array."""
-    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, 3), }" % (n_rows, n_vertices)
-    body = _NPY_HEADER_BYTES - 10
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + (text.ljust(body - 1) + "\n").encode("latin1")
-
-
-class VocasetWriter:
-    """Write a VOCASET folder sequence by sequence with bounded memory.
-
-        with VocasetWriter(out, n_vertices=5023, faces=faces) as w:
-            w.add_subject("FaceTalk_170728_03272_TA", template)            # (V, 3)
-            w.add_sequence("FaceTalk_170728_03272_TA", "sentence01", verts,  # (T60, V, 3) metres
-                           audio, 22000, deepspeech=None)                   # float32 1-D, Hz
-
-    Frames go straight to a temporary data_verts.npy whose header shape is patched at `close()`;
-    everything (pickles protocol 2, FLAME_sample.ply, wav/<subject>_<sentence>.wav 16-bit PCM,
-    optional region_masks.pkl) is written under temporary names and renamed only by `close()`.
-    Pickled audio is kept in memory until `close()` (it must be pickled whole); vertices are not.
-    """
-
-    def __init__(self, out_dir: str | Path, n_vertices: int, faces=None, template_ply_vertices=None,
-                 masks: dict[str, np.ndarray] | None = None):
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.n_vertices = int(n_vertices)
-        self.faces = None if faces is None else np.asarray(faces, np.int32)
-        self.template_ply_vertices = template_ply_vertices
-        self.masks = masks
-        self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
-        self._verts_tmp = self._tmp(DATA_VERTS)
-        self._verts_file = open(self._verts_tmp, "r+b")
-        self._verts_file.write(_npy_header(0, self.n_vertices))
-        self.n_rows = 0
-        self.templates: dict[str, np.ndarray] = {}
-        self.index: dict[str, dict[str, dict[int, int]]] = {}
-        self.raw_audio: dict[str, dict[str, dict]] = {}
-        self.deepspeech: dict[str, dict[str, dict]] = {}
-        self.closed = False
-
-    def _tmp(self, name: str, folder: Path | None = None) -> Path:
-        folder = folder or self.out_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}.", suffix=Path(name).suffix, dir=folder)
-        os.close(fd)
-        self._pending.append((Path(tmp), folder / name))
-        return Path(tmp)
-
-    def __enter__(self) -> "VocasetWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def add_subject(self, subject: str, template) -> None:
-        template = np.asarray(template, np.float32)
-        if template.shape != (self.n_vertices, 3) or not np.isfinite(template).all():
-            raise VocaganError(f"template of {subject} must be finite ({self.n_vertices}, 3), got "
-                               f"{template.shape}", self.out_dir)
-        self.templates[subject] = template
-        self.index.setdefault(subject, {})
-
-    def add_sequence(self, subject: str, sentence: str | int, verts, audio, sample_rate: int,
-                     deepspeech=None) -> None:
-        """Append one sequence: verts (T60, V, 3) metres, audio float32 1-D at `sample_rate` Hz,
-        deepspeech (T60, 16, 29) windows or None."""
-        sentence = sentence_name(sentence)
-        where = f"{subject}/{sentence}"
-        if self.closed:
-            raise VocaganError("writer already closed", self.out_dir)
-        if subject not in self.templates:
-            raise VocaganError(f"{where}: add_subject() first", self.out_dir)
-        if sentence in self.index[subject]:
-            raise VocaganError(f"{where} added twice", self.out_dir)
-        verts = np.ascontiguousarray(verts, dtype="<f4")
-        if verts.ndim != 3 or verts.shape[1:] != (self.n_vertices, 3) or len(verts) == 0:
-            raise VocaganError(f"{where}: verts must be (T, {self.n_vertices}, 3), got {verts.shape}", self.out_dir)
-        if not np.isfinite(verts).all():
-            raise VocaganError(f"{where}: verts contain NaN/inf", self.out_dir)
-        if self.index and any(self.index.values()) and (deepspeech is None) != (not self.deepspeech):
-            raise VocaganError(f"{where}: give deepspeech windows for every sequence or for none", self.out_dir)
-        audio = np.asarray(audio, np.float32)
-        if audio.ndim != 1 or len(audio) == 0 or not np.isfinite(audio).all() or int(sample_rate) <= 0:
-            raise VocaganError(f"{where}: audio must be finite, 1-D, non-empty, with sample_rate > 0", self.out_dir)
-        self._verts_file.write(verts.data)  # stream: nothing of earlier sequences stays in memory
-        self._verts_file.flush()
-        self.index[subject][sentence] = {i: self.n_rows + i for i in range(len(verts))}
-        self.n_rows += len(verts)
-        self.raw_audio.setdefault(subject, {})[sentence] = {"audio": audio, "sample_rate": int(sample_rate)}
-        if deepspeech is not None:
-            deepspeech = np.asarray(deepspeech, np.float32)
-            if deepspeech.ndim != 3 or deepspeech.shape[1:] != (16, 29):
-                raise VocaganError(f"{where}: deepspeech must be (T, 16, 29), got {deepspeech.shape}", self.out_dir)
-            self.deepspeech.setdefault(subject, {})[sentence] = {"audio": deepspeech,
-                                                                 "sample_rate": int(sample_rate)}
-        import soundfile
-
-        wav = self._tmp(f"{subject}_{sentence}.wav", self.out_dir / WAV_DIR)
-        soundfile.write(str(wav), np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
-
-    def _dump(self, name: str, obj) -> None:
-        with open(self._tmp(name), "wb") as f:
-            pickle.dump(obj, f, protocol=2)  # the protocol of the original (Python 2) files
-
-    def close(self) -> Path:
-        """Finish every file and rename them onto their final names. Returns the folder."""
-        if self.closed:
-            raise VocaganError("writer already closed", self.out_dir)
-        try:
-            if self.n_rows == 0:
-                raise VocaganError("no sequences were written", self.out_dir)
-            self._verts_file.seek(0)
-            self._verts_file.write(_npy_header(self.n_rows, self.n_vertices))  # patch the shape
-            self._verts_file.close()
-            self._dump(IDX_MAP, self.index)
-            self._dump(TEMPLATES, self.templates)
-            self._dump(RAW_AUDIO, self.raw_audio)
-            if self.deepspeech:
-                self._dump(DEEPSPEECH, self.deepspeech)
-            if self.masks is not None:
-                self._dump(REGION_MASKS, {k: np.asarray(v, np.int64) for k, v in self.masks.items()})
-            ply_vertices = self.template_ply_vertices
-            if ply_vertices is None:
-                ply_vertices = next(iter(self.templates.values()))
-            write_ply(self._tmp(TEMPLATE_PLY), ply_vertices, self.faces)
-            for tmp, final in self._pending:
-                os.replace(tmp, final)
-            self._pending.clear()
-        except BaseException:
-            self.abort()
-            raise
-        self.closed = True
-        return self.out_dir
-
-    def abort(self) -> None:
-        """Remove every temporary file; nothing appears under the final names."""
-        if not self._verts_file.closed:
-            self._verts_file.close()
-        for tmp, _ in self._pending:
-            tmp.unlink(missing_ok=True)
-        self._pending.clear()
-        self.closed = True
 
 
 # ============================================================================ reader
@@ -342,7 +105,7 @@ def resolve_paths(cfg: DataConfig) -> VocasetPaths:
         layout="converted" if converted else "vocaset")
 
 
-def _open_npy(path: Path) -> np.ndarray:
+def open_npy(path: Path) -> np.ndarray:
     """np.load(mmap_mode="r") with one-line errors for truncated/corrupt files."""
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -359,7 +122,7 @@ def _release_map(memmap: np.ndarray) -> None:
         mm.madvise(mmap.MADV_DONTNEED)       # read-only shared map: pages re-fault from the cache
 
 
-def _split_stem(stem: str) -> tuple[str, str] | None:
+def split_stem(stem: str) -> tuple[str, str] | None:
     """"FaceTalk_170728_03272_TA_sentence01" -> (subject, "sentence01")."""
     subject, _, sentence = stem.rpartition("_")
     return (subject, sentence) if subject and sentence else None
@@ -388,7 +151,7 @@ class Vocaset:
         self.templates = self._load_templates(p.templates)
         self.gaps: list[tuple[str, str, int]] = []  # (subject, sentence, missing frame indices)
         if p.layout == "vocaset":
-            self.verts: np.ndarray | None = _open_npy(p.data_verts)
+            self.verts: np.ndarray | None = open_npy(p.data_verts)
             if self.verts.ndim != 3 or self.verts.shape[2] != 3:
                 raise VocaganError(f"data_verts must have shape (frames, vertices, 3), got {self.verts.shape}",
                                    p.data_verts)
@@ -401,7 +164,7 @@ class Vocaset:
             self.n_vertices = int(next(iter(self.templates.values())).shape[0]) if self.templates else 0
             self._index = {}
             for f in sorted(p.vertices_dir.glob("*.npy")):
-                if (pair := _split_stem(f.stem)) is not None:
+                if (pair := split_stem(f.stem)) is not None:
                     self._index.setdefault(pair[0], {})[pair[1]] = f
         for subject, template in self.templates.items():
             if template.shape[0] != self.n_vertices:
@@ -413,12 +176,12 @@ class Vocaset:
             if len(self.template_mesh) != self.n_vertices:
                 raise VocaganError(f"mesh has {len(self.template_mesh)} vertices, the sequences have "
                                    f"{self.n_vertices}", p.template_ply)
-        self._raw = (_nested(safe_load_pickle(p.raw_audio), p.raw_audio, "a dict subject -> sentence -> audio", 2)
+        self._raw = (nested_dict(safe_load_pickle(p.raw_audio), p.raw_audio, "a dict subject -> sentence -> audio", 2)
                      if p.raw_audio else None)
         self._wavs: dict[tuple[str, str], Path] = {}
         if self._raw is None and p.wav_dir is not None:
-            self._wavs = {pair: f for f in sorted(p.wav_dir.glob("*.wav")) if (pair := _split_stem(f.stem))}
-        self._deepspeech = (_nested(safe_load_pickle(p.deepspeech), p.deepspeech,
+            self._wavs = {pair: f for f in sorted(p.wav_dir.glob("*.wav")) if (pair := split_stem(f.stem))}
+        self._deepspeech = (nested_dict(safe_load_pickle(p.deepspeech), p.deepspeech,
                                     "a dict subject -> sentence -> features", 2)
                             if p.deepspeech and deepspeech else None)
         self.masks, self.masks_source = self._load_masks(p.masks)
@@ -430,7 +193,7 @@ class Vocaset:
     # -- loading and validation
     def _load_templates(self, path: Path) -> dict[str, np.ndarray]:
         out = {}
-        for subject, t in _nested(safe_load_pickle(path), path, "a dict subject -> (V, 3) array", 1).items():
+        for subject, t in nested_dict(safe_load_pickle(path), path, "a dict subject -> (V, 3) array", 1).items():
             t = np.asarray(t)
             if t.ndim != 2 or t.shape[1] != 3 or not np.issubdtype(t.dtype, np.number):
                 raise VocaganError(f"template of {subject} must be a (V, 3) array, got {t.shape}", path)
@@ -439,7 +202,7 @@ class Vocaset:
 
     def _load_index(self, path: Path) -> dict[str, dict[str, np.ndarray]]:
         """subject -> sentence -> rows of data_verts in frame order (frame keys sorted)."""
-        raw = _nested(safe_load_pickle(path), path, "a dict subject -> sentence -> {frame: row}", 3)
+        raw = nested_dict(safe_load_pickle(path), path, "a dict subject -> sentence -> {frame: row}", 3)
         n_rows = len(self.verts)
         index: dict[str, dict[str, np.ndarray]] = {}
         for subject, sentences in raw.items():
@@ -464,7 +227,7 @@ class Vocaset:
         if path is None:
             return None, "none"
         masks = {}
-        for name, idx in _nested(safe_load_pickle(path), path, "a dict region -> vertex indices", 1).items():
+        for name, idx in nested_dict(safe_load_pickle(path), path, "a dict region -> vertex indices", 1).items():
             idx = np.asarray(idx)
             if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
                 raise VocaganError(f"region '{name}' must be a 1-D array of vertex indices", path)
@@ -562,7 +325,7 @@ class Vocaset:
     def sequence_length(self, subject: str, sentence: str) -> int:
         """Frames of a sequence at `source_fps`, without loading it."""
         rows = self._rows(subject, sentence)
-        return len(rows) if isinstance(rows, np.ndarray) else len(_open_npy(rows))
+        return len(rows) if isinstance(rows, np.ndarray) else len(open_npy(rows))
 
     def load_verts(self, subject: str, sentence: str) -> np.ndarray:
         """(T, V, 3) float32 metres at `source_fps`, frames in index order; only this sequence is read."""
@@ -572,9 +335,8 @@ class Vocaset:
             verts = self._read_rows(rows)
         else:
             path = rows
-            data = _open_npy(path)
-            if data.ndim == 2 and data.shape[1] == self.n_vertices * 3:
-                data = data.reshape(len(data), self.n_vertices, 3)
+            data = open_npy(path)
+            data = as_vertex_frames(data, self.n_vertices)
             if data.ndim != 3 or data.shape[1:] != (self.n_vertices, 3):
                 raise VocaganError(f"expected (T, {self.n_vertices * 3}) or (T, {self.n_vertices}, 3), "
                                    f"got {data.shape}", path)
@@ -632,7 +394,7 @@ class Vocaset:
         wav = self._wavs.get((subject, sentence))
         if wav is None:
             return None
-        from vocagan.data.audio import load_audio
+        from vocagan.formats.audio import load_audio
 
         return load_audio(wav)
 

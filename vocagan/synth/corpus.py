@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
-from vocagan.data import synth_face as face
-from vocagan.data import synth_speech as speech
-from vocagan.data.audio import deepspeech_like_windows
+from vocagan.synth import face
+from vocagan.synth import speech
+from vocagan.formats.audio import deepspeech_like_windows
 from vocagan.errors import VocaganError
 from vocagan.utils import atomic_write_text, log, progress
 
@@ -117,10 +117,10 @@ class SynthResult:
             f"  mesh: {self.mesh}, {self.n_vertices} vertices, {self.n_faces} triangles",
             "  audio sample rates: " + ", ".join(f"{sr} Hz x{n}" for sr, n in
                                                   sorted(_count(self.sample_rates.values()).items())),
-            f"  regions: " + (", ".join(f"{k} {v}" for k, v in self.regions.items()) + " (region_masks.pkl)"
+            "  regions: " + (", ".join(f"{k} {v}" for k, v in self.regions.items()) + " (region_masks.pkl)"
                               if self.regions else "not written (unknown for a user mesh)"),
             f"  mesh/audio-window mismatches of 1 frame (preprocessing trims them): {len(self.mismatched)}",
-            f"  missing as in VOCASET: " + (", ".join(f"{s}/{q}" for s, q in self.missing) or "none at this scale"),
+            "  missing as in VOCASET: " + (", ".join(f"{s}/{q}" for s, q in self.missing) or "none at this scale"),
             "  files: " + ", ".join(f"{k} {mb(v)}" for k, v in self.files.items())
             + f"; total {mb(sum(self.files.values()))}",
             f"  built in {self.elapsed_s:.1f} s",
@@ -184,8 +184,8 @@ def make_sequence(profile: Profile, sentence: int, seed: int, scale: Scale, temp
 def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None
              ) -> SynthResult:
     """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary."""
-    from vocagan.data.mesh import read_mesh
-    from vocagan.data.vocaset import VocasetWriter
+    from vocagan.formats.mesh import read_mesh
+    from vocagan.formats.vocaset_writer import VocasetWriter
 
     t0 = time.perf_counter()
     if scale not in SCALES:

@@ -1,14 +1,9 @@
-"""Wav I/O, resampling and audio features (pure torch + scipy; no torchaudio, no librosa).
-
-The one rule that matters here: `features_at_fps` is THE feature function. Training (through
-`data/preprocess.py`) and inference (`animate` on any user wav) both call it, so a model never sees
-features computed two different ways. It resamples to `FeatureConfig.sample_rate`, computes a
-log-mel spectrogram at `sample_rate / hop_length` fps (100 fps by default) and linearly
-interpolates it onto the mesh frame times `i / fps`.
-
-`deepspeech_windows` reproduces VOCA's construction of the (T60, 16, 29) DeepSpeech windows;
-`deepspeech_like_windows` feeds it a stand-in computed from the audio itself (the synthetic corpus
-uses it for `processed_audio_deepspeech.pkl`; we cannot run DeepSpeech v0.1.0 here).
+"""Audio files and signal representations (pure torch + scipy; no torchaudio, no librosa):
+`load_audio` / `save_wav`, polyphase `resample`, the log-mel spectrogram, and VOCA's construction of
+the (T60, 16, 29) DeepSpeech windows (`deepspeech_windows`; `deepspeech_like_windows` feeds it a
+stand-in computed from the audio itself, which the synthetic corpus and `convert` store in
+`processed_audio_deepspeech.pkl`: DeepSpeech v0.1.0 cannot run here). What a model hears is built
+from these by `prep/features.py`.
 
 Long audio (minutes) is processed in chunks so memory stays bounded; results are identical to an
 unchunked computation.
@@ -16,7 +11,6 @@ unchunked computation.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from fractions import Fraction
@@ -26,7 +20,7 @@ import numpy as np
 
 from vocagan.config import FeatureConfig
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path, log
+from vocagan.utils import atomic_path, log, one_torch_thread
 
 DS_WINDOW = 16          # VOCA: frames per DeepSpeech window (centred on the mesh frame)
 DS_CHARS = 29           # DeepSpeech v0.1.0 output alphabet size
@@ -130,11 +124,11 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- log-mel
-def _hz_to_mel(f):
+def hz_to_mel(f):
     return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
 
 
-def _mel_to_hz(m):
+def mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
@@ -146,7 +140,7 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
     fmax = min(float(fmax), sr / 2.0)
     fmin = max(0.0, min(float(fmin), fmax - 1.0))
     freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]   # (n_mels, 1)
     up = (freqs[None] - lower) / np.maximum(centre - lower, 1e-9)
     down = (upper - freqs[None]) / np.maximum(upper - centre, 1e-9)
@@ -190,83 +184,6 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
             power = spectrum.real.square() + spectrum.imag.square()
             out[f0:f1] = torch.log(power @ fb + LOG_EPS).numpy()      # (n, n_mels)
     return out
-
-
-def vtlp_warp(mel: np.ndarray, alpha: float, spec: FeatureConfig) -> np.ndarray:
-    """Vocal-tract-length perturbation of log-mel features (T, n_mels) -> (T, n_mels): the spectrum a
-    tract `alpha` times shorter would give (every frequency f moves to alpha * f; alpha > 1 raises the
-    formants). Band j takes the value at frequency centre_j / alpha, read by linear interpolation along
-    the mel axis (edge bands repeat beyond fmin/fmax). Cheap augmentation of speaker diversity."""
-    mel = np.asarray(mel, np.float32)
-    n = mel.shape[-1]
-    if n < 2:
-        return mel.copy()
-    fmax = min(float(spec.fmax), spec.sample_rate / 2.0)
-    lo, hi = _hz_to_mel(max(0.0, min(float(spec.fmin), fmax - 1.0))), _hz_to_mel(fmax)
-    step = (hi - lo) / (n + 1)
-    centre = _mel_to_hz(lo + step * np.arange(1, n + 1))                           # (n,) band centres, Hz
-    pos = (_hz_to_mel(centre / float(alpha)) - lo) / step - 1.0                      # (n,) fractional band index
-    pos = np.clip(pos, 0.0, n - 1.0)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), n - 2)
-    frac = (pos - i0).astype(np.float32)
-    return mel[..., i0] * (1.0 - frac) + mel[..., i0 + 1] * frac
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Run the STFT single-threaded, then restore torch's thread count. These tensors are small:
-    on a busy CPU torch's thread pool made 10 s of audio take ~0.24 s instead of ~3 ms (measured)."""
-    import torch
-
-    n = torch.get_num_threads()
-    if n > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if n > 1:
-            torch.set_num_threads(n)
-
-
-# ----------------------------------------------------------------------------- mesh-rate features
-def interpolate_frames(feats: np.ndarray, src_fps: float, fps: float, n_frames: int) -> np.ndarray:
-    """Linear interpolation of (M, F) frames at times j/src_fps onto times i/fps, i < n_frames.
-    Times beyond the last source frame take its value (edge padding)."""
-    feats = np.asarray(feats, dtype=np.float32)
-    if n_frames <= 0:
-        return np.zeros((0, feats.shape[1]), dtype=np.float32)
-    pos = np.arange(n_frames, dtype=np.float64) * (float(src_fps) / float(fps))   # source frame index
-    pos = np.clip(pos, 0.0, feats.shape[0] - 1)
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, feats.shape[0] - 1)
-    w = (pos - i0).astype(np.float32)[:, None]
-    return (feats[i0] * (1.0 - w) + feats[i1] * w).astype(np.float32)
-
-
-def feature_dim(spec: FeatureConfig) -> int:
-    """Width F of the per-frame audio features for this spec."""
-    if spec.kind == "logmel":
-        return int(spec.n_mels)
-    if spec.kind == "deepspeech":
-        return DS_WINDOW * DS_CHARS   # flattened (16, 29) window
-    raise VocaganError(f"feature kind '{spec.kind}': the width comes from its encoder, not from audio.py "
-                       "(valid kinds here: logmel, deepspeech)")
-
-
-def features_at_fps(x: np.ndarray, sr: int, spec: FeatureConfig, fps: float, n_frames: int) -> np.ndarray:
-    """THE audio feature function (training and inference): (n_frames, feature_dim(spec)) float32.
-
-    Resample to spec.sample_rate, log-mel at spec.sample_rate / hop fps, linear interpolation onto
-    mesh frame times i / fps (edge values beyond the end of the audio).
-    """
-    if spec.kind != "logmel":
-        raise VocaganError(f"features_at_fps computes 'logmel' features from audio; kind '{spec.kind}' "
-                           "comes from precomputed windows (deepspeech) or an encoder (wav2vec2)")
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    y = resample(x, int(sr), int(spec.sample_rate))
-    mel = logmel(y, int(spec.sample_rate), spec)                     # (M, n_mels) at sr/hop fps
-    return interpolate_frames(mel, spec.sample_rate / spec.hop_length, fps, int(n_frames))
 
 
 # ----------------------------------------------------------------------------- DeepSpeech windows
