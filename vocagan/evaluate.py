@@ -1,4 +1,5 @@
-"""Test-set evaluation under the published VOCASET protocol, for a checkpoint and for baselines.
+"""Test-set evaluation of a checkpoint under the published VOCASET protocol: load the test
+sequences, predict each under every condition, compute the metrics, write the report.
 
 Protocol (DESIGN.md §2), stated in every report:
 - the test subjects and sentences of the checkpoint's split; ground truth read from the dataset
@@ -13,16 +14,13 @@ Protocol (DESIGN.md §2), stated in every report:
   and mouth crop come from the checkpoint's regions (their source is printed);
 - generative models (samples differ): diversity over N_SAMPLES samples under the fixed style.
 
-Baselines (`evaluate_baselines`, used by compare): zero motion (template only), mean motion (mean
-train-split mouth offset on each test template) and ridge regression from audio features with
-±RIDGE_CONTEXT frames of context to PCA coefficients, fitted on the train split (λ chosen on val).
+The report (result object, table, files, plots) is `vocagan.eval_report`; the baselines compare
+runs through the same `run_protocol` are `vocagan.baselines`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -31,64 +29,18 @@ import numpy as np
 from vocagan import metrics as M
 from vocagan.config import Config, DataConfig
 from vocagan.errors import VocaganError
+
+# TABLE and finite_or_none are re-exported: compare imports them from here.
+from vocagan.eval_report import TABLE, EvalResult, finite_or_none, write_outputs  # noqa: F401
 from vocagan.frames import fps_step, resample_frames
-from vocagan.utils import atomic_path, atomic_write_json, atomic_write_text, log, progress
+from vocagan.prep.regions import resolve_regions
+from vocagan.utils import atomic_path, log, progress
 
 DEFAULT_FPS = 30          # evaluation rate of the papers
 N_SAMPLES = 3             # samples per input for the diversity of generative models
-RIDGE_CONTEXT = 2         # frames of audio context each side for the ridge baseline
-RIDGE_LAMBDAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
-BASELINES = ("zero motion", "mean motion", "ridge")
-# (key, label, scale) of the headline metrics, in table order
-TABLE = [("lve", "LVE (x1e-5 m², frame-pooled)", 1e5), ("lve_seq", "LVE (x1e-5 m², sequence-averaged)", 1e5),
-         ("lve_mm", "LVE (mm, frame-pooled)", 1), ("mve_mm", "MVE (mm, all vertices)", 1),
-         ("mve_lips_mm", "MVE lips (mm)", 1), ("fdd", "FDD (x1e-7 m², signed)", 1e7),
-         ("fdd_abs", "|FDD| (x1e-7 m²)", 1e7), ("mouth_corr", "mouth-opening corr. (pred vs gt)", 1),
-         ("mouth_diff_mm", "mouth-opening |diff| (mm)", 1), ("closure_rate", "lip closures reached (%)", 1),
-         ("closure_gap_mm", "opening at gt closures, pred - gt (mm)", 1), ("lag", "lag pred vs gt (frames)", 1),
-         ("audio_lag", "lag pred vs audio energy (frames)", 1), ("audio_lag_gt", "lag gt vs audio energy (frames)", 1),
-         ("accel_mm", "acceleration lips (mm/frame²)", 1), ("accel_gt_mm", "acceleration lips, gt (mm/frame²)", 1),
-         ("jitter_mm", "jitter lips (mm/frame³)", 1), ("diversity_mm", "diversity (mm, mouth crop)", 1)]
 
 # predictor: (audio (T, F) at the model fps, style indices (C,)) -> mouth offsets (C, T, M, 3) metres
 Predictor = Callable[[np.ndarray, list[int]], np.ndarray]
-
-
-@dataclass
-class EvalResult:
-    name: str
-    out_dir: Path
-    metrics: dict                 # headline (averaged over conditions), keys of TABLE
-    fixed: dict                   # the same for the fixed (first) style
-    protocol: dict                # fps, regions, condition policy, pooling, counts
-    per_sequence: list[dict] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-
-    def table(self) -> str:
-        rows = ["| metric | all styles (mean) | fixed style |", "|---|---|---|"]
-        for key, label, scale in TABLE:
-            if key in self.metrics:
-                rows.append(f"| {label} | {_fmt(self.metrics[key], scale)} | {_fmt(self.fixed.get(key), scale)} |")
-        return "\n".join(rows)
-
-    def summary(self) -> str:
-        p = self.protocol
-        return "\n".join([f"## Evaluation: {self.name}", "", self.table(), "",
-                          f"- evaluation fps: {p['fps']} (model fps {p['model_fps']}); {p['n_sequences']} test "
-                          f"sequences, {p['n_frames']} frames; subjects {', '.join(p['subjects'])}",
-                          f"- conditions: {p['conditions']}", f"- fixed style: {p['fixed_style']}",
-                          f"- lip region: {p['region_source']}",
-                          "- LVE: per frame the max over lip vertices of the squared error; 'frame-pooled' = mean "
-                          "over all frames of all sequences (published), 'sequence-averaged' = mean of "
-                          "per-sequence means", f"- {p['mouth_opening']}",
-                          *([f"- {p['closures']}"] if p.get("closures") else []), f"- outputs: {self.out_dir}"])
-
-
-def _fmt(x, scale: float = 1.0) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    v = x * scale
-    return f"{v:.4f}" if abs(v) < 1000 else f"{v:.4g}"
 
 
 # ----------------------------------------------------------------------------- test data
@@ -147,19 +99,9 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
                  condition_policy: str = "", faces: np.ndarray | None = None) -> EvalResult:
     """Predict every test sequence under every condition (label, style index), compute the metrics,
     aggregate (frame-pooled where the protocol says so), write the outputs."""
-    from vocagan import plotting
-
     out_dir = Path(out_dir)
     lips, upper = regions.lips, regions.upper_face
-    try:
-        up_idx, low_idx = M.mouth_opening_vertices(tests[0].template, lips)
-        opening_note = (f"mouth opening = distance between the mean of {len(up_idx)} upper-lip and {len(low_idx)} "
-                        "lower-lip inner vertices (central lips, template geometry); lag = shift in "
-                        f"[-{M.MAX_LAG}, {M.MAX_LAG}] frames maximising the mean correlation (k > 0: prediction late)")
-    except ValueError as e:  # a degenerate lips region: the lip-sync metrics are n/a, said in the report
-        up_idx = low_idx = None
-        opening_note = f"mouth opening not measured: {e}"
-        log(f"[evaluate] {opening_note}")
+    up_idx, low_idx, opening_note = _opening_vertices(tests[0].template, lips)
     per_cond = {label: {"lve": [], "lve_mm": [], "mve": [], "mve_lips": [], "fdd": [], "corr": [], "diff": [],
                         "lag": [], "alag": [], "accel": [], "jitter": [], "closures": []} for label, _ in conditions}
     per_seq, gt_lag, gt_accel, diversity = [], [], [], []
@@ -168,6 +110,7 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
         offsets = predict(seq.audio, [s for _, s in conditions])            # (C, T, M, 3)
         open_gt = None
         for c, (label, _) in enumerate(conditions):
+            # the full mesh: template + decoded mouth offsets in the crop, at the evaluation fps
             pred = np.broadcast_to(seq.template, (offsets.shape[1], *seq.template.shape)).copy()
             pred[:, crop] += offsets[c]
             pred = resample_frames(pred, model_fps, fps)
@@ -182,17 +125,11 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
             else:
                 open_pred = open_gt = np.full(n, np.nan)
                 open_rest = float("nan")
-            acc = per_cond[label]
-            for key, value in sequence_metrics(pred, gt, seq.template, regions, open_pred, open_gt,
-                                               None if seq.energy is None else seq.energy[:n], open_rest).items():
-                acc[key].append(value)
-            per_seq.append({"subject": seq.subject, "sentence": seq.sentence, "style": label, "frames": n,
-                            "lve_e5": float(acc["lve"][-1].mean() * 1e5), "lve_mm": float(acc["lve_mm"][-1].mean()),
-                            "mve_mm": float(acc["mve"][-1].mean()), "fdd_e7": acc["fdd"][-1] * 1e7,
-                            "mouth_corr": acc["corr"][-1], "mouth_diff_mm": float(acc["diff"][-1].mean()),
-                            "lag": M.lag_of(acc["lag"][-1]) if up_idx is not None else float("nan"),
-                            "accel_mm": acc["accel"][-1], "closures": len(acc["closures"][-1]),
-                            "closures_reached": int(np.sum(acc["closures"][-1][:, 0] <= M.CLOSED_MM))})
+            m = sequence_metrics(pred, gt, seq.template, regions, open_pred, open_gt,
+                                 None if seq.energy is None else seq.energy[:n], open_rest)
+            for key, value in m.items():
+                per_cond[label][key].append(value)
+            per_seq.append(_sequence_row(seq, label, n, m, up_idx is not None))
             err = M.per_vertex_error_mm(pred, gt) * n
             heat_sum, heat_n = (err if heat_sum is None else heat_sum + err), heat_n + n
             if curve is None:
@@ -204,22 +141,7 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
             samples = sampler(seq.audio, conditions[0][1])                   # (S, T, M, 3)
             diversity.append(M.diversity_mm(samples))
 
-    def aggregate(a: dict) -> dict:
-        fdd, fdd_abs = M.pool_fdd(a["fdd"])
-        return {"lve": M.pool_frames(a["lve"]), "lve_seq": M.pool_sequences(a["lve"]),
-                "lve_mm": M.pool_frames(a["lve_mm"]), "mve_mm": M.pool_frames(a["mve"]),
-                "mve_lips_mm": M.pool_frames(a["mve_lips"]), "fdd": fdd, "fdd_abs": fdd_abs,
-                "mouth_corr": float(np.nanmean(a["corr"])) if np.isfinite(a["corr"]).any() else float("nan"),
-                "mouth_diff_mm": M.pool_frames(a["diff"]), "lag": M.lag_of(_nanmean(a["lag"])),
-                "audio_lag": M.lag_of(_nanmean(a["alag"])) if a["alag"] else float("nan"),
-                "accel_mm": float(np.nanmean(a["accel"])), "jitter_mm": float(np.nanmean(a["jitter"])),
-                **dict(zip(("closure_rate", "closure_gap_mm"), M.pool_closures(a["closures"])))}
-
-    per_label = {label: aggregate(a) for label, a in per_cond.items()}
-    if up_idx is None:
-        for m in per_label.values():
-            m.update(mouth_corr=float("nan"), mouth_diff_mm=float("nan"), lag=float("nan"), audio_lag=float("nan"),
-                     closure_rate=float("nan"), closure_gap_mm=float("nan"))
+    per_label = {label: _aggregate(a, up_idx is not None) for label, a in per_cond.items()}
     fixed = dict(per_label[conditions[0][0]])
     headline = {k: float(np.mean([m[k] for m in per_label.values()])) for k in fixed}
     shared = {"audio_lag_gt": M.lag_of(_nanmean(gt_lag)) if gt_lag and up_idx is not None else float("nan"),
@@ -239,8 +161,52 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
                              "minimum over the run +-1 frame is <= the same threshold"),
                 "diversity": f"{N_SAMPLES} samples, fixed style, mouth crop" if sampler else "deterministic model"}
     result = EvalResult(name, out_dir, headline, fixed, protocol, per_seq)
-    result.files = _write_outputs(result, heat_sum / max(heat_n, 1), tests[0].template, faces, curve, fps, plotting)
+    result.files = write_outputs(result, heat_sum / max(heat_n, 1), tests[0].template, faces, curve, fps)
     return result
+
+
+def _opening_vertices(template: np.ndarray, lips: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """(upper, lower) mouth-opening vertices of `template` and the report's note on them; (None, None,
+    why) for a degenerate lips region: the lip-sync metrics are then n/a, as the report says."""
+    try:
+        up_idx, low_idx = M.mouth_opening_vertices(template, lips)
+    except ValueError as e:
+        note = f"mouth opening not measured: {e}"
+        log(f"[evaluate] {note}")
+        return None, None, note
+    return up_idx, low_idx, (f"mouth opening = distance between the mean of {len(up_idx)} upper-lip and "
+                             f"{len(low_idx)} lower-lip inner vertices (central lips, template geometry); lag = "
+                             f"shift in [-{M.MAX_LAG}, {M.MAX_LAG}] frames maximising the mean correlation "
+                             "(k > 0: prediction late)")
+
+
+def _sequence_row(seq: EvalSequence, label: str, n: int, m: dict, opening: bool) -> dict:
+    """One row of per_sequence.csv: the `sequence_metrics` `m` of `seq` under style `label`, n frames."""
+    return {"subject": seq.subject, "sentence": seq.sentence, "style": label, "frames": n,
+            "lve_e5": float(m["lve"].mean() * 1e5), "lve_mm": float(m["lve_mm"].mean()),
+            "mve_mm": float(m["mve"].mean()), "fdd_e7": m["fdd"] * 1e7,
+            "mouth_corr": m["corr"], "mouth_diff_mm": float(m["diff"].mean()),
+            "lag": M.lag_of(m["lag"]) if opening else float("nan"),
+            "accel_mm": m["accel"], "closures": len(m["closures"]),
+            "closures_reached": int(np.sum(m["closures"][:, 0] <= M.CLOSED_MM))}
+
+
+def _aggregate(a: dict, opening: bool) -> dict:
+    """The metrics of one condition from its per-sequence lists `a` (pooled as the protocol says);
+    the lip-sync ones are nan when the mouth opening is not measured."""
+    fdd, fdd_abs = M.pool_fdd(a["fdd"])
+    out = {"lve": M.pool_frames(a["lve"]), "lve_seq": M.pool_sequences(a["lve"]),
+           "lve_mm": M.pool_frames(a["lve_mm"]), "mve_mm": M.pool_frames(a["mve"]),
+           "mve_lips_mm": M.pool_frames(a["mve_lips"]), "fdd": fdd, "fdd_abs": fdd_abs,
+           "mouth_corr": float(np.nanmean(a["corr"])) if np.isfinite(a["corr"]).any() else float("nan"),
+           "mouth_diff_mm": M.pool_frames(a["diff"]), "lag": M.lag_of(_nanmean(a["lag"])),
+           "audio_lag": M.lag_of(_nanmean(a["alag"])) if a["alag"] else float("nan"),
+           "accel_mm": float(np.nanmean(a["accel"])), "jitter_mm": float(np.nanmean(a["jitter"])),
+           **dict(zip(("closure_rate", "closure_gap_mm"), M.pool_closures(a["closures"])))}
+    if not opening:
+        out.update(mouth_corr=float("nan"), mouth_diff_mm=float("nan"), lag=float("nan"), audio_lag=float("nan"),
+                   closure_rate=float("nan"), closure_gap_mm=float("nan"))
+    return out
 
 
 def _nanmean(curves: list[np.ndarray]) -> np.ndarray:
@@ -249,48 +215,6 @@ def _nanmean(curves: list[np.ndarray]) -> np.ndarray:
     out = np.full(stacked.shape[1], np.nan)
     out[finite] = np.nanmean(stacked[:, finite], axis=0)
     return out
-
-
-def finite_or_none(obj):
-    """nan/inf -> None, recursively, so metrics.json is strict JSON (NaN is not JSON)."""
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
-
-
-def _short(subject: str) -> str:
-    """FaceTalk_170809_00138_TA -> 00138 (plot labels)."""
-    parts = subject.split("_")
-    return parts[2] if len(parts) == 4 and parts[0] == "FaceTalk" else subject
-
-
-def _write_outputs(result: EvalResult, heat: np.ndarray, template, faces, curve, fps, plotting) -> list[Path]:
-    out = result.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "metrics.json", finite_or_none({"name": result.name, "metrics": result.metrics,
-                                                            "fixed_style": result.fixed, "protocol": result.protocol}))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result.per_sequence[0]))
-    writer.writeheader()
-    writer.writerows(result.per_sequence)
-    atomic_write_text(out / "per_sequence.csv", buf.getvalue())
-    atomic_write_text(out / "metrics.md", result.summary() + "\n")
-    files = [out / "metrics.json", out / "per_sequence.csv", out / "metrics.md"]
-    fixed_rows = [r for r in result.per_sequence if r["style"] == result.protocol["fixed_style"]]
-    files.append(plotting.plot_bars([f"{_short(r['subject'])} {r['sentence'].replace('sentence', 's')}"
-                                     for r in fixed_rows],
-                                    [r["lve_e5"] for r in fixed_rows], out / "lve_per_sequence.png",
-                                    f"{result.name}: LVE per test sequence (style {result.protocol['fixed_style']})",
-                                    "LVE (x1e-5 m^2)"))
-    title, pred, gt = curve
-    files.append(plotting.plot_mouth_opening(pred, gt, fps, out / "mouth_opening.png", f"mouth opening: {title}"))
-    files.append(plotting.plot_vertex_heatmap(template, faces, heat, out / "error_heatmap.png",
-                                              f"{result.name}: mean per-vertex error (mm)"))
-    return [f for f in files if f is not None]
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -309,8 +233,8 @@ def evaluate(checkpoint: Path, data_cfg: DataConfig | None, out_dir: Path, fps: 
     import torch
 
     from vocagan.checkpoint import load_checkpoint
-    from vocagan.prep.prepared import Prepared
     from vocagan.prep.prepare import prepare
+    from vocagan.prep.prepared import Prepared
 
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
@@ -326,8 +250,7 @@ def evaluate(checkpoint: Path, data_cfg: DataConfig | None, out_dir: Path, fps: 
     stats = Prepared.from_stats_dict(ckpt.stats)                    # the model's own PCA basis and regions
     regions = stats.regions
     if data_cfg is not None and data_cfg.masks_path and data_cfg.masks_path != ckpt.config.data.masks_path:
-        from vocagan.prep.regions import resolve_regions                  # official lips given now: measure on them
-
+        # official lips given now: measure on them (the crop stays the model's own)
         given = resolve_regions(stats.templates[0], data_cfg.masks_path)
         regions = replace(given, mouth=stats.regions.mouth,
                           source=f"{given.source} (given at evaluation; the model's own: {stats.regions.source})")
@@ -357,71 +280,13 @@ def evaluate(checkpoint: Path, data_cfg: DataConfig | None, out_dir: Path, fps: 
                         stats.faces if len(stats.faces) else None)
 
 
-# ----------------------------------------------------------------------------- baselines
-def context_features(audio: np.ndarray, context: int = RIDGE_CONTEXT) -> np.ndarray:
-    """(T, F) -> (T, (2*context+1)*F): frames t-context..t+context side by side (edge-padded)."""
-    padded = np.concatenate([audio[:1].repeat(context, 0), audio, audio[-1:].repeat(context, 0)])
-    return np.concatenate([padded[i:i + len(audio)] for i in range(2 * context + 1)], axis=1)
+# ----------------------------------------------------------------------------- moved to vocagan.baselines
+def __getattr__(name: str):
+    """The baselines moved to vocagan.baselines; `from vocagan.evaluate import BASELINES,
+    evaluate_baselines` (compare.py) keeps working. (Not a plain re-export: baselines imports this
+    module.)"""
+    if name in ("BASELINES", "evaluate_baselines"):
+        from vocagan import baselines
 
-
-@dataclass
-class Ridge:
-    """Ridge regression x -> y with standardised inputs, fitted in closed form."""
-
-    x_mean: np.ndarray
-    x_std: np.ndarray
-    y_mean: np.ndarray
-    weights: np.ndarray          # (D, K)
-    lam: float
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.x_mean) / self.x_std) @ self.weights + self.y_mean
-
-
-def fit_ridge(x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-              lambdas=RIDGE_LAMBDAS) -> Ridge:
-    """min_W ||x_s W - (y - ȳ)||² + λ||W||² (x_s = x standardised with its own stats) for each λ;
-    keep the λ with the lowest MSE on (x_val, y_val) (without a val set: λ = 100)."""
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    x_mean, x_std, y_mean = x.mean(0), x.std(0) + 1e-8, y.mean(0)
-    xs = (x - x_mean) / x_std
-    gram, rhs = xs.T @ xs, xs.T @ (y - y_mean)
-    best = None
-    for lam in (lambdas if x_val is not None else (100.0,)):
-        w = np.linalg.solve(gram + lam * np.eye(len(gram)), rhs)
-        model = Ridge(x_mean, x_std, y_mean, w, lam)
-        err = float(((model(x_val) - y_val) ** 2).mean()) if x_val is not None else 0.0
-        if best is None or err < best[0]:
-            best = (err, model)
-    return best[1]
-
-
-def baseline_predictors(prepared) -> dict[str, Predictor]:
-    """The three baselines as predictors (style-independent: the style index is ignored)."""
-    mean_offsets = prepared.decode(prepared.motion["train"].mean(0, keepdims=True))[0]   # (M, 3)
-    val = prepared.audio.get("val") is not None and len(prepared.audio["val"])
-    ctx = {s: np.concatenate([context_features(prepared.sequence(s, i)[0]) for i in range(len(prepared.seqs[s]))])
-           for s in (("train", "val") if val else ("train",))}
-    ridge = fit_ridge(ctx["train"], prepared.motion["train"], ctx.get("val"), prepared.motion.get("val") if val else None)
-    log(f"[evaluate] ridge baseline: {ctx['train'].shape[1]} inputs, λ = {ridge.lam:g} (chosen on val)")
-    m = len(prepared.crop)
-    return {"zero motion": lambda a, s: np.zeros((len(s), len(a), m, 3), np.float32),
-            "mean motion": lambda a, s: np.broadcast_to(mean_offsets, (len(s), len(a), m, 3)).astype(np.float32),
-            "ridge": lambda a, s: np.broadcast_to(prepared.decode(ridge(context_features(a)).astype(np.float32)),
-                                                  (len(s), len(a), m, 3))}
-
-
-def evaluate_baselines(cfg: Config, out_dir: Path, fps: int | None = None,
-                       names: tuple[str, ...] = BASELINES) -> dict[str, EvalResult]:
-    """Evaluate the baselines under the same protocol; outputs in out_dir/<name with _>/."""
-    from vocagan.prep.prepare import prepare
-
-    fps = int(fps or DEFAULT_FPS)
-    prepared = prepare(cfg)
-    tests = load_test_sequences(cfg, prepared, fps)
-    predictors = baseline_predictors(prepared)
-    faces = prepared.faces if len(prepared.faces) else None
-    return {name: run_protocol(name, predictors[name], tests, prepared.crop, prepared.regions, [("none", 0)],
-                               prepared.fps, fps, Path(out_dir) / name.replace(" ", "_"),
-                               condition_policy="style-independent baseline (one prediction per sequence)",
-                               faces=faces) for name in names}
+        return getattr(baselines, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -155,8 +155,8 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
 
 def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
     """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps)."""
-    from vocagan.prep.features import features_at_fps
     from vocagan.frames import audio_frames
+    from vocagan.prep.features import features_at_fps
 
     spec = ckpt.features
     if spec.kind == "deepspeech":
@@ -292,7 +292,8 @@ def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, temp
                 if wanted:
                     out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, kind))
             if video:
-                from vocagan.render import render_frames, write_video
+                from vocagan.render import render_frames
+                from vocagan.video import write_video
 
                 out.video = write_video(out_dir / f"{name}.mp4", render_frames(vertices, faces, size, backend),
                                         out_fps, audio=audio, total=len(vertices))

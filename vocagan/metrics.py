@@ -19,10 +19,13 @@ from typing import Sequence
 
 import numpy as np
 
+# Which vertices define the mouth opening, and when lips count as closed, are region facts
+# (prep/regions.py); re-exported here next to `mouth_opening`, which measures along them.
+from vocagan.prep.regions import CLOSED_MM, mouth_opening_vertices  # noqa: F401
+
 MM = 1000.0  # metres -> millimetres
 LVE_SCALE = 1e-5  # tables print LVE in units of 1e-5 m²
 MAX_LAG = 10  # lip-sync lag search window, frames
-CLOSED_MM = 0.5  # lips count as closed at <= this opening above the neutral template (mm)
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
@@ -124,37 +127,6 @@ def pool_fdd(per_sequence: Sequence[float]) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- lip sync
-def mouth_opening_vertices(template: np.ndarray, lips: np.ndarray, up_axis: int = 1, lateral_axis: int = 0,
-                           band: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Choose the vertices whose distance defines the mouth opening, from the lips region.
-
-    Geometry of the template (FLAME convention: y up, x lateral): keep the lip vertices within
-    `band` x lip width of the lips' median lateral coordinate (the central column of the mouth;
-    the band doubles until it holds lip vertices both above and below); split them at the lips'
-    mean height into upper and lower lip; of each, keep the half nearest that height (the inner
-    lip edges, at the slit). Returns (upper_idx, lower_idx) into the mesh. ValueError when the
-    lips have no vertical extent.
-    """
-    lips = np.unique(np.asarray(lips))
-    pts = _f64(template[lips])
-    x, y = pts[:, lateral_axis], pts[:, up_axis]
-    width, y_mid = x.max() - x.min(), y.mean()
-    above, below = y > y_mid, y <= y_mid
-    while True:
-        central = np.abs(x - np.median(x)) <= band * width + 1e-12
-        if (central & above).any() and (central & below).any():
-            break
-        if band >= 1.0 or not above.any():
-            raise ValueError("lips region has no vertices above and below its mean height")
-        band *= 2
-    picked = []
-    for side in (central & above, central & below):
-        idx, dist = lips[side], np.abs(y[side] - y_mid)
-        keep = max(1, (idx.size + 1) // 2)
-        picked.append(np.sort(idx[np.argsort(dist, kind="stable")[:keep]]))
-    return picked[0], picked[1]
-
-
 def mouth_opening(verts: np.ndarray, upper_idx: np.ndarray, lower_idx: np.ndarray) -> np.ndarray:
     """Mouth opening per frame: ||mean_{v in upper} verts_t,v - mean_{v in lower} verts_t,v|| * 1000
     -> (T,) mm. It includes the lip thickness at rest, so compare series, not absolute values."""

@@ -20,8 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
-from vocagan.render import ALBEDO, AMBIENT, BACKGROUND, FILL_LIGHT, KEY_LIGHT, check_mesh, load_animation
+from vocagan.render import (
+    ALBEDO,
+    AMBIENT,
+    BACKGROUND,
+    FILL_LIGHT,
+    KEY_LIGHT,
+    check_mesh,
+)
 from vocagan.utils import atomic_write_text
+from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 THREE_JS = ASSETS / "three.module.min.js"
@@ -74,16 +82,12 @@ def _audio_source(audio_path: Path) -> str:
     import subprocess
     import tempfile
 
-    import imageio_ffmpeg
-
     with tempfile.TemporaryDirectory(prefix="vocagan-html-") as tmp:
         out = Path(tmp) / "audio.mp3"
-        proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
-                               "-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k",
-                               str(out)], capture_output=True)
+        proc = subprocess.run(ffmpeg_command("-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame",
+                                             "-b:a", "96k", str(out)), capture_output=True)
         if proc.returncode != 0:
-            lines = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise VocaganError(f"cannot read the audio ({lines[-1] if lines else 'ffmpeg failed'})", audio_path)
+            raise VocaganError(f"cannot read the audio ({ffmpeg_error(proc.stderr, 'ffmpeg failed')})", audio_path)
         return f"data:audio/mpeg;base64,{_b64(out.read_bytes())}"
 
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vocagan.prep.regions import mouth_opening_vertices
+
 
 # ----------------------------------------------------------------------------- masked helpers
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -231,12 +233,10 @@ def lip_positions(crop, lips) -> np.ndarray:
 
 def opening_weights(crop, template, lips) -> np.ndarray | None:
     """(3M,) weights w with crop offsets (M*3,) @ w = the first-order change of the mouth opening (m):
-    the inner upper- minus lower-lip mean offset (metrics.mouth_opening_vertices of `template` (V,3)),
+    the inner upper- minus lower-lip mean offset (regions.mouth_opening_vertices of `template` (V,3)),
     projected on their rest direction. None when the lips have no upper/lower split."""
-    from vocagan import metrics
-
     try:
-        upper, lower = metrics.mouth_opening_vertices(np.asarray(template), lips)
+        upper, lower = mouth_opening_vertices(np.asarray(template), lips)
     except ValueError:
         return None
     gap = template[upper].mean(0) - template[lower].mean(0)                  # (3,) rest opening vector

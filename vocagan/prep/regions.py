@@ -10,6 +10,10 @@ into every report):
    added if missing, so the crop always covers the LVE vertices);
 3. geometry alone: lips, mouth region and upper face derived deterministically from the template.
 
+The lips also define the mouth opening (`mouth_opening_vertices`: which lip vertices it is measured
+between) and when the lips count as closed (`CLOSED_MM`); the metrics and the models' opening loss
+read both from here.
+
 Geometric convention (FLAME, VOCASET): +x the subject's left, +y up, +z forward (out of the face).
 Sizes are fractions of the head width (x extent), so the rules work in metres or millimetres.
 """
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
+from vocagan.formats.pickles import safe_load_pickle
 
 # Shape of the geometric regions, as fractions of the head width w (FLAME: w = 0.20 m).
 # Tuned on the FLAME template against FLAME_masks.pkl (tests/test_regions.py reports the overlap).
@@ -34,6 +39,7 @@ UPPER_HALF_WIDTH = 0.35           # |x - nose x| below this
 UPPER_DEPTH = 0.40                # in front of (nose z - this): excludes ears and scalp
 MOUTH_DROP = 0.19                 # fallback: mouth centre this far below the nose tip
 DEPTH_CELL = 0.02                 # depth-buffer cell (x, y) for "visible from the front"
+CLOSED_MM = 0.5                   # lips count as closed at <= this opening above the neutral template (mm)
 
 
 @dataclass
@@ -187,8 +193,6 @@ def resolve_regions(template: np.ndarray, masks: dict | str | Path | None = None
     template = np.asarray(template)
     n = len(template)
     if isinstance(masks, (str, Path)):
-        from vocagan.formats.pickles import safe_load_pickle
-
         masks_source = masks_source or str(masks)
         masks = safe_load_pickle(Path(masks))
     geo = geometric_regions(template, faces)
@@ -216,3 +220,35 @@ def resolve_regions(template: np.ndarray, masks: dict | str | Path | None = None
         source += (f"; mouth crop from index file {Path(mouth_indices_path).name} ({len(given)} vertices"
                    + (f", + {added} lip vertices it lacked)" if added else ")"))
     return Regions(mouth.astype(np.int64), lips.astype(np.int64), upper.astype(np.int64), source)
+
+
+# ----------------------------------------------------------------------------- mouth opening
+def mouth_opening_vertices(template: np.ndarray, lips: np.ndarray, up_axis: int = 1, lateral_axis: int = 0,
+                           band: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Choose the vertices whose distance defines the mouth opening, from the lips region.
+
+    Geometry of the template (FLAME convention: y up, x lateral): keep the lip vertices within
+    `band` x lip width of the lips' median lateral coordinate (the central column of the mouth;
+    the band doubles until it holds lip vertices both above and below); split them at the lips'
+    mean height into upper and lower lip; of each, keep the half nearest that height (the inner
+    lip edges, at the slit). Returns (upper_idx, lower_idx) into the mesh. ValueError when the
+    lips have no vertical extent.
+    """
+    lips = np.unique(np.asarray(lips))
+    pts = np.asarray(template[lips], dtype=np.float64)
+    x, y = pts[:, lateral_axis], pts[:, up_axis]
+    width, y_mid = x.max() - x.min(), y.mean()
+    above, below = y > y_mid, y <= y_mid
+    while True:
+        central = np.abs(x - np.median(x)) <= band * width + 1e-12
+        if (central & above).any() and (central & below).any():
+            break
+        if band >= 1.0 or not above.any():
+            raise ValueError("lips region has no vertices above and below its mean height")
+        band *= 2
+    picked = []
+    for side in (central & above, central & below):
+        idx, dist = lips[side], np.abs(y[side] - y_mid)
+        keep = max(1, (idx.size + 1) // 2)
+        picked.append(np.sort(idx[np.argsort(dist, kind="stable")[:keep]]))
+    return picked[0], picked[1]
