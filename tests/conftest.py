@@ -1,17 +1,42 @@
-"""Shared fixtures: a tiny synthetic VOCASET corpus (built once per session) and the real reference
-files in ../shared/data (tests using them skip cleanly when that folder is absent)."""
+"""Shared fixtures for the whole suite.
+
+- `repo`: the repository root (benchmarks/, main_*.py); `shared_data`: the real reference files in
+  ../shared/data (tests using them skip cleanly when that folder is absent).
+- `tiny_corpus`: a tiny synthetic VOCASET corpus, built once per session.
+- `cache_dir`, `one_thread`: isolation and speed helpers.
+- Factories (fixtures returning a function): `tone` (a sine), `speech_like` (speech-like audio),
+  `icosphere` (a smooth closed test mesh), `toy_checkpoint` (a random-weight checkpoint on the
+  icosphere topology).
+
+Test modules never import each other or this file: everything shared is a fixture. Folder-specific
+fixtures live in the conftest.py of tests/formats, tests/prep, tests/synth and tests/models.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("VOCAGAN_PROGRESS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("VOCAGAN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# what `toy_checkpoint` builds: the styles it was "trained" on, and small model sizes
+TOY_STYLES = ["SubjA", "SubjB", "SubjC"]
+TOY_K = 6
+TOY_MODEL_SIZES = {"rnn": {"hidden": 16, "n_layers": 1}, "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+                   "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+                   "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8}}
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root (holds benchmarks/, main_*.py, vocagan/)."""
+    return REPO
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +75,103 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- factories
+def _tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tone():
+    """Factory: tone(freq, seconds, sr, amp=0.5) -> float32 samples of a sine starting at phase 0."""
+    return _tone
+
+
+def _icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A sphere of radius 0.1 (V, 3) float32 / (F, 3) int32 with outward winding: a smooth closed
+    test mesh (subdivisions 2: 162 vertices, 3: 642)."""
+    t = (1 + 5 ** 0.5) / 2
+    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
+         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
+    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+         (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
+         (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
+    for _ in range(subdivisions):
+        cache, new_faces = {}, []
+
+        def mid(a, b):
+            key = (min(a, b), max(a, b))
+            if key not in cache:
+                m = verts[a] + verts[b]
+                verts.append(m / np.linalg.norm(m))
+                cache[key] = len(verts) - 1
+            return cache[key]
+
+        for a, b, c in f:
+            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            new_faces += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
+        f = new_faces
+    return np.array(verts, np.float32) * 0.1, np.array(f, np.int32)
+
+
+@pytest.fixture(scope="session")
+def icosphere():
+    """Factory: icosphere(subdivisions=3) -> (vertices (V, 3) float32, faces (F, 3) int32)."""
+    return _icosphere
+
+
+def _speech_like(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """Amplitude-modulated harmonic noise: syllable-rate energy changes a model can react to."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t + rng.uniform(0, 6)) ** 2
+    voice = sum(np.sin(2 * np.pi * f * t) / i for i, f in enumerate((140, 280, 420, 700, 1200), start=1))
+    return (0.25 * envelope * (voice / 2 + 0.3 * rng.standard_normal(len(t)))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def speech_like():
+    """Factory: speech_like(seconds, sr, seed=0) -> float32 mono samples."""
+    return _speech_like
+
+
+def _toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True):
+    """A random-weight checkpoint whose PCA decodes to a sphere's lower half ("jaw") moving: styles
+    TOY_STYLES, templates TOY_STYLES + ["Unseen"], icosphere(2) topology (162 vertices)."""
+    import torch
+
+    from vocagan.checkpoint import save_checkpoint
+    from vocagan.config import load_config
+    from vocagan.models import build
+    from vocagan.prep.prepared import Prepared
+    from vocagan.prep.regions import Regions
+
+    rng = np.random.default_rng(0)
+    verts, tris = _icosphere(2)
+    mouth = np.nonzero(verts[:, 1] < 0)[0]
+    comps = np.linalg.qr(rng.normal(size=(3 * len(mouth), TOY_K)))[0].T.astype(np.float32)
+    cfg = load_config(overrides=[f"model.name={name}", f"features.kind={features}", f"data.fps={fps}"]
+                      + [f"model.{k}={v}" for k, v in TOY_MODEL_SIZES[name].items()])
+    audio_dim = 80 if features == "logmel" else 16 * 29
+    meta = {"fps": fps, "styles": TOY_STYLES, "template_names": TOY_STYLES + ["Unseen"], "region_source": "test",
+            "n_vertices": len(verts), "features": {"kind": features}, "feature_dim": audio_dim}
+    regions = Regions(mouth=mouth, lips=mouth[:10], upper_face=np.nonzero(verts[:, 1] > 0.05)[0], source="test")
+    templates = np.stack([verts * (1 + 0.05 * i) for i in range(4)]).astype(np.float32)
+    prepared = Prepared(meta=meta, faces=tris if faces else np.zeros((0, 3), np.int32), templates=templates,
+                        regions=regions, crop=mouth, pca_components=comps, pca_mean=np.zeros(3 * len(mouth), np.float32),
+                        explained_variance_ratio=np.full(TOY_K, 0.1, np.float32),
+                        coef_mean=np.zeros(TOY_K, np.float32), coef_std=np.full(TOY_K, 2e-3, np.float32))
+    torch.manual_seed(0)
+    model = build(cfg.model, audio_dim, TOY_K, len(TOY_STYLES)).eval()
+    return save_checkpoint(path, model, cfg, prepared.stats_dict())
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint():
+    """Factory: toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True) -> path
+    of a random-weight checkpoint (styles SubjA, SubjB, SubjC; extra template "Unseen"; a 162-vertex
+    sphere whose lower half is the mouth)."""
+    return _toy_checkpoint

@@ -14,14 +14,10 @@ import soundfile as sf
 
 from vocagan.errors import VocaganError
 
-from test_infer import speech_like, toy_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def accept():
-    spec = importlib.util.spec_from_file_location("accept_real_speech", REPO / "benchmarks" / "accept_real_speech.py")
+def accept(repo):
+    spec = importlib.util.spec_from_file_location("accept_real_speech", repo / "benchmarks" / "accept_real_speech.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["accept_real_speech"] = module
     spec.loader.exec_module(module)
@@ -71,7 +67,7 @@ def test_verdict_needs_every_bilabial_closed_and_vowels_open(accept):
     assert not accept.verdict([row("aa", 3.0, 2.0)], 0.5, 1.0)["passed"]     # no bilabial: nothing shown
 
 
-def test_check_runs_animate_and_writes_report_and_plot(accept, tmp_path, capsys):
+def test_check_runs_animate_and_writes_report_and_plot(accept, tmp_path, capsys, toy_checkpoint, speech_like):
     ckpt = toy_checkpoint(tmp_path / "toy.pt")
     wav = tmp_path / "speech.wav"
     sf.write(wav, speech_like(1.5, 22050), 22050)
@@ -90,7 +86,7 @@ def test_check_runs_animate_and_writes_report_and_plot(accept, tmp_path, capsys)
     assert set(json.loads((tmp_path / "all" / "accept.json").read_text())["styles"]) == {"SubjA", "SubjB", "SubjC"}
 
 
-def test_missing_files_are_one_clear_line(accept, tmp_path, capsys):
+def test_missing_files_are_one_clear_line(accept, tmp_path, capsys, toy_checkpoint):
     ckpt = toy_checkpoint(tmp_path / "toy.pt")
     assert accept.main(["--checkpoint", str(ckpt), "--audio", str(tmp_path / "none.wav")]) == 1
     err = capsys.readouterr().err.strip()

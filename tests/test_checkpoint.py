@@ -13,12 +13,8 @@ from vocagan.checkpoint import from_storable, load_checkpoint, read_checkpoint, 
 from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.models import MODELS, build
+from vocagan.prep.prepared import Prepared
 from vocagan.prep.regions import Regions
-
-try:
-    from vocagan.prep.prepared import Prepared
-except ImportError:
-    from vocagan.prep.prepared import Prepared
 
 AUDIO, K, V, M = 10, 4, 12, 6
 SMALL = {"rnn": {"hidden": 16, "n_layers": 1}, "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
 from vocagan.cli import build_parser, main
 
 COMMANDS = ["synth", "convert", "prepare", "train", "evaluate", "compare", "animate", "render",
@@ -40,9 +39,9 @@ def test_data_flags_accept_both_spellings():
 
 
 @pytest.mark.parametrize("model", ["rnn", "transformer", "transformer_vae", "transformer_gan"])
-def test_seed_scripts_keep_their_flags(model):
+def test_seed_scripts_keep_their_flags(model, repo):
     """`python main_<model>.py --help` lists exactly the seed's flags (run as a user would)."""
-    proc = subprocess.run([sys.executable, str(REPO / f"main_{model}.py"), "--help"], cwd=REPO,
+    proc = subprocess.run([sys.executable, str(repo / f"main_{model}.py"), "--help"], cwd=repo,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     for flag in ["--data_verts_path", "--audio_pkl_path", "--idx_map_path", "--template_path",

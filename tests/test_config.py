@@ -56,3 +56,8 @@ def test_round_trip_through_dict():
     cfg = load_config(overrides=["train.epochs=3", "model.name=transformer"])
     again = config_from_dict(cfg.to_dict())
     assert again == cfg and isinstance(again, Config)
+
+
+def test_train_config_carries_vtlp():
+    assert load_config(None, ["train.vtlp=0.1"]).train.vtlp == pytest.approx(0.1)
+    assert load_config(None, []).train.vtlp == 0.0                      # off by default

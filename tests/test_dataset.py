@@ -1,5 +1,6 @@
 """SequenceDataset + collate over hand-built Prepared arrays (and over the tiny corpus when the
-synthetic generator is available)."""
+synthetic generator is available); vocal-tract-length perturbation applied to training items only,
+seeded, without changing the crops."""
 
 from __future__ import annotations
 
@@ -103,3 +104,36 @@ def test_dataset_over_prepared_tiny_corpus(request, tmp_path):
     test = SequenceDataset(p, "test")
     assert all(test[i]["style"] == -1 for i in range(len(test)))
     assert sum(test[i]["audio"].shape[0] for i in range(len(test))) == len(p.audio["test"])
+
+
+# ----------------------------------------------------------------------------- VTLP
+def prepared_with_features():
+    p = toy_prepared()
+    p.meta["features"] = {"kind": "logmel", "n_mels": 6, "fmin": 40.0, "fmax": 8000.0, "sample_rate": 16000}
+    rng = np.random.default_rng(0)
+    for s in p.audio:                                               # a spectrum-like ramp plus noise per frame
+        p.audio[s] = (np.linspace(0, 1, 6)[None] + rng.normal(size=p.audio[s].shape) * 0.1).astype(np.float32)
+    return p
+
+
+def test_dataset_warps_training_items_only_and_keeps_the_crops():
+    p = prepared_with_features()
+    plain = SequenceDataset(p, "train", crop_frames=8, seed=3)
+    warped = SequenceDataset(p, "train", crop_frames=8, seed=3, vtlp=0.1)
+    again = SequenceDataset(p, "train", crop_frames=8, seed=3, vtlp=0.1)
+    for _ in range(3):
+        a, b, c = plain[1], warped[1], again[1]
+        assert np.array_equal(a["motion"].numpy(), b["motion"].numpy())         # the same window
+        assert not np.allclose(a["audio"].numpy(), b["audio"].numpy())          # different features
+        assert np.array_equal(b["audio"].numpy(), c["audio"].numpy())           # seeded
+    val_plain, val_warp = SequenceDataset(p, "val"), SequenceDataset(p, "val", vtlp=0.1)
+    assert np.array_equal(val_plain[0]["audio"].numpy(), val_warp[0]["audio"].numpy())
+
+
+def test_bad_vtlp_and_non_logmel_features():
+    p = prepared_with_features()
+    with pytest.raises(VocaganError, match="vtlp"):
+        SequenceDataset(p, "train", vtlp=0.7)
+    p.meta["features"]["kind"] = "deepspeech"                       # windows of logits: no frequency axis
+    ds = SequenceDataset(p, "train", vtlp=0.1)
+    assert ds.vtlp == 0.0

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from vocagan import metrics as M
+from vocagan.baselines import context_features, evaluate_baselines, fit_ridge
 from vocagan.config import Config, DataConfig
 from vocagan.errors import VocaganError
-from vocagan.evaluate import _data_config, context_features, evaluate, evaluate_baselines, fit_ridge
-from vocagan.frames import resample_frames
+from vocagan.evaluate import _data_config, evaluate
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -34,14 +34,6 @@ def test_fit_ridge_recovers_a_linear_map_and_picks_lambda_on_val():
     model = fit_ridge(x, y, x_val, x_val @ w + [1.0, -1.0], lambdas=(1e-3, 1e4))
     assert model.lam == 1e-3  # the nearly unregularised fit is the better one on noise-free val data
     np.testing.assert_allclose(model(x_val), x_val @ w + [1.0, -1.0], atol=1e-3)
-
-
-def test_resample_frames_by_hand():
-    x = np.arange(6, dtype=np.float32)[:, None]                # frames at 60 fps: times 0, 1/60, ...
-    np.testing.assert_array_equal(resample_frames(x, 60, 30)[:, 0], [0, 2, 4])
-    np.testing.assert_array_equal(resample_frames(x, 30, 30)[:, 0], x[:, 0])
-    # 30 -> 20 fps: times 0, 1/20, 2/20, 3/20 = source positions 0, 1.5, 3, 4.5
-    np.testing.assert_allclose(resample_frames(x, 30, 20)[:, 0], [0, 1.5, 3, 4.5])
 
 
 def test_data_config_replaces_only_file_locations():

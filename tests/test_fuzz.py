@@ -5,7 +5,7 @@ The property, for each reader: a mutated file either loads into well-formed arra
 inside numpy/torch/struct/pickle/yaml, never a hang. Readers covered: the VOCASET pickles, data_verts.npy
 and FLAME_sample.ply through `open_vocaset` (plus every per-sequence accessor), `safe_load_pickle`,
 `read_mesh` (binary/ASCII PLY, OBJ), `load_audio` (wav), `load_config` (YAML), checkpoints
-(`load_checkpoint`), the prepared-data cache (`Prepared.load`) and `render.load_vertices`.
+(`load_checkpoint`), the prepared-data cache (`Prepared.load`) and `video.load_vertices`.
 
 Examples are bounded and derandomised (same inputs every run; no example database on disk).
 """
@@ -361,7 +361,7 @@ def test_prepared_cache_survives_mutations(checkpoint_bytes, tmp_path_factory):
 
 
 def test_load_vertices_survives_mutations(tmp_path_factory):
-    from vocagan.render import load_vertices
+    from vocagan.video import load_vertices
 
     folder = tmp_path_factory.mktemp("npy")
     valid = folder / "valid.npy"

@@ -11,62 +11,17 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from vocagan.checkpoint import load_checkpoint, save_checkpoint
+from vocagan.checkpoint import load_checkpoint
 from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.infer import animate, audio_features, chunk_spans, predict_motion
-from vocagan.models import build
-from vocagan.prep.regions import Regions
 
-from test_render import icosphere
-
-try:
-    from vocagan.prep.prepared import Prepared
-except ImportError:
-    from vocagan.prep.prepared import Prepared
-
-K = 6
-SMALL = {"rnn": {"hidden": 16, "n_layers": 1}, "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
-         "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1},
-         "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8}}
-STYLES = ["SubjA", "SubjB", "SubjC"]
-
-
-def toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True):
-    """A random-weight checkpoint whose PCA decodes to a sphere's lower half ("jaw") moving."""
-    rng = np.random.default_rng(0)
-    verts, tris = icosphere(2)
-    mouth = np.nonzero(verts[:, 1] < 0)[0]
-    comps = np.linalg.qr(rng.normal(size=(3 * len(mouth), K)))[0].T.astype(np.float32)
-    cfg = load_config(overrides=[f"model.name={name}", f"features.kind={features}", f"data.fps={fps}"]
-                      + [f"model.{k}={v}" for k, v in SMALL[name].items()])
-    audio_dim = 80 if features == "logmel" else 16 * 29
-    meta = {"fps": fps, "styles": STYLES, "template_names": STYLES + ["Unseen"], "region_source": "test",
-            "n_vertices": len(verts), "features": {"kind": features}, "feature_dim": audio_dim}
-    regions = Regions(mouth=mouth, lips=mouth[:10], upper_face=np.nonzero(verts[:, 1] > 0.05)[0], source="test")
-    templates = np.stack([verts * (1 + 0.05 * i) for i in range(4)]).astype(np.float32)
-    prepared = Prepared(meta=meta, faces=tris if faces else np.zeros((0, 3), np.int32), templates=templates,
-                        regions=regions, crop=mouth, pca_components=comps, pca_mean=np.zeros(3 * len(mouth), np.float32),
-                        explained_variance_ratio=np.full(K, 0.1, np.float32), coef_mean=np.zeros(K, np.float32),
-                        coef_std=np.full(K, 2e-3, np.float32))
-    torch.manual_seed(0)
-    model = build(cfg.model, audio_dim, K, len(STYLES)).eval()
-    return save_checkpoint(path, model, cfg, prepared.stats_dict())
-
-
-def speech_like(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
-    """Amplitude-modulated harmonic noise: syllable-rate energy changes a model can react to."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t + rng.uniform(0, 6)) ** 2
-    voice = sum(np.sin(2 * np.pi * f * t) / i for i, f in enumerate((140, 280, 420, 700, 1200), start=1))
-    return (0.25 * envelope * (voice / 2 + 0.3 * rng.standard_normal(len(t)))).astype(np.float32)
+STYLES = ["SubjA", "SubjB", "SubjC"]   # the styles of the `toy_checkpoint` fixture
 
 
 @pytest.fixture(scope="module")
-def ckpt_path(tmp_path_factory):
+def ckpt_path(tmp_path_factory, toy_checkpoint):
     return toy_checkpoint(tmp_path_factory.mktemp("ckpt") / "toy.pt")
 
 
@@ -85,7 +40,7 @@ def test_chunk_spans_cover_with_overlap():
     assert all(spans[i][1] - spans[i + 1][0] == 30 for i in range(len(spans) - 1))
 
 
-def test_int16_stereo_44k_and_float_mono_22k(tmp_path, ckpt_path):
+def test_int16_stereo_44k_and_float_mono_22k(tmp_path, ckpt_path, speech_like):
     x = speech_like(1.0, 44100)
     sf.write(tmp_path / "stereo.wav", np.stack([x, 0.5 * x], axis=1), 44100, subtype="PCM_16")
     sf.write(tmp_path / "mono.wav", speech_like(1.0, 22050, seed=1), 22050, subtype="FLOAT")
@@ -105,7 +60,7 @@ def test_int16_stereo_44k_and_float_mono_22k(tmp_path, ckpt_path):
     assert str(r2.outputs[0].vertices) in summary and "_ply/ (60 files)" in summary
 
 
-def test_style_all_and_samples(tmp_path):
+def test_style_all_and_samples(tmp_path, toy_checkpoint, speech_like):
     ckpt = toy_checkpoint(tmp_path / "vae.pt", name="transformer_vae")
     sf.write(tmp_path / "a.wav", speech_like(0.5, 16000), 16000)
     result = animate(ckpt, tmp_path / "a.wav", tmp_path / "out", style="all", samples=2, video=False)
@@ -117,7 +72,7 @@ def test_style_all_and_samples(tmp_path):
     assert len(result.files()) == 6
 
 
-def test_template_by_name_and_mesh_file(tmp_path, ckpt_path):
+def test_template_by_name_and_mesh_file(tmp_path, ckpt_path, speech_like, icosphere):
     from vocagan.formats.mesh import write_ply
 
     sf.write(tmp_path / "a.wav", speech_like(0.4, 16000), 16000)
@@ -138,7 +93,7 @@ def test_template_by_name_and_mesh_file(tmp_path, ckpt_path):
         animate(ckpt_path, tmp_path / "a.wav", tmp_path / "o4", template="Nobody")
 
 
-def test_errors(tmp_path, ckpt_path):
+def test_errors(tmp_path, ckpt_path, toy_checkpoint, speech_like):
     sf.write(tmp_path / "a.wav", speech_like(0.3, 16000), 16000)
     with pytest.raises(VocaganError, match="unknown style 'Bob'; valid: all, SubjA, SubjB, SubjC"):
         animate(ckpt_path, tmp_path / "a.wav", tmp_path / "o", style="Bob")
@@ -157,7 +112,7 @@ def test_errors(tmp_path, ckpt_path):
 
 
 @pytest.mark.parametrize("name", ["transformer", "rnn", "transformer_gan"])
-def test_chunked_long_audio_matches_unchunked(tmp_path, name):
+def test_chunked_long_audio_matches_unchunked(tmp_path, name, toy_checkpoint, speech_like):
     """60 s in 20 s chunks (4 s overlap) vs one pass: close everywhere, and no seam (no jump larger
     than the one-pass motion has). Full attention sees the whole clip in one pass, so transformers
     differ slightly; the recurrent model matches to float precision."""
@@ -187,7 +142,7 @@ def trained(request, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_cli_animate_trained_model_style_all(tmp_path, trained, tiny_corpus, capsys):
+def test_cli_animate_trained_model_style_all(tmp_path, trained, tiny_corpus, capsys, speech_like):
     from vocagan.cli import main
     from vocagan.formats.pickles import safe_load_pickle
 
@@ -211,7 +166,7 @@ def test_cli_animate_trained_model_style_all(tmp_path, trained, tiny_corpus, cap
 
 
 @pytest.mark.slow
-def test_trained_model_float_mono_22k_and_chunking(tmp_path, trained):
+def test_trained_model_float_mono_22k_and_chunking(tmp_path, trained, speech_like):
     sf.write(tmp_path / "in.wav", speech_like(0.8, 22050, seed=3), 22050, subtype="FLOAT")
     result = animate(trained, tmp_path / "in.wav", tmp_path / "out", samples=2, video=False)
     a, b = (np.load(o.vertices) for o in result.outputs)

@@ -25,22 +25,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL_RNN = ["--model", "rnn", "--set", "model.hidden=16", "--set", "model.n_layers=1"]
 pytestmark = pytest.mark.slow
 
 
 # ----------------------------------------------------------------------------- process helpers
-def spawn(args: list[str], log: Path) -> subprocess.Popen:
-    """`python -m vocagan ARGS` in its own process group (so kill -9 reaches ffmpeg children too)."""
-    tmpdir = log.parent / "tmpdir"      # the child's tempfile dirs (a killed render leaves one): inside tmp_path
-    tmpdir.mkdir(exist_ok=True)
-    env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir)}
-    out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "vocagan", *args], cwd=REPO, env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    out.close()
-    return proc
+@pytest.fixture(scope="session")
+def spawn(repo):
+    """Factory: spawn(args, log) -> Popen of `python -m vocagan ARGS` in its own process group (so
+    kill -9 reaches ffmpeg children too), output appended to `log`."""
+
+    def spawn(args: list[str], log: Path) -> subprocess.Popen:
+        tmpdir = log.parent / "tmpdir"      # the child's tempfile dirs (a killed render leaves one): inside tmp_path
+        tmpdir.mkdir(exist_ok=True)
+        env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(repo), "TMPDIR": str(tmpdir)}
+        out = open(log, "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "vocagan", *args], cwd=repo, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        return proc
+
+    return spawn
 
 
 def kill9(proc: subprocess.Popen) -> None:
@@ -52,15 +57,21 @@ def kill9(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def run_ok(args: list[str], log: Path, timeout: float = 300) -> str:
-    proc = spawn(args, log)
-    try:
-        rc = proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            kill9(proc)
-    assert rc == 0, log.read_text()[-3000:]
-    return log.read_text()
+@pytest.fixture(scope="session")
+def run_ok(spawn):
+    """Factory: run_ok(args, log, timeout=300) -> the log text of a `spawn`ed run that must exit 0."""
+
+    def run_ok(args: list[str], log: Path, timeout: float = 300) -> str:
+        proc = spawn(args, log)
+        try:
+            rc = proc.wait(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                kill9(proc)
+        assert rc == 0, log.read_text()[-3000:]
+        return log.read_text()
+
+    return run_ok
 
 
 def wait_until(predicate, proc: subprocess.Popen, timeout: float = 120, poll: float = 0.001) -> bool:
@@ -91,7 +102,7 @@ def _assert_cache_sound(cache: Path) -> list[Path]:
     return finals
 
 
-def test_kill_prepare_while_writing_then_rerun(tiny_corpus, tmp_path):
+def test_kill_prepare_while_writing_then_rerun(tiny_corpus, tmp_path, spawn, run_ok):
     cache = tmp_path / "cache"
     args = ["prepare", "--data", str(tiny_corpus), "--cache-dir", str(cache)]
     kills = mid_write = 0
@@ -118,7 +129,7 @@ def test_kill_prepare_while_writing_then_rerun(tiny_corpus, tmp_path):
     assert "using cached prepared data" in run_ok(args, tmp_path / "rerun2.log")
 
 
-def test_two_concurrent_prepares_share_one_sound_cache(tiny_corpus, tmp_path):
+def test_two_concurrent_prepares_share_one_sound_cache(tiny_corpus, tmp_path, spawn, run_ok):
     cache = tmp_path / "cache"
     args = ["prepare", "--data", str(tiny_corpus), "--cache-dir", str(cache)]
     procs = [spawn(args, tmp_path / f"p{i}.log") for i in range(2)]
@@ -153,7 +164,7 @@ def _assert_run_sound(run: Path) -> None:
         assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
 
 
-def test_kill_train_while_checkpointing_then_resume(tiny_corpus, tmp_path):
+def test_kill_train_while_checkpointing_then_resume(tiny_corpus, tmp_path, spawn, run_ok):
     from vocagan.checkpoint import read_checkpoint
 
     run, cache = tmp_path / "run", tmp_path / "cache"
@@ -202,7 +213,7 @@ def _frame_count(path: Path) -> int:
     return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
 
 
-def test_kill_render_keeps_the_old_video_and_rerun_recovers(tiny_corpus, tmp_path):
+def test_kill_render_keeps_the_old_video_and_rerun_recovers(tiny_corpus, tmp_path, spawn, run_ok):
     from vocagan.config import DataConfig
     from vocagan.formats.vocaset import open_vocaset
 

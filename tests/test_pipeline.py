@@ -6,13 +6,11 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
-
 
 @pytest.mark.slow
-def test_seed_script_runs_the_whole_process(tiny_corpus, tmp_path):
+def test_seed_script_runs_the_whole_process(tiny_corpus, tmp_path, repo):
     out_model = tmp_path / "best_model_gan.pt"
-    cmd = [sys.executable, str(REPO / "main_transformer_gan.py"),
+    cmd = [sys.executable, str(repo / "main_transformer_gan.py"),
            "--data_verts_path", str(tiny_corpus / "data_verts.npy"),
            "--audio_pkl_path", str(tiny_corpus / "processed_audio_deepspeech.pkl"),
            "--idx_map_path", str(tiny_corpus / "subj_seq_to_idx.pkl"),
@@ -21,7 +19,7 @@ def test_seed_script_runs_the_whole_process(tiny_corpus, tmp_path):
            "--epochs", "1", "--batch_size", "4", "--output_model", str(out_model),
            "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
            "--set", "model.d_model=32", "--set", "model.n_layers=1", "--set", "model.d_channels=16"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600,
                           env={"VOCAGAN_PROGRESS": "0", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"

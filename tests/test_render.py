@@ -8,40 +8,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from vocagan import render
+from vocagan import render, video
 from vocagan.formats.mesh import write_ply
 from vocagan.errors import VocaganError
 
 
-def icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """A unit sphere (V, 3) / (F, 3) with outward winding: a smooth closed test mesh."""
-    t = (1 + 5 ** 0.5) / 2
-    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
-         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
-         (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
-         (6, 2, 10), (8, 6, 7), (9, 8, 1)]
-    verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
-    for _ in range(subdivisions):
-        cache, new_faces = {}, []
-
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
-        for a, b, c in f:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
-            new_faces += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
-        f = new_faces
-    return np.array(verts, np.float32) * 0.1, np.array(f, np.int32)
-
-
 @pytest.fixture(scope="module")
-def sphere_seq():
+def sphere_seq(icosphere):
     """(T=6, V, 3) sphere whose lower half opens and closes like a jaw, plus faces."""
     v, f = icosphere(3)
     seq = np.repeat(v[None], 6, axis=0).copy()
@@ -141,7 +114,7 @@ def test_write_video_with_audio_from_array(tmp_path, sphere_seq):
     seq, f = sphere_seq
     sr = 16000
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(sr // 5) / sr)          # 0.2 s
-    out = render.write_video(tmp_path / "a.mp4", render.render_frames(seq, f, 63, "numpy"), fps=30,
+    out = video.write_video(tmp_path / "a.mp4", render.render_frames(seq, f, 63, "numpy"), fps=30,
                              audio=(tone, sr))
     info = _probe(out)
     assert re.search(r"Video: h264.*yuv420p.*64x64", info), info          # odd size padded to even
@@ -158,12 +131,12 @@ def test_render_files_side_by_side_with_wav(tmp_path, sphere_seq):
     write_ply(tmp_path / "mesh.ply", seq[0], f)
     sf.write(tmp_path / "speech.wav", (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32),
              16000, subtype="PCM_16")
-    out = render.render_files(tmp_path / "pred.npy", tmp_path / "mesh.ply", tmp_path / "sbs.mp4", fps=30,
+    out = video.render_files(tmp_path / "pred.npy", tmp_path / "mesh.ply", tmp_path / "sbs.mp4", fps=30,
                               audio=tmp_path / "speech.wav", gt=tmp_path / "gt.npy", size=64, backend="numpy")
     info = _probe(out)
     assert re.search(r"Video: h264.*192x64", info), info
     assert "Audio: aac" in info
-    frame = next(render.render_side_by_side(seq, seq * 1.02, f, size=64, backend="numpy"))
+    frame = next(video.render_side_by_side(seq, seq * 1.02, f, size=64, backend="numpy"))
     assert frame.shape == (64, 192, 3)
 
 
@@ -172,15 +145,15 @@ def test_render_files_errors_name_the_file(tmp_path, sphere_seq):
     write_ply(tmp_path / "mesh.ply", seq[0], f)
     np.save(tmp_path / "small.npy", seq[:, :50])
     with pytest.raises(VocaganError, match=r"mesh\.ply: vertex count mismatch"):
-        render.render_files(tmp_path / "small.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
+        video.render_files(tmp_path / "small.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
     np.save(tmp_path / "nan.npy", np.full_like(seq, np.nan))
     with pytest.raises(VocaganError, match=r"nan\.npy: .*NaN"):
-        render.render_files(tmp_path / "nan.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
+        video.render_files(tmp_path / "nan.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(VocaganError, match=r"junk\.npy"):
-        render.render_files(tmp_path / "junk.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
+        video.render_files(tmp_path / "junk.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
     with pytest.raises(VocaganError, match="not found"):
-        render.render_files(tmp_path / "missing.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
+        video.render_files(tmp_path / "missing.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
     assert not (tmp_path / "x.mp4").exists()
 
 

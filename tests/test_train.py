@@ -18,7 +18,6 @@ from vocagan.errors import VocaganError
 from vocagan.models import MODELS
 from vocagan.train import lr_factor, train
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = {
     "rnn": ["model.hidden=16", "model.n_layers=1", "model.style_dim=4"],
     "transformer": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1"],
@@ -164,7 +163,7 @@ def test_early_stopping(tiny_corpus, cache, tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "run" / "best.pt")[1].epoch == 2
 
 
-def test_ddp_two_cpu_processes(tiny_corpus, cache, tmp_path):
+def test_ddp_two_cpu_processes(tiny_corpus, cache, tmp_path, repo):
     """`torchrun --nproc_per_node=2 -m vocagan train ...`: gloo DDP, one writer, a loadable model.
     (7-27 s measured on 2 shared cores, so not marked slow.)"""
     run = tmp_path / "ddp"
@@ -172,8 +171,8 @@ def test_ddp_two_cpu_processes(tiny_corpus, cache, tmp_path):
            "train", "--model", "transformer_gan", "--data", str(tiny_corpus), "--out", str(run), "--epochs", "2",
            "--batch-size", "4", "--cache-dir", str(cache), "--set", "train.crop_frames=24",
            "--set", "train.device=cpu"] + [a for o in TINY_MODEL["transformer_gan"] for a in ("--set", o)]
-    env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(DDP)" in proc.stderr and "best val LVE" in proc.stdout
     assert [x["epoch"] for x in rows(run)] == [1, 2]

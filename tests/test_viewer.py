@@ -19,8 +19,6 @@ from vocagan.formats.mesh import write_ply
 from vocagan.errors import VocaganError
 from vocagan.render import BACKGROUND
 
-from test_render import icosphere
-
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--autoplay-policy=no-user-gesture-required", "--hide-scrollbars"]
@@ -48,7 +46,7 @@ def _run_chromium(exe: str, tmp_path: Path, url: str, *extra: str) -> subprocess
 
 
 @pytest.fixture(scope="module")
-def animation():
+def animation(icosphere):
     """(T=45, V, 3) sphere with a moving lower half, faces."""
     v, f = icosphere(3)
     t = np.arange(45) / 30

@@ -1,5 +1,6 @@
-"""Preprocessing: alignment, fps, crop, PCA (train split only), normalisation, cache, errors, and an
-end-to-end `prepare` (on a hand-made micro corpus, and on the synthetic tiny corpus + CLI)."""
+"""vocagan.prep.prepare: alignment, crop, PCA (train split only), normalisation, cache, errors, and an
+end-to-end `prepare` (on the hand-made micro corpus of tests/prep/conftest.py, and on the synthetic
+tiny corpus + CLI). The PCA numerics themselves are tested in test_pca.py."""
 
 from __future__ import annotations
 
@@ -11,71 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from vocagan.frames import audio_frames, fps_step, resample_frames
-from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS, Config
+from vocagan.config import TRAIN_SUBJECTS
+from vocagan.errors import VocaganError
 from vocagan.prep import prepare as pp
 from vocagan.prep.prepared import Prepared
-from vocagan.errors import VocaganError
-
-SR = 16000
-
-
-def head(n_theta: int = 24, n_phi: int = 20) -> np.ndarray:
-    """A small head-shaped point cloud (metres, +y up, +z forward) with a nose and a mouth cavity."""
-    th, ph = np.meshgrid(np.linspace(0, 2 * np.pi, n_theta, endpoint=False), np.linspace(0.1, np.pi - 0.1, n_phi))
-    pts = np.stack([0.08 * np.sin(ph) * np.sin(th), 0.11 * np.cos(ph), 0.09 * np.sin(ph) * np.cos(th)], -1)
-    pts = pts.reshape(-1, 3)
-    pts[:, 2] += 0.03 * np.exp(-((pts[:, 0] / 0.015) ** 2 + ((pts[:, 1] + 0.005) / 0.025) ** 2)) * (pts[:, 2] > 0)
-    cavity = np.array([[dx, -0.04, 0.05] for dx in (-0.006, -0.002, 0.002, 0.006)])
-    return np.concatenate([pts, cavity]).astype(np.float32)
-
-
-def make_corpus(out: Path, seed: int = 0, val_modes_scale: float = 1.0, short_audio: int = 2,
-                deepspeech: bool = True) -> Path:
-    """12 subjects (the real names) x sentences 21-22, rank-4 mouth motion, 16 kHz noise audio.
-    One sequence's audio is `short_audio` frames (at 60 fps) shorter than its mesh."""
-    from vocagan.formats.vocaset_writer import VocasetWriter
-
-    rng = np.random.default_rng(seed)
-    base = head()
-    mouth_centre = np.array([0.0, -0.04, 0.06])
-    weight = np.exp(-((base - mouth_centre) ** 2).sum(1) / 0.03 ** 2)[:, None]        # (V, 1)
-    modes = rng.standard_normal((4, len(base), 3)) * weight * 0.004                     # (4, V, 3)
-    with VocasetWriter(out, n_vertices=len(base)) as w:
-        for s, subject in enumerate(TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS):
-            template = base + rng.normal(0, 0.001, 3).astype(np.float32)
-            w.add_subject(subject, template)
-            scale = val_modes_scale if subject in VAL_SUBJECTS else 1.0
-            for sentence in (21, 22):
-                t60 = int(rng.integers(48, 80))
-                t = np.arange(t60) / 60.0
-                amps = np.stack([np.sin(2 * np.pi * (1.0 + j) * t + rng.uniform(0, 6)) for j in range(4)], 1)
-                verts = template + scale * np.einsum("tj,jvc->tvc", amps * [1.0, 0.6, 0.3, 0.1], modes)
-                n_audio = t60 - (short_audio if (s, sentence) == (0, 21) else 0)
-                audio = (rng.standard_normal(int(n_audio * SR / 60)) * 0.1).astype(np.float32)
-                ds = rng.standard_normal((n_audio, 16, 29)).astype(np.float32) if deepspeech else None
-                w.add_sequence(subject, sentence, verts.astype(np.float32), audio, SR, ds)
-    return out
-
-
-def config(root: Path, cache: Path, **prep) -> Config:
-    cfg = Config()
-    cfg.data.root = str(root)
-    cfg.data.train_sentences = cfg.data.val_sentences = cfg.data.test_sentences = [21, 22]
-    cfg.prep.cache_dir = str(cache)
-    for k, v in prep.items():
-        setattr(cfg.prep, k, v)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("micro"))
-
-
-@pytest.fixture(scope="module")
-def prepared(corpus, tmp_path_factory) -> Prepared:
-    return pp.prepare(config(corpus, tmp_path_factory.mktemp("cache")))
 
 
 # ----------------------------------------------------------------------------- pure steps
@@ -83,17 +23,6 @@ def test_align_trims_to_the_shorter_and_reports_it():
     verts = np.zeros((10, 4, 3))
     assert [len(x) for x in (pp.align(verts, 8)[0], pp.align(verts, 12)[0], pp.align(verts, 10)[0])] == [8, 10, 10]
     assert [pp.align(verts, n)[1] for n in (8, 12, 10)] == [2, 2, 0]
-
-
-def test_fps_resampling_takes_every_kth_frame():
-    frames = np.arange(60)
-    assert np.array_equal(resample_frames(frames, 60, 30), np.arange(0, 60, 2))
-    assert np.array_equal(resample_frames(frames, 60, 20), np.arange(0, 60, 3))
-    assert np.array_equal(resample_frames(frames, 60, 60), frames)
-    for bad in (25, 0, -30, 120):
-        with pytest.raises(VocaganError, match="divisor"):
-            fps_step(60, bad, "data_verts.npy")
-    assert audio_frames(16000, 16000, 60) == 60 and audio_frames(22000 * 3, 22000, 30) == 90
 
 
 def test_crop_offsets_shape_and_values():
@@ -104,70 +33,9 @@ def test_crop_offsets_shape_and_values():
     assert np.allclose(out[0], 0) and np.allclose(out[3], verts[3, [2, 7, 11]] - template[[2, 7, 11]])
 
 
-@pytest.mark.parametrize("chunk", [1, 16, 4096])
-def test_streaming_moments_equal_numpy_covariance(chunk):
-    """Float32 products on chunk-centred data, float64 sums: as np.cov in float64 even when the
-    mean is large against the spread (offsets of ~mm around a shifted template)."""
-    rng = np.random.default_rng(1)
-    batches = [(rng.normal(0.0, 1e-3, (n, 6)) * [1, 2, 3, 0.1, 1, 1] + 0.05).astype(np.float32)
-               for n in (7, 30, 1, 12, 300)]
-    m = pp.Moments(6, chunk=chunk)
-    for b in batches:
-        m.add(b)
-    mean, cov = m.mean_cov()
-    allx = np.concatenate(batches).astype(np.float64)
-    ref = np.cov(allx.T)
-    assert m.n == len(allx) and np.allclose(mean, allx.mean(0), rtol=1e-12, atol=1e-12)
-    assert np.abs(cov - ref).max() <= 1e-5 * np.abs(ref).max()
-
-
-def test_top_components_and_choice():
-    rng = np.random.default_rng(2)
-    a = rng.standard_normal((8, 8))
-    cov = a @ a.T
-    var, comp = pp.top_components(cov, 3)
-    ref = np.linalg.eigvalsh(cov)[::-1]
-    assert np.allclose(var, ref[:3]) and np.allclose(comp @ comp.T, np.eye(3), atol=1e-10)
-    big = rng.standard_normal((600, 40)) @ rng.standard_normal((40, 600))    # Lanczos path (D >= 500)
-    big = big @ big.T
-    var, comp = pp.top_components(big, 5)
-    w, v = np.linalg.eigh(big)
-    assert np.allclose(var, w[::-1][:5], rtol=1e-10)
-    assert np.allclose(np.abs(comp @ v[:, ::-1][:, :5]), np.eye(5), atol=1e-8)
-    v = np.array([50.0, 30.0, 15.0, 4.0, 1.0])
-    assert pp.choose_components(v, 100.0, 0.95, 64) == 3     # 95 % reached with 3
-    assert pp.choose_components(v, 100.0, 0.999, 2) == 2     # capped
-    assert pp.choose_components(v, 100.0, 0.5, 64, exact=4) == 4
-
-
-def test_incremental_pca_matches_exact_subspace():
-    rng = np.random.default_rng(3)
-    basis = np.linalg.qr(rng.standard_normal((40, 3)))[0].T                   # (3, 40)
-    batches = [rng.standard_normal((n, 3)) * [3, 2, 1] @ basis + 0.2 for n in (20, 35, 15, 50)]
-    inc = pp.IncrementalPCA(40, keep=6)
-    exact = pp.Moments(40)
-    for b in batches:
-        inc.add(b)
-        exact.add(b)
-    mean, comp, var, total = inc.result()
-    emean, cov = exact.mean_cov()
-    evar, ecomp = pp.top_components(cov, 3)
-    assert np.allclose(mean, emean) and np.isclose(total, np.trace(cov), rtol=1e-6)
-    assert np.allclose(var[:3], evar, rtol=1e-6)          # Moments: float32 products
-    assert np.allclose(np.abs(comp[:3] @ ecomp.T), np.eye(3), atol=1e-6)
-
-
-def test_coef_stats_and_identity_when_off():
-    coefs = [np.random.default_rng(4).normal(2.0, 3.0, (500, 4)).astype(np.float32)]
-    mean, std = pp.coef_stats(coefs, True)
-    assert np.allclose(mean, coefs[0].mean(0), atol=1e-5) and np.allclose(std, coefs[0].std(0, ddof=1), rtol=1e-4)
-    mean, std = pp.coef_stats(coefs, False)
-    assert np.all(mean == 0) and np.all(std == 1)
-
-
 # ----------------------------------------------------------------------------- prepare
-def test_prepare_end_to_end(prepared):
-    p = prepared
+def test_prepare_end_to_end(micro_prepared):
+    p = micro_prepared
     assert [len(p.seqs[s]) for s in ("train", "val", "test")] == [16, 4, 4]
     assert p.styles == TRAIN_SUBJECTS and p.fps == 30
     assert p.meta["trimmed_frames"] == 2 and p.meta["trimmed_sequences"] == 1   # the short-audio sequence
@@ -187,13 +55,13 @@ def test_prepare_end_to_end(prepared):
         assert needle in text
 
 
-def test_fps_and_offsets_match_the_raw_data(corpus, prepared):
+def test_fps_and_offsets_match_the_raw_data(micro_corpus, micro_prepared, micro_config):
     """val true offsets = (verts[::2] - template)[crop] read straight from the files; the trimmed
     sequence (audio 2 frames short at 60 fps) has ceil((T60 - 2) / 2) frames at 30 fps."""
     from vocagan.formats.vocaset import open_vocaset
 
-    p = prepared
-    vs = open_vocaset(config(corpus, Path("unused")).data)
+    p = micro_prepared
+    vs = open_vocaset(micro_config(micro_corpus, Path("unused")).data)
     for i, info in enumerate(p.seqs["val"]):
         verts = vs.load_verts(info.subject, info.sentence)
         assert info.length == len(range(0, len(verts), 2))
@@ -204,8 +72,8 @@ def test_fps_and_offsets_match_the_raw_data(corpus, prepared):
     assert first.length == len(range(0, len(vs.load_verts(first.subject, first.sentence)) - 2, 2))
 
 
-def test_decode_matches_true_offsets(prepared):
-    p = prepared
+def test_decode_matches_true_offsets(micro_prepared):
+    p = micro_prepared
     true = p.true_offsets["val"]                                  # (sum T, M, 3) un-PCA'd
     decoded = p.decode(p.motion["val"])
     assert decoded.shape == true.shape
@@ -221,30 +89,30 @@ def test_decode_matches_true_offsets(prepared):
     assert np.allclose(verts[:, p.crop] - template[p.crop], p.true_offsets_of("val", 0), atol=1e-5)
 
 
-def test_stats_dict_round_trip(prepared):
-    d = prepared.stats_dict()
+def test_stats_dict_round_trip(micro_prepared):
+    d = micro_prepared.stats_dict()
     assert isinstance(d["meta"], str) and all(isinstance(v, np.ndarray) for k, v in d.items() if k != "meta")
     back = Prepared.from_stats_dict({k: (torch.from_numpy(v) if k != "meta" else v) for k, v in d.items()})
-    coefs = prepared.motion["test"][:10]
-    assert np.allclose(back.decode(coefs), prepared.decode(coefs))
-    assert back.styles == prepared.styles and np.array_equal(back.regions.lips, prepared.regions.lips)
+    coefs = micro_prepared.motion["test"][:10]
+    assert np.allclose(back.decode(coefs), micro_prepared.decode(coefs))
+    assert back.styles == micro_prepared.styles and np.array_equal(back.regions.lips, micro_prepared.regions.lips)
 
 
-def test_pca_uses_the_train_split_only(corpus, prepared, tmp_path):
-    other = make_corpus(tmp_path / "other", val_modes_scale=3.0)     # same train data, different val motion
-    p2 = pp.prepare(config(other, tmp_path / "cache"))
-    assert p2.path != prepared.path
+def test_pca_uses_the_train_split_only(micro_corpus, micro_prepared, tmp_path, micro_config, make_micro_corpus):
+    other = make_micro_corpus(tmp_path / "other", val_modes_scale=3.0)     # same train data, different val motion
+    p2 = pp.prepare(micro_config(other, tmp_path / "cache"))
+    assert p2.path != micro_prepared.path
     for name in ("pca_components", "pca_mean", "coef_mean", "coef_std", "explained_variance_ratio"):
-        assert np.array_equal(getattr(p2, name), getattr(prepared, name)), name
-    assert np.array_equal(p2.motion["train"], prepared.motion["train"])
-    assert not np.allclose(p2.motion["val"], prepared.motion["val"])
-    assert np.abs(p2.motion["val"]).std() > 2 * np.abs(prepared.motion["val"]).std()   # not re-normalised
+        assert np.array_equal(getattr(p2, name), getattr(micro_prepared, name)), name
+    assert np.array_equal(p2.motion["train"], micro_prepared.motion["train"])
+    assert not np.allclose(p2.motion["val"], micro_prepared.motion["val"])
+    assert np.abs(p2.motion["val"]).std() > 2 * np.abs(micro_prepared.motion["val"]).std()   # not re-normalised
 
 
-def test_exact_component_count_and_deepspeech(corpus, tmp_path):
-    p = pp.prepare(config(corpus, tmp_path, pca_components=2))
+def test_exact_component_count_and_deepspeech(micro_corpus, tmp_path, micro_config):
+    p = pp.prepare(micro_config(micro_corpus, tmp_path, pca_components=2))
     assert p.motion_dim == 2 and p.explained_variance_ratio.shape == (2,)
-    cfg = config(corpus, tmp_path)
+    cfg = micro_config(micro_corpus, tmp_path)
     cfg.features.kind = "deepspeech"
     cfg.data.fps = 60
     p = pp.prepare(cfg)
@@ -252,12 +120,12 @@ def test_exact_component_count_and_deepspeech(corpus, tmp_path):
     assert p.meta["trimmed_frames"] == 2
 
 
-def test_logmel_splits_do_not_depend_on_the_deepspeech_pickle(tmp_path):
+def test_logmel_splits_do_not_depend_on_the_deepspeech_pickle(tmp_path, micro_config, make_micro_corpus):
     """A sequence missing only from processed_audio_deepspeech.pkl is used by log-mel features (the
     pickle is not even read) and skipped, with a note, by DeepSpeech features."""
     import pickle
 
-    root = make_corpus(tmp_path / "c")
+    root = make_micro_corpus(tmp_path / "c")
     ds_path = root / "processed_audio_deepspeech.pkl"
     with open(ds_path, "rb") as f:
         ds = pickle.load(f)
@@ -265,18 +133,18 @@ def test_logmel_splits_do_not_depend_on_the_deepspeech_pickle(tmp_path):
     with open(ds_path, "wb") as f:
         pickle.dump(ds, f, protocol=2)
     train = lambda p: {(q.subject, q.sentence) for q in p.seqs["train"]}      # noqa: E731
-    logmel = pp.prepare(config(root, tmp_path / "cache"))
+    logmel = pp.prepare(micro_config(root, tmp_path / "cache"))
     assert (TRAIN_SUBJECTS[1], "sentence22") in train(logmel)
-    cfg = config(root, tmp_path / "cache")
+    cfg = micro_config(root, tmp_path / "cache")
     cfg.features.kind = "deepspeech"
     deep = pp.prepare(cfg)
     assert train(logmel) - train(deep) == {(TRAIN_SUBJECTS[1], "sentence22")}
 
 
-def test_face_region_incremental_matches_exact(corpus, tmp_path, monkeypatch):
-    exact = pp.prepare(config(corpus, tmp_path / "a", region="face", pca_components=3))
+def test_face_region_incremental_matches_exact(micro_corpus, tmp_path, monkeypatch, micro_config):
+    exact = pp.prepare(micro_config(micro_corpus, tmp_path / "a", region="face", pca_components=3))
     monkeypatch.setattr(pp, "EXACT_MAX_DIM", 10)                   # force the incremental path
-    inc = pp.prepare(config(corpus, tmp_path / "b", region="face", pca_components=3))
+    inc = pp.prepare(micro_config(micro_corpus, tmp_path / "b", region="face", pca_components=3))
     assert exact.meta["pca_method"].startswith("exact") and inc.meta["pca_method"] == "incremental SVD"
     assert len(inc.crop) == inc.meta["n_vertices"]
     overlap = np.abs(inc.pca_components @ exact.pca_components.T)
@@ -286,8 +154,8 @@ def test_face_region_incremental_matches_exact(corpus, tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- cache
-def test_cache_hit_is_fast_and_identical(corpus, tmp_path, capsys):
-    cfg = config(corpus, tmp_path)
+def test_cache_hit_is_fast_and_identical(micro_corpus, tmp_path, capsys, micro_config):
+    cfg = micro_config(micro_corpus, tmp_path)
     t0 = time.perf_counter()
     first = pp.prepare(cfg)
     cold = time.perf_counter() - t0
@@ -307,7 +175,7 @@ def test_cache_hit_is_fast_and_identical(corpus, tmp_path, capsys):
     assert pp.cache_key(resolve_paths(cfg.data), cfg) != first.path.stem
 
 
-def test_cache_written_atomically(prepared, tmp_path, monkeypatch):
+def test_cache_written_atomically(micro_prepared, tmp_path, monkeypatch):
     target = tmp_path / "x.npz"
 
     def boom(*a, **k):
@@ -315,20 +183,20 @@ def test_cache_written_atomically(prepared, tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(RuntimeError):
-        prepared.save(target)
+        micro_prepared.save(target)
     assert list(tmp_path.iterdir()) == []                              # nothing half-written, no temp file
     monkeypatch.undo()
-    threads = [threading.Thread(target=prepared.save, args=(target,)) for _ in range(3)]
+    threads = [threading.Thread(target=micro_prepared.save, args=(target,)) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert [f.name for f in tmp_path.iterdir()] == ["x.npz"]
-    assert np.array_equal(Prepared.load(target).motion["train"], prepared.motion["train"])
+    assert np.array_equal(Prepared.load(target).motion["train"], micro_prepared.motion["train"])
 
 
-def test_corrupt_cache_is_rebuilt(corpus, tmp_path, capsys):
-    cfg = config(corpus, tmp_path)
+def test_corrupt_cache_is_rebuilt(micro_corpus, tmp_path, capsys, micro_config):
+    cfg = micro_config(micro_corpus, tmp_path)
     first = pp.prepare(cfg)
     first.path.write_bytes(b"not a zip")
     again = pp.prepare(cfg)
@@ -337,16 +205,16 @@ def test_corrupt_cache_is_rebuilt(corpus, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- bad input
-def test_bad_fps_names_the_file(corpus, tmp_path):
-    cfg = config(corpus, tmp_path)
+def test_bad_fps_names_the_file(micro_corpus, tmp_path, micro_config):
+    cfg = micro_config(micro_corpus, tmp_path)
     cfg.data.fps = 25
     with pytest.raises(VocaganError, match=r"data_verts\.npy.*divisor"):
         pp.prepare(cfg)
 
 
-def test_missing_feature_file_names_it(tmp_path):
-    root = make_corpus(tmp_path / "c", deepspeech=False)
-    cfg = config(root, tmp_path / "cache")
+def test_missing_feature_file_names_it(tmp_path, micro_config, make_micro_corpus):
+    root = make_micro_corpus(tmp_path / "c", deepspeech=False)
+    cfg = micro_config(root, tmp_path / "cache")
     cfg.features.kind = "deepspeech"
     with pytest.raises(VocaganError, match=r"processed_audio_deepspeech\.pkl"):
         pp.prepare(cfg)
@@ -355,25 +223,25 @@ def test_missing_feature_file_names_it(tmp_path):
         pp.prepare(cfg)
 
 
-def test_empty_split_names_the_file(corpus, tmp_path):
-    cfg = config(corpus, tmp_path)
+def test_empty_split_names_the_file(micro_corpus, tmp_path, micro_config):
+    cfg = micro_config(micro_corpus, tmp_path)
     cfg.data.val_subjects = ["FaceTalk_nobody"]
     with pytest.raises(VocaganError, match=r"subj_seq_to_idx\.pkl.*'val'"):
         pp.prepare(cfg)
-    cfg = config(corpus, tmp_path)
+    cfg = micro_config(micro_corpus, tmp_path)
     cfg.data.test_subjects = []
     with pytest.raises(VocaganError, match=r"subj_seq_to_idx\.pkl.*'test'"):
         pp.prepare(cfg)
 
 
-def test_nan_in_a_sequence_names_the_file(tmp_path):
-    root = make_corpus(tmp_path / "c")
+def test_nan_in_a_sequence_names_the_file(tmp_path, micro_config, make_micro_corpus):
+    root = make_micro_corpus(tmp_path / "c")
     verts = np.load(root / "data_verts.npy", mmap_mode="r+")
     verts[100, 3, 1] = np.nan
     verts.flush()
     del verts
     with pytest.raises(VocaganError, match=r"data_verts\.npy.*NaN"):
-        pp.prepare(config(root, tmp_path / "cache"))
+        pp.prepare(micro_config(root, tmp_path / "cache"))
 
 
 # ----------------------------------------------------------------------------- the synthetic corpus + CLI

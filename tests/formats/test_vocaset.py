@@ -1,5 +1,6 @@
 """VOCASET format layer: writer -> reader round trip, read-only mmap, safe pickles (Python 2 / numpy 1
-streams included), skipped pairs, validation errors, the converted layout, `convert` and its CLI."""
+streams included), skipped pairs, validation errors, the converted layout. (`convert`:
+test_convert.py.)"""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ import soundfile
 
 from vocagan.config import DataConfig
 from vocagan.formats.mesh import read_mesh, write_ply
-from vocagan.formats.convert import convert
-from vocagan.frames import resample_frames
 from vocagan.formats.pickles import safe_load_pickle
 from vocagan.formats.vocaset import open_vocaset, resolve_paths
 from vocagan.formats.vocaset_writer import VocasetWriter
@@ -396,89 +395,6 @@ def test_converted_layout_reads_through_open_vocaset(corpus, tmp_path):
         assert sr == w["sr"]
         np.testing.assert_allclose(audio, w["audio"], atol=1 / 32768 + 1e-7)  # 16-bit PCM quantisation
         assert vs.deepspeech(subject, sentence) is None
-
-
-# ----------------------------------------------------------------------------- convert
-def test_resample_to_60_is_linear_in_time():
-    verts = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)  # 4 frames at 30 fps
-    out = resample_frames(verts, 30, 60)
-    np.testing.assert_allclose(out[:, 0, 0], [0, 0.5, 1, 1.5, 2, 2.5, 3])
-    assert resample_frames(verts, 60, 60) is not None and len(resample_frames(verts, 60, 60)) == 4
-
-
-def test_convert_registration_layout(corpus, tmp_path):
-    src = tmp_path / "regs"
-    written = corpus[1]
-    for (subject, sentence), w in written.items():
-        seq = src / subject / sentence
-        seq.mkdir(parents=True)
-        for i, frame in enumerate(w["verts"]):  # names whose numbers sort differently as text
-            write_ply(seq / f"{sentence}.{i * 7 + 1}.ply", frame, FACES)
-        wav = (src / subject / f"{sentence}.wav") if subject != SUBJECTS[2] else (
-            src / "wav" / f"{subject}_{sentence}.wav")
-        wav.parent.mkdir(exist_ok=True)
-        shutil.copy(corpus[0] / "wav" / f"{subject}_{sentence}.wav", wav)
-    (src / "templates").mkdir()
-    write_ply(src / "templates" / f"{SUBJECTS[0]}.ply", written[(SUBJECTS[0], "sentence01")]["template"])
-    out = tmp_path / "out"
-    result = convert(src, out)
-    assert result.layout == "registration" and result.n_sequences == 6 and not result.skipped
-    vs = open_vocaset(_split_cfg(out))
-    np.testing.assert_array_equal(vs.faces, FACES)
-    for (subject, sentence), w in written.items():
-        np.testing.assert_array_equal(vs.load_verts(subject, sentence), w["verts"])
-        assert vs.raw_audio(subject, sentence)[1] == w["sr"]
-        assert vs.deepspeech(subject, sentence).shape == (len(w["verts"]), 16, 29)
-    np.testing.assert_array_equal(vs.templates[SUBJECTS[0]], written[(SUBJECTS[0], "sentence01")]["template"])
-    np.testing.assert_array_equal(vs.templates[SUBJECTS[1]], written[(SUBJECTS[1], "sentence01")]["verts"][0])
-    summary = result.summary()
-    assert "converted 6 sequence(s) of 3 subject(s)" in summary and "first frame" in summary
-
-
-def test_convert_vertices_npy_layout_resamples_to_60(corpus, tmp_path):
-    src = tmp_path / "conv"
-    _converted_layout(corpus, src, fps_step=2)  # every other frame: 30 fps
-    (src / "wav" / f"{SUBJECTS[2]}_sentence02.wav").unlink()
-    template_ply = tmp_path / "tpl.ply"
-    write_ply(template_ply, np.zeros((V, 3)), FACES)
-    out = tmp_path / "out"
-    result = convert(src, out, input_fps=30, template_ply=template_ply)
-    assert result.layout == "vertices_npy" and result.n_sequences == 5
-    assert result.skipped == [(SUBJECTS[2], "sentence02", "no wav")]
-    vs = open_vocaset(_split_cfg(out, test_subjects=SUBJECTS[:1]))
-    assert vs.split("val") == [(SUBJECTS[2], "sentence01")]
-    assert read_mesh(out / "FLAME_sample.ply")[1].tolist() == FACES.tolist()
-    for (subject, sentence), w in corpus[1].items():
-        if (subject, sentence) == (SUBJECTS[2], "sentence02"):
-            continue
-        at30 = w["verts"][::2]
-        got = vs.load_verts(subject, sentence)
-        assert len(got) == 2 * len(at30) - 1
-        np.testing.assert_array_equal(got[::2], at30)  # original frames kept, midpoints interpolated
-        np.testing.assert_allclose(got[1::2], (at30[:-1] + at30[1:]) / 2, atol=1e-7)
-        np.testing.assert_array_equal(vs.templates[subject], w["template"])  # from templates.pkl
-
-
-def test_convert_errors(tmp_path):
-    with pytest.raises(VocaganError, match="input folder not found"):
-        convert(tmp_path / "none", tmp_path / "out")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(VocaganError, match="no sequences with audio"):
-        convert(tmp_path / "empty", tmp_path / "out")
-    assert not (tmp_path / "out" / "data_verts.npy").exists()
-
-
-def test_cli_convert(corpus, tmp_path, capsys):
-    from vocagan.cli import main
-
-    src = tmp_path / "conv"
-    _converted_layout(corpus, src)
-    assert main(["convert", "--input", str(src), "--out", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
-    assert "converted 6 sequence(s)" in out and "without faces" in out
-    assert (tmp_path / "out" / "data_verts.npy").is_file()
-    assert main(["convert", "--input", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")]) == 1
-    assert "error:" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- real files

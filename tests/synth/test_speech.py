@@ -1,4 +1,5 @@
-"""What makes the synthetic speech look like real recordings to a model (synth_speech, SYNTH_VERSION 2):
+"""vocagan.synth.speech: timelines (durations, phones, determinism), the synthesised audio (pitch,
+frication, quiet silence), and what makes it look like real recordings to a model (SYNTH_VERSION 2):
 energy above 3 kHz in vowels (F4/F5 + aspiration), a low-frequency voice bar in voiced closures,
 aspiration after voiceless bursts, and a hum floor in silence. Version 1 failed the first three
 (measured: vowel 3-6 kHz share median -55 dB, voiced-closure low/high ratio down to 10 dB, silence
@@ -21,6 +22,51 @@ def band_db(x: np.ndarray, lo: float, hi: float) -> float:
     return float(10 * np.log10(power[(f >= lo) & (f < hi)].sum() + 1e-20))
 
 
+# ----------------------------------------------------------------------------- timeline + audio
+def test_timeline_durations_phones_and_determinism():
+    a = speech.make_timeline(np.random.default_rng(5), 3.0, 1.0)
+    b = speech.make_timeline(np.random.default_rng(5), 3.0, 1.0)
+    assert [(s.phone, s.start, s.end) for s in a] == [(s.phone, s.start, s.end) for s in b]
+    assert a[0].phone == "sil" and a[-1].phone == "sil" and a[0].start == 0.0
+    assert all(x.end == pytest.approx(y.start) for x, y in zip(a, a[1:]))
+    assert 2.5 < a[-1].end < 3.6
+    for seg in a[1:-1]:
+        assert seg.phone in speech.PHONES
+        if seg.phone != "sil":
+            assert 0.045 <= seg.end - seg.start <= 0.3
+    fast = speech.make_timeline(np.random.default_rng(5), 3.0, 1.2)
+    slow = speech.make_timeline(np.random.default_rng(5), 3.0, 0.85)
+    mean_dur = lambda tl: np.mean([s.end - s.start for s in tl if s.phone != "sil"])  # noqa: E731
+    assert mean_dur(fast) < mean_dur(slow)
+
+
+def test_synthesised_audio_has_pitch_formant_noise_and_bursts():
+    rng = np.random.default_rng(0)
+    timeline = speech.make_timeline(rng, 4.0, 1.0)
+    voice = speech.Voice(f0=120.0, sample_rate=16000, gain=0.6)
+    x = speech.synthesize(timeline, voice, rng)
+    assert x.dtype == np.float32 and abs(len(x) - timeline[-1].end * 16000) <= 1
+    assert np.isfinite(x).all() and np.abs(x).max() == pytest.approx(0.6, abs=0.01)
+    sr = 16000
+    vowels = [s for s in timeline if s.phone in speech.VOWELS and s.end - s.start > 0.09]
+    assert vowels
+    for s in vowels[:3]:                                                  # pitch near f0 (declination, accents)
+        seg = x[int((s.start + 0.02) * sr):int((s.end - 0.02) * sr)].astype(np.float64)
+        ac = np.correlate(seg, seg, "full")[len(seg) - 1:]
+        lag = 40 + int(np.argmax(ac[40:320]))                             # 50-400 Hz
+        assert 80 < sr / lag < 170
+    fric = [s for s in timeline if s.phone == "s"]
+    for s in fric[:2]:                                                    # /s/: energy high in the spectrum
+        q = (s.end - s.start) / 4                                         # its middle half
+        seg = x[int((s.start + q) * sr):int((s.end - q) * sr)]
+        spec = np.abs(np.fft.rfft(seg)) ** 2
+        freqs = np.fft.rfftfreq(len(seg), 1 / sr)
+        assert (spec * freqs).sum() / spec.sum() > 3000
+    sil = x[: int((timeline[0].end - 0.05) * sr)]
+    assert np.sqrt(np.mean(sil ** 2)) < 1e-3                              # leading silence is quiet
+
+
+# ----------------------------------------------------------------------------- what a model hears
 @pytest.fixture(scope="module")
 def sentences():
     """Six 4-second sentences from low and high voices: [(timeline, samples float64)]."""

@@ -1,8 +1,7 @@
-"""vocagan.formats.audio: loading any wav, resampling, log-mel, mesh-rate features, DeepSpeech windows."""
+"""vocagan.formats.audio: loading any wav, resampling, log-mel, DeepSpeech windows. (Features at the
+mesh frame rate: tests/prep/test_features.py.)"""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -10,13 +9,7 @@ import soundfile as sf
 
 from vocagan.config import FeatureConfig
 from vocagan.formats import audio
-from vocagan.prep.features import feature_dim, features_at_fps
 from vocagan.errors import VocaganError
-
-
-def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def peak_freq(x: np.ndarray, sr: int) -> float:
@@ -27,7 +20,7 @@ def peak_freq(x: np.ndarray, sr: int) -> float:
 # ----------------------------------------------------------------------------- load / save
 @pytest.mark.parametrize("subtype,sr", [("PCM_16", 16000), ("PCM_24", 44100), ("FLOAT", 22050),
                                         ("PCM_U8", 8000), ("PCM_32", 11025)])
-def test_load_audio_formats_and_rates(tmp_path, subtype, sr):
+def test_load_audio_formats_and_rates(tmp_path, subtype, sr, tone):
     x = tone(440, 0.5, sr, amp=0.5)
     path = tmp_path / "a.wav"
     sf.write(path, x, sr, subtype=subtype)
@@ -37,7 +30,7 @@ def test_load_audio_formats_and_rates(tmp_path, subtype, sr):
     np.testing.assert_allclose(y, x, atol=tol)
 
 
-def test_load_audio_stereo_is_averaged_and_flac(tmp_path):
+def test_load_audio_stereo_is_averaged_and_flac(tmp_path, tone):
     left, right = tone(300, 0.3, 16000, 0.4), tone(300, 0.3, 16000, 0.2)
     path = tmp_path / "s.flac"
     sf.write(path, np.stack([left, right], 1), 16000, subtype="PCM_16")
@@ -47,7 +40,7 @@ def test_load_audio_stereo_is_averaged_and_flac(tmp_path):
 
 
 @pytest.mark.parametrize("fmt,subtype,ext", [("OGG", "VORBIS", "ogg"), ("MP3", "MPEG_LAYER_III", "mp3")])
-def test_load_audio_compressed(tmp_path, fmt, subtype, ext):
+def test_load_audio_compressed(tmp_path, fmt, subtype, ext, tone):
     if fmt not in sf.available_formats():
         pytest.skip(f"libsndfile {sf.__libsndfile_version__} cannot write {fmt}")
     x = tone(440, 1.0, 22050, 0.5)
@@ -73,7 +66,7 @@ def test_load_audio_partial_nan_zeroed(tmp_path):
     np.testing.assert_allclose(y, [0.1, 0.0, 0.2, 0.0], atol=1e-7)
 
 
-def test_load_audio_errors_name_the_file(tmp_path):
+def test_load_audio_errors_name_the_file(tmp_path, tone):
     missing = tmp_path / "nope.wav"
     with pytest.raises(VocaganError, match="nope.wav.*not found"):
         audio.load_audio(missing)
@@ -99,7 +92,7 @@ def test_load_audio_errors_name_the_file(tmp_path):
         audio.load_audio(zero)
 
 
-def test_save_wav_roundtrip_atomic(tmp_path):
+def test_save_wav_roundtrip_atomic(tmp_path, tone):
     x = tone(200, 0.25, 22000, 0.9)
     x[10] = 3.0                                              # clipped, not wrapped
     out = audio.save_wav(tmp_path / "sub" / "o.wav", x, 22000)
@@ -114,7 +107,7 @@ def test_save_wav_roundtrip_atomic(tmp_path):
 # ----------------------------------------------------------------------------- resample
 @pytest.mark.parametrize("sr_in,sr_out", [(44100, 16000), (22050, 16000), (16000, 22000), (8000, 16000),
                                           (16001, 16000)])
-def test_resample_length_and_frequency(sr_in, sr_out):
+def test_resample_length_and_frequency(sr_in, sr_out, tone):
     x = tone(440, 1.0, sr_in)
     y = audio.resample(x, sr_in, sr_out)
     assert y.dtype == np.float32
@@ -134,7 +127,7 @@ def test_resample_identity_and_chunked_equals_oneshot(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- log-mel
-def test_logmel_shape_determinism_and_tone_band():
+def test_logmel_shape_determinism_and_tone_band(tone):
     spec = FeatureConfig()
     x = tone(1000, 1.0, 16000)
     a, b = audio.logmel(x, 16000, spec), audio.logmel(x.copy(), 16000, spec)
@@ -169,51 +162,6 @@ def test_logmel_chunked_equals_unchunked(monkeypatch):
     np.testing.assert_allclose(audio.logmel(x, 16000, spec), whole, atol=1e-5)
 
 
-# ----------------------------------------------------------------------------- features at mesh fps
-@pytest.mark.parametrize("sr,fps", [(16000, 60), (44100, 30), (22050, 25)])
-def test_features_at_fps_alignment(sr, fps):
-    """A tone burst starting at t = 1 s shows up at mesh frame fps * 1 (within one frame)."""
-    spec = FeatureConfig()
-    x = np.concatenate([np.zeros(sr, np.float32), tone(800, 0.5, sr)])
-    n_frames = int(round(1.5 * fps))
-    f = features_at_fps(x, sr, spec, fps, n_frames)
-    assert f.shape == (n_frames, feature_dim(spec)) and f.dtype == np.float32
-    energy = f.max(axis=1)
-    onset = int(np.argmax(energy > 0.5 * (energy.min() + energy.max())))
-    assert abs(onset - fps) <= 1
-
-
-def test_features_at_fps_pads_with_edge_values_and_rejects_other_kinds():
-    spec = FeatureConfig()
-    x = tone(500, 0.5, 16000)
-    f = features_at_fps(x, 16000, spec, 60, 60)       # 1 s of frames for 0.5 s of audio
-    assert np.array_equal(f[-1], f[31]) and np.isfinite(f).all()
-    with pytest.raises(VocaganError, match="deepspeech"):
-        features_at_fps(x, 16000, FeatureConfig(kind="deepspeech"), 60, 10)
-    assert feature_dim(FeatureConfig(kind="deepspeech")) == 16 * 29
-    with pytest.raises(VocaganError, match="wav2vec2"):
-        feature_dim(FeatureConfig(kind="wav2vec2"))
-
-
-def test_features_fast_and_long_audio_bounded():
-    spec = FeatureConfig()
-    x = np.random.default_rng(3).standard_normal(10 * 44100).astype(np.float32) * 0.1
-    features_at_fps(x[:4410], 44100, spec, 60, 6)     # warm-up (torch start, filterbank cache)
-    best = min(_timed(lambda: features_at_fps(x, 44100, spec, 60, 600)) for _ in range(3))
-    assert best < 0.1, f"10 s of 44.1 kHz audio took {best:.3f} s"
-    # 10 minutes at 16 kHz: works (chunked STFT) and gives one row per mesh frame
-    long = np.zeros(600 * 16000, np.float32)
-    long[::7] = 0.01
-    f = features_at_fps(long, 16000, spec, 30, 600 * 30)
-    assert f.shape == (18000, 80) and np.isfinite(f).all()
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 # ----------------------------------------------------------------------------- DeepSpeech windows
 def test_deepspeech_windows_hand_computed():
     """2 logit frames at 50 fps (t = 0, 0.02 s) -> 3 frames at 60 fps (t = 0, 1/60, 2/60)."""
@@ -243,27 +191,10 @@ def test_deepspeech_windows_matches_voca_loop():
     np.testing.assert_allclose(audio.deepspeech_windows(logits, n60), voca, atol=1e-6)
 
 
-def test_deepspeech_like_windows_shape_and_timing():
+def test_deepspeech_like_windows_shape_and_timing(tone):
     sr = 22000
     x = np.concatenate([np.zeros(sr, np.float32), tone(700, 1.0, sr)])
     w = audio.deepspeech_like_windows(x, sr, 120)
     assert w.shape == (120, 16, 29) and np.isfinite(w).all()
     centre = w[:, 8, :].mean(axis=1)                        # the window's centre frame = the mesh frame
     assert centre[40:55].mean() < centre[70:110].mean()
-
-
-# ----------------------------------------------------------------------------- real speech
-def test_real_speech_featurises(shared_data):
-    path = shared_data / "audio" / "cmu_arctic_a0009.wav"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    x, sr = audio.load_audio(path)
-    assert sr == 16000 and 3.0 < len(x) / sr < 3.2
-    n = int(round(len(x) / sr * 60))
-    f = features_at_fps(x, sr, FeatureConfig(), 60, n)
-    assert f.shape == (n, 80) and np.isfinite(f).all()
-    # the phone labels put silence at both ends: speech frames carry more energy than the first 0.1 s
-    energy = f.max(axis=1)
-    assert energy[:6].mean() < np.median(energy[30:-30]) - 2.0
-    ds = audio.deepspeech_like_windows(x, sr, n)
-    assert ds.shape == (n, 16, 29)

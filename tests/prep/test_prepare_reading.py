@@ -1,6 +1,7 @@
 """The faster prepare (issue #2) gives what the straightforward computation gives: positioned reads
-of data_verts.npy, the per-sequence reader, the chunked covariance and the PCA against float64 numpy;
-the old-vs-new cache comparison of benchmarks/bench_prepare.py."""
+of data_verts.npy, the per-sequence reader, and the PCA of `prepare` against float64 numpy; the
+old-vs-new cache comparison of benchmarks/bench_prepare.py. (The chunked covariance itself:
+test_pca.py.)"""
 
 from __future__ import annotations
 
@@ -11,29 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_preprocess import config, make_corpus
 
 from vocagan.frames import audio_frames, resample_frames
 from vocagan.prep import prepare as pp
+from vocagan.prep.prepared import Prepared
 from vocagan.formats.vocaset import open_vocaset
 from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.errors import VocaganError
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("reading"))
-
-
-@pytest.fixture(scope="module")
-def prepared(corpus, tmp_path_factory):
-    return pp.prepare(config(corpus, tmp_path_factory.mktemp("cache")))
-
 
 # ----------------------------------------------------------------------------- reading
-def test_load_verts_reads_the_rows_of_the_index_map(tmp_path, monkeypatch):
+def test_load_verts_reads_the_rows_of_the_index_map(tmp_path, monkeypatch, micro_config):
     """Positioned reads (no memory map) give the rows the index map names, in frame order: runs of
     consecutive rows, reversed rows, a dropped frame, big-endian float64 data; a short read is an
     error naming the file."""
@@ -45,7 +34,7 @@ def test_load_verts_reads_the_rows_of_the_index_map(tmp_path, monkeypatch):
     index = pickle.loads((tmp_path / "subj_seq_to_idx.pkl").read_bytes())
     index["S"]["sentence02"] = {0: 13, 1: 12, 2: 2, 3: 3, 4: 4, 6: 0}      # reversed, a run, a gap
     (tmp_path / "subj_seq_to_idx.pkl").write_bytes(pickle.dumps(index, protocol=2))
-    cfg = config(tmp_path, Path("unused")).data
+    cfg = micro_config(tmp_path, Path("unused")).data
     cfg.train_subjects, cfg.train_sentences = ["S"], [1, 2]
     for dtype in ("<f4", ">f8"):
         verts = np.load(tmp_path / "data_verts.npy").astype(dtype)
@@ -61,50 +50,30 @@ def test_load_verts_reads_the_rows_of_the_index_map(tmp_path, monkeypatch):
         vs.load_verts("S", "sentence01")
 
 
-def test_threaded_reader_keeps_order_and_values(corpus, prepared):
+def test_threaded_reader_keeps_order_and_values(micro_corpus, micro_prepared, micro_config):
     """The two reader threads give, in split order, crop(resample_fps(align(load_verts(...)))) and
     the features, as one sequence at a time would."""
     from vocagan.prep.features import features_at_fps
 
-    cfg = config(corpus, Path("unused"))
+    cfg = micro_config(micro_corpus, Path("unused"))
     vs = open_vocaset(cfg.data)
     pairs = vs.split("train")
-    seqs = list(pp._read(vs, cfg, pairs, "train", prepared.crop, []))
+    seqs = list(pp._read(vs, cfg, pairs, "train", micro_prepared.crop, []))
     assert [(q.subject, q.sentence) for q in seqs] == pairs
     for q in seqs:
         samples, sr = vs.raw_audio(q.subject, q.sentence)
         verts, trimmed = pp.align(vs.load_verts(q.subject, q.sentence), audio_frames(len(samples), sr, 60))
-        want = pp.crop(resample_frames(verts, 60, 30), vs.templates[q.subject], prepared.crop)
+        want = pp.crop(resample_frames(verts, 60, 30), vs.templates[q.subject], micro_prepared.crop)
         assert q.trimmed == trimmed and np.array_equal(q.offsets, want.reshape(len(want), -1))
         assert np.array_equal(q.audio, features_at_fps(samples, sr, cfg.features, 30, len(want)))
 
 
 # ----------------------------------------------------------------------------- PCA
-def test_moments_with_distinct_batch_means_equal_float64_covariance():
-    """Batches (subjects) with their own mean far from the others: the between-chunk term added at
-    the end gives the float64 covariance, whatever the chunking."""
-    rng = np.random.default_rng(2)
-    batches = [(rng.normal(0.0, 1e-3, (n, 5)) + rng.normal(0.0, 0.05, 5)).astype(np.float32)
-               for n in (40, 3, 90, 17, 250, 1)]
-    allx = np.concatenate(batches).astype(np.float64)
-    ref = np.cov(allx.T)
-    for chunk in (1, 50, 100, 10_000):
-        m = pp.Moments(5, chunk=chunk)
-        for b in batches:
-            m.add(b)
-        mean, cov = m.mean_cov()
-        assert m.n == len(allx) and np.allclose(mean, allx.mean(0), rtol=0, atol=1e-12)
-        assert np.abs(cov - ref).max() <= 1e-6 * np.abs(ref).max(), chunk
-        assert np.array_equal(m.mean_cov()[1], cov)                     # asking twice changes nothing
-    empty = pp.Moments(3)
-    assert empty.n == 0 and not empty.mean_cov()[1].any()
-
-
-def test_prepare_equals_a_straightforward_float64_pca(corpus, prepared):
+def test_prepare_equals_a_straightforward_float64_pca(micro_corpus, micro_prepared, micro_config):
     """Whole sequences read with load_verts, aligned, every 2nd frame, cropped, one float64
     covariance, LAPACK eigh: the same components (up to sign), variances and coefficients."""
-    p = prepared
-    vs = open_vocaset(config(corpus, Path("unused")).data)
+    p = micro_prepared
+    vs = open_vocaset(micro_config(micro_corpus, Path("unused")).data)
     crop = p.crop
 
     def offsets(split):
@@ -132,39 +101,29 @@ def test_prepare_equals_a_straightforward_float64_pca(corpus, prepared):
         assert np.abs((c - p.coef_mean) / p.coef_std - p.motion[split]).max() < 1e-3
 
 
-def test_blas_threads_limits_and_restores():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def blas():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-
-    before = blas()
-    with pp.blas_threads(1):
-        assert blas() and set(blas()) == {1}
-    assert blas() == before
-
-
 # ----------------------------------------------------------------------------- old vs new cache check
-def _bench_prepare():
-    spec = importlib.util.spec_from_file_location("bench_prepare", REPO / "benchmarks" / "bench_prepare.py")
+@pytest.fixture(scope="module")
+def bench_prepare(repo):
+    """benchmarks/bench_prepare.py, loaded as a module."""
+    spec = importlib.util.spec_from_file_location("bench_prepare", repo / "benchmarks" / "bench_prepare.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_cache_comparison_accepts_sign_flips_and_catches_changes(prepared, tmp_path, capsys):
-    bench = _bench_prepare()
-    assert bench.compare_main(prepared.path, prepared.path) == 0
-    flipped = pp.Prepared.load(prepared.path)
+def test_cache_comparison_accepts_sign_flips_and_catches_changes(micro_prepared, tmp_path, capsys, bench_prepare):
+    bench = bench_prepare
+    assert bench.compare_main(micro_prepared.path, micro_prepared.path) == 0
+    flipped = Prepared.load(micro_prepared.path)
     flipped.pca_components[0] *= -1                                      # same basis, other sign
     flipped.coef_mean[0] *= -1
     for split in ("train", "val", "test"):
         flipped.motion[split][:, 0] *= -1
     flipped.save(tmp_path / "flipped.npz")
-    assert bench.compare_main(prepared.path, tmp_path / "flipped.npz") == 0
+    assert bench.compare_main(micro_prepared.path, tmp_path / "flipped.npz") == 0
     assert "equivalent" in capsys.readouterr().out
-    changed = pp.Prepared.load(prepared.path)
+    changed = Prepared.load(micro_prepared.path)
     changed.motion["test"][3, 0] += 0.01
     changed.save(tmp_path / "changed.npz")
-    assert bench.compare_main(prepared.path, tmp_path / "changed.npz") == 1
+    assert bench.compare_main(micro_prepared.path, tmp_path / "changed.npz") == 1
     assert "motion coefficients (sign-aligned): max abs diff (normalised units): 0.01" in capsys.readouterr().out
