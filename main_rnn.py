@@ -7,12 +7,12 @@ result video). Same flags as the original:
         --template_ply_path FLAME_sample.ply --epochs 100 --batch_size 32 --output_model best_model.pt
 
 With no data flags it runs on the built-in synthetic corpus. A thin wrapper over
-`vocagan pipeline --model rnn` (see `vocagan pipeline --help` for every option).
+`vocagan pipeline --model rnn`; the model is this file's name (see `vocagan pipeline --help` for every option).
 """
 
 import sys
 
-from vocagan.cli import main
+from vocagan.cli import seed_script
 
 if __name__ == "__main__":
-    raise SystemExit(main(["pipeline", "--model", "rnn", *sys.argv[1:]]))
+    raise SystemExit(seed_script(__file__, sys.argv[1:]))

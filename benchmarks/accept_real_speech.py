@@ -124,6 +124,7 @@ def verdict(rows: list[PhoneRow], closed_mm: float, margin_mm: float) -> dict:
 def measure(checkpoint: Path, audio: Path, style: str | None, work: Path) -> tuple[np.ndarray, float, str]:
     """animate (no video) -> (opening above neutral (T,) mm, fps, style used)."""
     from vocagan import metrics
+    from vocagan.prep.regions import mouth_opening_vertices
     from vocagan.checkpoint import load_checkpoint
     from vocagan.infer import animate
 
@@ -132,7 +133,7 @@ def measure(checkpoint: Path, audio: Path, style: str | None, work: Path) -> tup
     _, ckpt = load_checkpoint(checkpoint)
     prepared = ckpt.prepared
     template = prepared.template(result.template)                        # (V, 3), the one animate used
-    upper, lower = metrics.mouth_opening_vertices(template, prepared.regions.lips)
+    upper, lower = mouth_opening_vertices(template, prepared.regions.lips)
     verts = np.load(out.vertices)                                        # (T, V, 3)
     rest = metrics.mouth_opening(template[None], upper, lower)[0]
     return metrics.mouth_opening(verts, upper, lower) - rest, result.fps, out.style

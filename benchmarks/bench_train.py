@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_train.py                 # all models, CPU (and CUDA if present)
     .venv/bin/python benchmarks/bench_train.py --models transformer_gan --steps 20 --device cpu
 
-Each step is exactly what `vocagan train` runs per batch (`vocagan.train.train_step`: the optional
-discriminator update, then the model update with AdamW, warm-up/cosine LR and gradient clipping) on
+Each step is exactly what `vocagan train` runs per batch (`vocagan.train.train_step`: the model's
+optimisation steps -- a GAN's critic update, then the generator's -- with AdamW, warm-up/cosine LR and
+gradient clipping) on
 random tensors: batch 32 x 120 frames (4 s at 30 fps) x 80 log-mel features, 32 PCA coefficients,
 8 styles, with the lip-vertex and mouth-opening losses on (250 lip vertices). Model sizes come from configs/<model>.yaml
 when it exists (else the code defaults). Timings include the backward pass and optimiser update;
@@ -27,10 +28,11 @@ sys.path.insert(0, str(REPO))
 from vocagan.config import load_config  # noqa: E402
 from vocagan.models import MODELS, build  # noqa: E402
 from vocagan.models.layers import LipDecoder  # noqa: E402
-from vocagan.train import Optimisers, _Step, make_autocast, train_step  # noqa: E402
+from vocagan.distributed import Distributed, wrap_for_ddp  # noqa: E402
+from vocagan.train import make_autocast, train_step  # noqa: E402
 
 
-def model_config(name: str, config_dir: Path) -> dict:
+def model_config(name: str, config_dir: Path):
     path = config_dir / f"{name}.yaml"
     cfg = load_config(path if path.is_file() else None, overrides=[f"model.name={name}"])
     return cfg
@@ -45,7 +47,6 @@ def fake_batch(B: int, T: int, F: int, K: int, n_styles: int, device) -> dict:
 
 def bench(name: str, args, device: torch.device) -> dict:
     cfg = model_config(name, args.config_dir)
-    cfg.train.epochs = 1
     torch.manual_seed(0)
     model = build(cfg.model, args.audio_dim, args.motion_dim, args.styles)
     rng = np.random.default_rng(0)
@@ -57,23 +58,23 @@ def bench(name: str, args, device: torch.device) -> dict:
     model.set_decoder(decoder)
     model.to(device).train()
     model.set_epoch(10**6)  # schedules at their final value: the GAN's adversarial terms are on
-    optim = Optimisers(model, cfg.train, args.warmup + args.steps)
-    step = _Step(model)
+    steps = model.configure_optimizers(cfg.train, args.warmup + args.steps)
+    runner = wrap_for_ddp(model, Distributed(1, 0, device), several_steps=len(steps) > 1)
     autocast = make_autocast(device, cfg.train.bf16)
     batch = fake_batch(args.batch, args.frames, args.audio_dim, args.motion_dim, args.styles, device)
     for _ in range(args.warmup):
-        train_step(step, batch, optim, autocast)
+        train_step(runner, batch, steps, autocast)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(args.steps):
-        train_step(step, batch, optim, autocast)
+        train_step(runner, batch, steps, autocast)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / args.steps
-    n_params = sum(p.numel() for p in optim.gen_params)
+    counts = [sum(p.numel() for p in step.params) for step in steps]       # the model's own step is the last
     return {"model": name, "device": str(device) + (" bf16" if device.type == "cuda" and cfg.train.bf16 else ""),
-            "params": n_params, "d_params": sum(p.numel() for p in optim.d_params), "ms_per_step": dt * 1e3,
+            "params": counts[-1], "d_params": sum(counts[:-1]), "ms_per_step": dt * 1e3,
             "seq_per_s": args.batch / dt}
 
 

@@ -4,11 +4,16 @@ the whole thing on the tiny corpus (2 models x 2 seeds x 1 epoch) including reus
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 
-from vocagan.compare import COMPARE_DEFAULTS, _cell, compare, run_config, run_state, train_settings, verdict
-from vocagan.config import Config
+import vocagan.compare as compare_module
+from vocagan import cli
+from vocagan.checkpoint import FORMAT
+from vocagan.compare import COMPARE_TRAIN, _cell, compare, run_config, run_state, verdict
+from vocagan.config import Config, model_config
 from vocagan.errors import VocaganError
 
 
@@ -48,6 +53,12 @@ def test_verdict_says_plainly_when_the_gan_does_not_win():
     assert any(line.startswith("|FDD| (x1e-7 m²): the same for every entry, zero motion included") for line in lines)
 
 
+def test_verdict_is_about_the_model_it_is_given():
+    results = {"rnn": [_m(2e-5, 0.9)], "transformer": [_m(3e-5, 0.2)]}
+    text = "\n".join(verdict(results, ["rnn", "transformer"], focus="rnn"))
+    assert "RNN wins on LVE." in text and "Transformer+GAN" not in text
+
+
 def test_verdict_without_the_gan_and_metric_direction():
     results = {"rnn": [_m(2e-5, 0.5, lag=-3, accel=5.0)], "transformer": [_m(3e-5, 0.6, lag=1, accel=1.1)]}
     lines = verdict(results, ["rnn", "transformer"])
@@ -64,12 +75,70 @@ def test_cell_mean_and_sample_std():
 
 
 def test_run_config_keeps_hyperparameters_only_for_their_model():
-    cfg = Config()
-    cfg.model = {"name": "rnn", "hidden": 16}
-    a, b = run_config(cfg, "rnn", 3, {"epochs": 7}), run_config(cfg, "transformer", 1, {"epochs": 7})
-    assert a.model == {"name": "rnn", "hidden": 16} and a.train.seed == 3 and a.train.epochs == 7
-    assert b.model == {"name": "transformer"} and b.train.seed == 1
-    assert cfg.train.epochs == 100 and cfg.train.seed == 0  # the input is not modified
+    cfg = Config(model=model_config("rnn", {"hidden": 16}))
+    a, b = run_config(cfg, "rnn", 3), run_config(cfg, "transformer", 1)
+    assert a.model_name == "rnn" and a.model.hidden == 16 and a.train.seed == 3
+    assert b.model == model_config("transformer") and b.train.seed == 1
+    assert cfg.train.seed == 0  # the input is not modified
+
+
+# ----------------------------------------------------------------------------- run reuse (no training)
+def _fake_run(run_dir: Path, cfg: Config, loop: dict, edit=None) -> Path:
+    """A run folder whose last.pt/best.pt hold `cfg` (as saved, optionally edited) and loop state."""
+    saved = cfg.to_dict()
+    if edit:
+        edit(saved)
+    payload = {"format": FORMAT, "version": 1, "model": "{}", "state_dict": {}, "config": json.dumps(saved),
+               "stats": {}, "extra": {"loop": loop}}
+    run_dir.mkdir(parents=True)
+    for name in ("last.pt", "best.pt"):
+        torch.save(payload, run_dir / name)
+    return run_dir
+
+
+def test_a_finished_run_is_reused_and_a_partial_one_resumed(tmp_path):
+    cfg = run_config(Config(), "transformer_gan", 0)
+    cfg.train.epochs = 10
+    assert run_state(tmp_path / "none", cfg) == "new"
+    assert run_state(_fake_run(tmp_path / "a", cfg, {"next_epoch": 10}), cfg) == "finished"
+    assert run_state(_fake_run(tmp_path / "b", cfg, {"next_epoch": 4, "since_best": 0}), cfg) == "partial"
+    assert run_state(_fake_run(tmp_path / "c", cfg, {"next_epoch": 4, "finished": True}), cfg) == "finished"
+
+
+def test_a_partial_run_is_not_taken_as_finished_when_early_stopping_is_off(tmp_path):
+    """train.patience=0 switches early stopping off; a run cut at epoch 3 of 10 is unfinished."""
+    cfg = run_config(Config(), "rnn", 0)
+    cfg.train.epochs, cfg.train.patience = 10, 0
+    assert run_state(_fake_run(tmp_path / "run", cfg, {"next_epoch": 3, "since_best": 2}), cfg) == "partial"
+
+
+@pytest.mark.parametrize("edit", [lambda d: d["model"].pop("adv_weight"),        # saved before it was recorded
+                                  lambda d: d["model"].update(adv_weight=0.5),   # trained under the old default
+                                  lambda d: d["model"].pop("opening_weight")])   # before the opening loss existed
+def test_a_run_made_under_other_model_defaults_is_never_reused(tmp_path, edit):
+    cfg = run_config(Config(), "transformer_gan", 0)
+    cfg.train.epochs = 10
+    run = _fake_run(tmp_path / "run", cfg, {"next_epoch": 10}, edit)
+    with pytest.raises(VocaganError, match="different config .*model\\.(adv_weight|opening_weight)"):
+        run_state(run, cfg)
+
+
+def test_cli_compare_starts_from_the_compare_budget_and_keeps_every_value_given(monkeypatch, tmp_path):
+    """`--batch-size 32` trains at 32 even though 32 is the library default (it used to give 16)."""
+    seen = {}
+
+    def fake_compare(cfg, out_dir, models, seeds, focus):
+        seen.update(cfg=cfg, models=models, seeds=seeds, focus=focus)
+        return type("R", (), {"summary": lambda self: "ok"})()
+
+    monkeypatch.setattr(compare_module, "compare", fake_compare)
+    assert cli.main(["compare", "--out", str(tmp_path), "--batch-size", "32", "--models", "rnn"]) == 0
+    train = seen["cfg"].train
+    assert train.batch_size == 32 and train.epochs == COMPARE_TRAIN["epochs"]
+    assert train.warmup_steps == COMPARE_TRAIN["warmup_steps"]
+    assert cli.main(["compare", "--out", str(tmp_path), "--set", "train.warmup_steps=100", "--epochs", "100"]) == 0
+    assert seen["cfg"].train.warmup_steps == 100 and seen["cfg"].train.epochs == 100
+    assert seen["cfg"].train.batch_size == COMPARE_TRAIN["batch_size"] and seen["focus"] == "transformer_gan"
 
 
 # ----------------------------------------------------------------------------- on the tiny corpus
@@ -79,9 +148,9 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
     cfg = Config()
     cfg.data.root = str(request.getfixturevalue("tiny_corpus"))
     cfg.prep.cache_dir = str(tmp_path / "cache")
-    cfg.train.batch_size = 8
+    cfg.train.batch_size, cfg.train.epochs = 8, 1
     out = tmp_path / "cmp"
-    result = compare(cfg, out, ["rnn", "transformer_gan"], seeds=2, epochs=1)
+    result = compare(cfg, out, ["rnn", "transformer_gan"], seeds=2)
     report = (out / "report.md").read_text()
     for name in ("RNN", "Transformer+GAN", "zero motion", "mean motion", "ridge"):
         assert name in report
@@ -100,26 +169,16 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
     logged = [json.loads(x)["val_lve"] for x in jsonl]
     assert saved["results"]["rnn"][0]["val_lve"] == pytest.approx(min(logged) * 1e-5)
     assert len(saved["results"]["rnn"]) == 2 and saved["train"] == {"epochs": 1, "batch_size": 8,
-                                                                "warmup_steps": COMPARE_DEFAULTS["warmup_steps"]}
+                                                                "warmup_steps": cfg.train.warmup_steps}
     # a second call reuses the finished runs (no training) and gives the same numbers
-    again = compare(cfg, out, ["rnn", "transformer_gan"], seeds=2, epochs=1)
+    again = compare(cfg, out, ["rnn", "transformer_gan"], seeds=2)
     assert [r["state"] for r in json.loads((out / "compare.json").read_text())["runs"]] == ["finished"] * 4
     assert again.runs["rnn"][0]["lve"] == pytest.approx(result.runs["rnn"][0]["lve"])
     # a folder holding a run with another config is never trained over
-    other = run_config(cfg, "rnn", 0, train_settings(cfg, 1))
+    other = run_config(cfg, "rnn", 0)
     other.train.lr = 0.5
     with pytest.raises(VocaganError, match="different config"):
         run_state(out / "runs" / "rnn" / "seed0", other)
-
-
-def test_train_settings_keep_what_the_user_chose():
-    cfg = Config()
-    assert train_settings(cfg) == COMPARE_DEFAULTS
-    cfg.train.batch_size = 4
-    assert train_settings(cfg)["batch_size"] == 4 and train_settings(cfg)["warmup_steps"] == COMPARE_DEFAULTS["warmup_steps"]
-    assert train_settings(cfg, epochs=2)["epochs"] == 2
-    cfg.train.epochs = 3
-    assert train_settings(cfg)["epochs"] == 3
 
 
 def test_closures_are_judged_among_the_models_only():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vocagan.config import Config, config_from_dict, load_config
+from vocagan.config import Config, config_from_dict, load_config, model_config
 from vocagan.errors import VocaganError
 
 
@@ -13,7 +13,7 @@ def test_defaults_follow_the_standard_split():
     assert cfg.data.train_sentences == list(range(1, 41))
     assert cfg.data.test_sentences == list(range(21, 41))
     assert cfg.data.fps == 30 and cfg.data.source_fps == 60
-    assert cfg.model == {"name": "transformer_gan"}
+    assert cfg.model_name == "transformer_gan" and cfg.model == model_config("transformer_gan")
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -23,11 +23,37 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.train.epochs == 7
     assert cfg.train.lr == pytest.approx(3e-4)
     assert cfg.data.fps == 60
-    assert cfg.model == {"name": "rnn", "hidden": 64}
+    assert cfg.model_name == "rnn" and cfg.model == model_config("rnn", {"hidden": 64})
 
 
 def test_override_keeps_default_model_name():
-    assert load_config(overrides=["model.d_model=64"]).model == {"name": "transformer_gan", "d_model": 64}
+    cfg = load_config(overrides=["model.d_model=64"])
+    assert cfg.model_name == "transformer_gan" and cfg.model.d_model == 64
+
+
+def test_every_field_of_the_model_is_resolved_and_recorded():
+    """config.yaml and checkpoints hold every hyper-parameter with its value, not only those set."""
+    d = load_config(overrides=["model.name=transformer_gan"]).to_dict()
+    assert d["model"]["name"] == "transformer_gan"
+    assert d["model"]["adv_weight"] == 0.1 and d["model"]["opening_weight"] == 1.0 and "d_model" in d["model"]
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("train.batch_size=0", "train.batch_size must be in [1, "),
+    ("train.lr=-1", "train.lr must be in (0, 10]"),
+    ("train.lr=nan", "train.lr must be finite"),
+    ("train.epochs=0", "train.epochs must be in [1, "),
+    ("model.d_model=0", "model.d_model must be in [1, "),
+    ("model.dropout=1", "model.dropout must be in [0, 1)"),
+    ("features.kind=wav2vec2", "features.kind must be one of logmel, deepspeech"),
+    ("prep.region=lips", "prep.region must be one of mouth, face"),
+    ("data.fps=7", "data.fps=7 must divide data.source_fps=60"),
+    ("features.fmin=9000", "features.fmin=9000.0 must be below features.fmax=8000.0"),
+])
+def test_out_of_range_values_fail_with_the_admissible_range(override, needle):
+    with pytest.raises(VocaganError) as e:
+        load_config(overrides=[override])
+    assert needle in str(e.value)
 
 
 @pytest.mark.parametrize("override, needle", [

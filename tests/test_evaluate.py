@@ -13,7 +13,7 @@ import pytest
 
 from vocagan import metrics as M
 from vocagan.baselines import context_features, evaluate_baselines, fit_ridge
-from vocagan.config import Config, DataConfig
+from vocagan.config import Config, DataConfig, model_config
 from vocagan.errors import VocaganError
 from vocagan.evaluate import _data_config, evaluate
 
@@ -47,7 +47,7 @@ def test_data_config_replaces_only_file_locations():
 
 
 # ----------------------------------------------------------------------------- on the tiny corpus
-SMALL_RNN = {"name": "rnn", "hidden": 32, "n_layers": 1}
+SMALL_RNN = {"hidden": 32, "n_layers": 1}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def trained(request, tmp_path_factory):
     cfg = Config()
     cfg.data.root = str(request.getfixturevalue("tiny_corpus"))
     cfg.prep.cache_dir = str(root / "cache")
-    cfg.model = dict(SMALL_RNN)
+    cfg.model = model_config("rnn", SMALL_RNN)
     cfg.train.epochs, cfg.train.batch_size = 1, 8
     result = train(cfg, root / "run")
     preds = root / "preds"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vocagan import metrics as M
+from vocagan.prep.regions import mouth_opening_vertices
 
 
 def _seq(T: int, V: int) -> np.ndarray:
@@ -95,7 +96,7 @@ def _lip_template():
 
 def test_mouth_opening_vertices_and_series_by_hand():
     template, lips = _lip_template()
-    up, low = M.mouth_opening_vertices(template, lips)
+    up, low = mouth_opening_vertices(template, lips)
     # central band (|x| <= 0.2): upper {1, 6}, lower {4, 7}; mean height 0; nearer half -> {1}, {4}
     assert up.tolist() == [1] and low.tolist() == [4]
     verts = np.repeat(template[None], 3, axis=0) * 0.001  # metres
@@ -169,12 +170,12 @@ def test_lag_pooled_over_sequences():
 def test_mouth_opening_vertices_widen_band_and_degenerate():
     # no lip vertex on the midline column: the band widens until it finds both lips
     template = np.array([[-1.0, 1, 0], [1.0, 1, 0], [-1.0, -1, 0], [0.9, -1, 0], [0.0, 0.0, 5.0]])
-    up, low = M.mouth_opening_vertices(template, np.arange(4))
+    up, low = mouth_opening_vertices(template, np.arange(4))
     assert set(up) <= {0, 1} and set(low) <= {2, 3} and len(up) and len(low)
     flat = template.copy()
     flat[:, 1] = 0.0
     with pytest.raises(ValueError):
-        M.mouth_opening_vertices(flat, np.arange(4))
+        mouth_opening_vertices(flat, np.arange(4))
 
 
 def test_mouth_opening_vertices_on_flame(shared_data):
@@ -185,7 +186,7 @@ def test_mouth_opening_vertices_on_flame(shared_data):
 
     template, _ = read_mesh(shared_data / "flame" / "FLAME_sample.ply")
     lips = safe_load_pickle(shared_data / "regions" / "FLAME_masks.pkl")["lips"]
-    up, low = M.mouth_opening_vertices(template, lips)
+    up, low = mouth_opening_vertices(template, lips)
     assert template[up, 1].min() > template[low, 1].max()
     assert np.abs(template[np.r_[up, low], 0]).max() < 0.01  # within 1 cm of the midline
     rest = M.mouth_opening(template[None], up, low)[0]

@@ -29,3 +29,48 @@ def test_seed_script_runs_the_whole_process(tiny_corpus, tmp_path, repo):
     videos = list((run / "video").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 10_000
     assert "LVE" in proc.stdout
+
+
+def test_run_pipeline_leaves_the_callers_config_alone(monkeypatch, tmp_path):
+    """The built-in corpus is used through a copy of the config: the caller's cfg.data.root stays unset."""
+    from vocagan import pipeline
+    from vocagan.config import load_config
+
+    class Stop(Exception):
+        pass
+
+    def stop(cfg):
+        assert cfg.data.root == str(tmp_path / "corpus")     # the run itself sees the corpus
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "builtin_corpus", lambda out: out)
+    monkeypatch.setattr("vocagan.prep.prepare.prepare", stop)
+    cfg = load_config()
+    with pytest.raises(Stop):
+        pipeline.run_pipeline(cfg, tmp_path, data_given=False)
+    assert cfg.data.root is None
+
+
+def test_the_ground_truth_for_the_video_is_written_atomically(monkeypatch, tiny_corpus, tmp_path):
+    """A failure while writing gt.npy leaves no file under the final name (np.save straight to the
+    final name used to leave a truncated one)."""
+    import numpy as np
+
+    from vocagan import pipeline
+    from vocagan.config import load_config
+
+    cfg = load_config(overrides=[f"data.root={tiny_corpus}"])
+    predictions = tmp_path / "preds"
+    predictions.mkdir()
+    subject, sentence = "FaceTalk_170809_00138_TA", "sentence21"
+    (predictions / f"{subject}_{sentence}_x.npy").write_bytes(b"")
+
+    def broken_save(file, arr, **kw):
+        with open(file, "wb") as f:
+            f.write(b"\x93NUMPY half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        pipeline.render_test_example(cfg, tmp_path / "ckpt.pt", predictions, tmp_path / "video")
+    assert not list((tmp_path / "video").glob("*_gt.npy"))

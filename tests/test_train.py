@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import vocagan.train as train_module
 from vocagan.checkpoint import load_checkpoint
 from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.models import MODELS
-from vocagan.train import lr_factor, train
+from vocagan.models.base import MIN_LR_RATIO, lr_factor
+from vocagan.train import train
 
 TINY_MODEL = {
     "rnn": ["model.hidden=16", "model.n_layers=1", "model.style_dim=4"],
@@ -55,7 +58,7 @@ def test_lr_schedule_warms_up_then_decays():
     f = [lr_factor(s, 4, 20) for s in range(21)]
     assert f[0] == 0.25 and f[3] == 1.0
     assert all(a >= b for a, b in zip(f[4:], f[5:]))
-    assert f[20] == pytest.approx(train_module.MIN_LR_RATIO)
+    assert f[20] == pytest.approx(MIN_LR_RATIO)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -83,7 +86,10 @@ def test_two_epochs_write_the_run_folder(name, tiny_corpus, cache, tmp_path):
     model, ckpt = load_checkpoint(run / "best.pt")
     assert ckpt.model_name == name and ckpt.epoch == result.best_epoch
     assert ckpt.metrics["val_lve"] == pytest.approx(result.best_val_lve)
-    assert ckpt.config.model["name"] == name
+    assert ckpt.config.model_name == name
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved == ckpt.config.to_dict() and saved["model"]["name"] == name
+    assert set(saved["model"]) == {"name", *(f.name for f in dataclasses.fields(MODELS[name].Config))}
 
 
 @pytest.mark.parametrize("name", ["transformer_gan", "transformer_vae"])
@@ -132,19 +138,38 @@ def test_resume_errors(tiny_corpus, cache, tmp_path):
     assert [x["epoch"] for x in rows(tmp_path / "run")] == [1, 2] and result.epochs_run == 2
 
 
-def test_resume_a_run_saved_before_a_config_key_existed(tiny_corpus, cache, tmp_path):
+def _edit_saved_config(path: Path, edit) -> None:
+    payload = torch.load(path, weights_only=True)
+    saved = json.loads(payload["config"])
+    edit(saved)
+    payload["config"] = json.dumps(saved)
+    torch.save(payload, path)
+
+
+def test_resume_refuses_a_run_whose_model_settings_are_unknown_or_changed(tiny_corpus, cache, tmp_path):
+    """A changed library default must not switch a run's losses mid-way. Before every model field was
+    recorded, a saved config held only the keys set explicitly and the rest compared equal as
+    defaults, so a run trained with adv_weight 0.5 resumed at the new default 0.1 without a word."""
+    cfg = tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=1)
+    train(cfg, tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    _edit_saved_config(last, lambda d: d["model"].pop("adv_weight"))       # as saved before: not recorded
+    with pytest.raises(VocaganError, match="model.adv_weight"):
+        train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run", resume=True)
+    _edit_saved_config(last, lambda d: d["model"].update(adv_weight=0.5))   # trained under another default
+    with pytest.raises(VocaganError, match="model.adv_weight"):
+        train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run", resume=True)
+    _edit_saved_config(last, lambda d: d["model"].update(adv_weight=cfg.model.adv_weight))
+    assert train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run",
+                 resume=True).epochs_run == 2
+
+
+def test_a_run_missing_a_train_key_is_not_resumed_as_if_it_had_the_default(tiny_corpus, cache, tmp_path):
     cfg = tiny_cfg(tiny_corpus, cache, "rnn", epochs=1)
     train(cfg, tmp_path / "run")
-    payload = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-    saved = json.loads(payload["config"])
-    del saved["train"]["vtlp"]                          # as written before train.vtlp was added
-    payload["config"] = json.dumps(saved)
-    torch.save(payload, tmp_path / "run" / "last.pt")
-    result = train(tiny_cfg(tiny_corpus, cache, "rnn", epochs=2), tmp_path / "run", resume=True)
-    assert result.epochs_run == 2
-    with pytest.raises(VocaganError, match="train.vtlp"):   # a real difference still fails
-        train(tiny_cfg(tiny_corpus, cache, "rnn", epochs=3, extra=["train.vtlp=0.1"]), tmp_path / "run",
-              resume=True)
+    _edit_saved_config(tmp_path / "run" / "last.pt", lambda d: d["train"].pop("vtlp"))
+    with pytest.raises(VocaganError, match="train.vtlp"):
+        train(tiny_cfg(tiny_corpus, cache, "rnn", epochs=2), tmp_path / "run", resume=True)
 
 
 def test_early_stopping(tiny_corpus, cache, tmp_path, monkeypatch):

@@ -133,10 +133,8 @@ class Checkpoint:
     def prepared(self):
         """A Prepared-like object rebuilt from the stats (decode, to_vertices, regions, templates...)."""
         if self._prepared is None:
-            try:
-                from vocagan.prep.prepared import Prepared
-            except ImportError:
-                from vocagan.prep.prepared import Prepared
+            from vocagan.prep.prepared import Prepared
+
             self._prepared = Prepared.from_stats_dict(self.stats)
         return self._prepared
 
@@ -181,10 +179,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     payload = read_checkpoint(path)
     try:
         desc = json.loads(payload["model"])
-        cfg = config_from_dict(json.loads(payload["config"]))
+        saved = json.loads(payload["config"])
+        saved["model"] = {"name": desc["name"], **desc["config"]}   # the model exactly as built (every field)
+        cfg = config_from_dict(saved)
         metrics = json.loads(payload.get("metrics", "{}"))
-        model = build({"name": desc["name"], **desc["config"]}, desc["audio_dim"], desc["motion_dim"],
-                      desc["n_styles"])
+        model = build(cfg.model, desc["audio_dim"], desc["motion_dim"], desc["n_styles"])
     except VocaganError as e:  # e.g. an unknown model name or config key: say which checkpoint
         raise VocaganError(str(e) if e.path else f"checkpoint describes an invalid model: {e}", path) from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSONDecodeError is a ValueError

@@ -8,9 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from vocagan.config import DEFAULT_MODEL
 from vocagan.errors import VocaganError
-
-MODEL_NAMES = ["rnn", "transformer", "transformer_vae", "transformer_gan"]
+from vocagan.models import MODELS
 
 
 # ----------------------------------------------------------------------------- shared flag groups
@@ -39,11 +39,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    "or ~/.cache/vocagan)")
 
 
-def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None):
-    """Build a Config: defaults <- --config <- the data flags <- --set overrides."""
+def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None, defaults: dict | None = None):
+    """Build a Config: library defaults <- `defaults` <- --config <- the data flags <- --set overrides
+    (flags such as --epochs come as `extra` overrides, before --set)."""
     from vocagan.config import load_config
 
-    base: dict = {"data": {}, "prep": {}, "train": {}, "model": {}}
+    base: dict = {"data": {}, "prep": {}}
     data = base["data"]
     if getattr(args, "data", None):
         data["root"] = args.data
@@ -59,9 +60,8 @@ def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None):
         data["fps"] = args.fps
     if getattr(args, "cache_dir", None):
         base["prep"]["cache_dir"] = args.cache_dir
-    cfg = load_config(getattr(args, "config", None), overrides=list(extra or []) + list(args.overrides or []),
-                      base={k: v for k, v in base.items() if v})
-    return cfg
+    return load_config(getattr(args, "config", None), overrides=list(extra or []) + list(args.overrides or []),
+                       defaults=defaults, given={k: v for k, v in base.items() if v})
 
 
 # ----------------------------------------------------------------------------- commands
@@ -125,10 +125,10 @@ def _has_data_flags(args) -> bool:
 
 
 def cmd_compare(args) -> None:
-    from vocagan.compare import compare
+    from vocagan.compare import COMPARE_TRAIN, compare
 
-    cfg = _config_from_args(args, _train_overrides(args))
-    result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds, epochs=args.epochs)
+    cfg = _config_from_args(args, _train_overrides(args), defaults={"train": dict(COMPARE_TRAIN)})
+    result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds, focus=args.focus)
     print(result.summary())
 
 
@@ -142,7 +142,7 @@ def cmd_animate(args) -> None:
 
 
 def cmd_render(args) -> None:
-    from vocagan.render import render_files
+    from vocagan.video import render_files
 
     out = render_files(Path(args.vertices), Path(args.faces), Path(args.out), fps=args.fps,
                        audio=Path(args.audio) if args.audio else None,
@@ -162,7 +162,7 @@ def cmd_pipeline(args) -> None:
     from vocagan.pipeline import run_pipeline
 
     cfg = _config_from_args(args, _train_overrides(args))
-    out = Path(args.out) if args.out else Path("runs") / cfg.model["name"]
+    out = Path(args.out) if args.out else Path("runs") / cfg.model_name
     result = run_pipeline(cfg, out, data_given=_has_data_flags(args),
                           output_model=Path(args.output_model) if args.output_model else None)
     print(result.summary())
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train one model; best checkpoint at OUT/best.pt")
-    p.add_argument("--model", choices=MODEL_NAMES, help="model family (default: from config, transformer_gan)")
+    p.add_argument("--model", choices=list(MODELS), help="model family (default: from config, transformer_gan)")
     _add_data_flags(p)
     _add_config_flags(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR")
@@ -217,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
     p = sub.add_parser("compare", help="train the four models + baselines over seeds; one report")
-    p.add_argument("--models", nargs="+", default=MODEL_NAMES, choices=MODEL_NAMES)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--focus", default=DEFAULT_MODEL, choices=list(MODELS),
+                   help=f"the model whose claim the verdict tests (default: {DEFAULT_MODEL})")
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, help="epochs per run (default 40, the demo's budget)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="default 16")
@@ -263,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pipeline", help="the seed's whole process: [synth] -> prepare -> train -> evaluate -> "
                        "plots -> video (the main_*.py scripts run this)")
-    p.add_argument("--model", choices=MODEL_NAMES)
+    p.add_argument("--model", choices=list(MODELS))
     _add_data_flags(p)
     _add_config_flags(p)
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
@@ -294,6 +296,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def seed_script(path: str, argv: list[str]) -> int:
+    """The seed's entry points `main_<model>.py`: `vocagan pipeline --model <model>` with the seed's flags.
+    The model is the script's name, so the four scripts are the same two lines (and a test checks that
+    every one names a registered model)."""
+    name = Path(path).stem.removeprefix("main_")
+    if name not in MODELS:
+        print(f"error: {path}: names no model; valid models: {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    return main(["pipeline", "--model", name, *argv])
 
 
 if __name__ == "__main__":

@@ -18,19 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from vocagan.config import Config, TrainConfig, config_differences
+from vocagan.config import DEFAULT_MODEL, Config, config_differences, model_config
 from vocagan.errors import VocaganError
-from vocagan.evaluate import BASELINES, TABLE, EvalResult, finite_or_none
+from vocagan.baselines import BASELINES
+from vocagan.eval_report import TABLE, EvalResult, finite_or_none
+from vocagan.models import MODELS, label
 from vocagan.utils import atomic_write_json, atomic_write_text, log
 
-# Training settings compare uses where the config leaves them at the library defaults (TrainConfig):
-# the demo's budget (configs/demo.yaml), so the models are compared trained, not half-way. Measured on
-# the built-in small corpus, 3 seeds: at 6 epochs (batch 8) every model was still far from converged
-# (test LVE 0.42-0.48; Transformer 0.354, Transformer+GAN 0.346 at 40) and the ranking changed
-# with the budget. 4 models x 3 seeds x 40 epochs must stay under 30 minutes on 2 idle CPU cores.
-# At ~6 steps per epoch (96 sequences, batch 16) the library's 100 warm-up steps would be 40% of it.
-COMPARE_EPOCHS = 40
-COMPARE_DEFAULTS = {"epochs": COMPARE_EPOCHS, "batch_size": 16, "warmup_steps": 20}
+# The training settings `vocagan compare` starts from (a layer under the user's config file and
+# flags, which override any of them): the demo's budget (configs/demo.yaml), so the models are
+# compared trained, not half-way. Measured on the built-in small corpus, 3 seeds: at 6 epochs
+# (batch 8) every model was still far from converged (test LVE 0.42-0.48; Transformer 0.354,
+# Transformer+GAN 0.346 at 40) and the ranking changed with the budget. 4 models x 3 seeds x 40
+# epochs must stay under 30 minutes on 2 idle CPU cores. At ~6 steps per epoch (96 sequences,
+# batch 16) the library's 100 warm-up steps would be 40% of it.
+COMPARE_TRAIN = {"epochs": 40, "batch_size": 16, "warmup_steps": 20}
+SETTINGS = ("epochs", "batch_size", "warmup_steps")     # reported in the report's header
 # (key, higher is better); "accel_mm" is judged by its distance to the ground truth's acceleration
 KEY_METRICS = [("lve", False), ("lve_mm", False), ("mve_mm", False), ("fdd_abs", False), ("mouth_corr", True),
                ("mouth_diff_mm", False), ("closure_rate", True), ("lag", None), ("accel_mm", None)]
@@ -39,8 +42,6 @@ MODELS_ONLY = {"closure_rate"}
 LABELS = {k: (label, scale) for k, label, scale in TABLE}
 # the selection criterion of each run (val subjects, best epoch): shown so that val and test can be compared
 VAL_ROW = ("val_lve", "val LVE, best epoch (x1e-5 m², val subjects)", 1e5)
-NICE = {"rnn": "RNN", "transformer": "Transformer", "transformer_vae": "Transformer+VAE",
-        "transformer_gan": "Transformer+GAN"}
 # config keys that may differ between a finished run and the requested one without retraining it
 REUSE_MAY_DIFFER = {"train.device", "train.num_workers", "train.checkpoint_every", "prep.cache_dir"}
 
@@ -61,21 +62,10 @@ class CompareResult:
                           f"report: {self.report}"])
 
 
-def train_settings(cfg: Config, epochs: int | None = None) -> dict:
-    """COMPARE_DEFAULTS, except where cfg.train differs from the library default (the user chose) or
-    `epochs` is given."""
-    out = {k: (getattr(cfg.train, k) if getattr(cfg.train, k) != getattr(TrainConfig, k) else v)
-           for k, v in COMPARE_DEFAULTS.items()}
-    if epochs is not None:
-        out["epochs"] = int(epochs)
-    return out
-
-
-def run_config(cfg: Config, model: str, seed: int, settings: dict) -> Config:
-    """The config of one run: the model's defaults (plus cfg.model's hyper-parameters when cfg.model
-    names the same model), this seed, these train settings."""
-    model_cfg = dict(cfg.model) if cfg.model.get("name") == model else {"name": model}
-    return replace(cfg, model=model_cfg, train=replace(cfg.train, seed=seed, **settings))
+def run_config(cfg: Config, model: str, seed: int) -> Config:
+    """The config of one run: cfg.model when it is this model's, else the model's defaults; this seed."""
+    model_cfg = cfg.model if cfg.model_name == model else model_config(model)
+    return replace(cfg, model=model_cfg, train=replace(cfg.train, seed=seed))
 
 
 def run_state(run_dir: Path, cfg: Config) -> str:
@@ -91,7 +81,7 @@ def run_state(run_dir: Path, cfg: Config) -> str:
         raise VocaganError(f"holds a run with a different config ({', '.join(differ[:5])}); use another --out",
                            run_dir)
     loop = state.get("extra", {}).get("loop", {})
-    done = int(loop.get("next_epoch", 0)) >= cfg.train.epochs or int(loop.get("since_best", 0)) >= cfg.train.patience
+    done = bool(loop.get("finished")) or int(loop.get("next_epoch", 0)) >= cfg.train.epochs
     return "finished" if done else "partial"
 
 
@@ -123,10 +113,10 @@ def _score(key: str, metrics: dict) -> float:
     return v
 
 
-def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
+def verdict(results: dict[str, list[dict]], models: list[str], focus: str = DEFAULT_MODEL) -> list[str]:
     """Sentences generated from the numbers: the winner of each key metric (models and baselines), whether
     the margin exceeds the seed spread, how each model compares with the mean-motion baseline, and
-    whether Transformer+GAN wins on LVE and lip sync."""
+    whether `focus` (the model whose claim is tested; Transformer+GAN by default) wins on LVE and lip sync."""
     lines = []
     winners = {}
     for key, _ in KEY_METRICS:
@@ -137,17 +127,17 @@ def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
         ranked = sorted(scores, key=lambda n: scores[n][0])
         best = ranked[0]
         winners[key] = (best, True)                      # (winner, clear: margin above the seed spread)
-        label = LABELS[key][0] + (" (among the models)" if key in MODELS_ONLY else "")
-        text = f"{label}: best is {NICE.get(best, best)}"
+        what = LABELS[key][0] + (" (among the models)" if key in MODELS_ONLY else "")
+        text = f"{what}: best is {label(best)}"
         tied = [n for n in ranked if scores[n][0] - scores[best][0] <= 1e-9 * max(1.0, abs(scores[best][0]))]
         if len(tied) > 1 and len(tied) == len(ranked) and "zero motion" in tied:
             # the template-only baseline scores the same as every model: nobody moves what this metric reads
-            text = (f"{label}: the same for every entry, zero motion included: no model moves the region this "
+            text = (f"{what}: the same for every entry, zero motion included: no model moves the region this "
                     f"metric reads (with prep.region 'mouth' the models animate the mouth crop only and the "
                     f"upper face stays the template), so it does not separate them")
             winners[key] = (None, False)
         elif len(tied) > 1:
-            text = f"{label}: {', '.join(NICE.get(n, n) for n in tied)} tie"
+            text = f"{what}: {', '.join(label(n) for n in tied)} tie"
             winners[key] = (None, False)
         elif len(ranked) > 1:
             second = ranked[1]
@@ -155,7 +145,7 @@ def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
             spread = max(scores[best][1], scores[second][1])
             clear = not (spread > 0 and gap <= spread)
             winners[key] = (best, clear)
-            text += f", ahead of {NICE.get(second, second)}" + ("" if clear else " (within the seed spread)")
+            text += f", ahead of {label(second)}" + ("" if clear else " (within the seed spread)")
         lines.append(text + ".")
     if "mean motion" in results:
         ref = _mean_std([m["lve"] for m in results["mean motion"]])[0]
@@ -164,62 +154,66 @@ def verdict(results: dict[str, list[dict]], models: list[str]) -> list[str]:
             if np.isfinite(lve) and np.isfinite(ref):
                 rel = 100 * (ref - lve) / ref
                 word = "beats" if lve < ref else "does NOT beat"
-                lines.append(f"{NICE.get(name, name)} {word} the mean-motion baseline on LVE "
+                lines.append(f"{label(name)} {word} the mean-motion baseline on LVE "
                              f"({lve * 1e5:.3f} vs {ref * 1e5:.3f} x1e-5 m², {rel:+.1f}%).")
-    if "transformer_gan" not in models:
-        lines.append("Transformer+GAN was not part of this comparison.")
-    else:
-        for key, what in (("lve", "LVE"), ("mouth_corr", "lip sync (mouth-opening correlation)"),
-                          ("closure_rate", "lip closures reached")):
-            if key not in winners:
-                lines.append(f"Transformer+GAN on {what}: not measured (no finite values).")
-                continue
-            model_best = min((n for n in models if n in results),
-                             key=lambda n: _mean_std([_score(key, m) for m in results[n]])[0])
-            winner, clear = winners[key]
-            if winner is None:
-                lines.append(f"Transformer+GAN does NOT win on {what}: it ties with other entries.")
-            elif winner == "transformer_gan":
-                lines.append(f"Transformer+GAN wins on {what}." if clear else
-                             f"Transformer+GAN is best on {what}, but by less than the seed spread: not a clear win.")
-            elif model_best == "transformer_gan":
-                lines.append(f"Transformer+GAN is the best model on {what} but does not beat the baseline {winner}.")
-            else:
-                lines.append(f"Transformer+GAN does NOT win on {what}: {NICE.get(model_best, model_best)} is "
-                             f"better among the models" + ("" if winner == model_best else
-                                                         f", and the baseline {winner} is best overall") + ".")
+    name = label(focus)
+    if focus not in models:
+        lines.append(f"{name} was not part of this comparison.")
+        return lines
+    for key, what in (("lve", "LVE"), ("mouth_corr", "lip sync (mouth-opening correlation)"),
+                      ("closure_rate", "lip closures reached")):
+        if key not in winners:
+            lines.append(f"{name} on {what}: not measured (no finite values).")
+            continue
+        model_best = min((n for n in models if n in results),
+                         key=lambda n: _mean_std([_score(key, m) for m in results[n]])[0])
+        winner, clear = winners[key]
+        if winner is None:
+            lines.append(f"{name} does NOT win on {what}: it ties with other entries.")
+        elif winner == focus:
+            lines.append(f"{name} wins on {what}." if clear else
+                         f"{name} is best on {what}, but by less than the seed spread: not a clear win.")
+        elif model_best == focus:
+            lines.append(f"{name} is the best model on {what} but does not beat the baseline {winner}.")
+        else:
+            lines.append(f"{name} does NOT win on {what}: {label(model_best)} is better among the models"
+                         + ("" if winner == model_best else f", and the baseline {winner} is best overall") + ".")
     return lines
 
 
-def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, epochs: int | None = None) -> CompareResult:
-    """Train `models` x `seeds` (seeds cfg.train.seed + 0..seeds-1), evaluate each and the baselines, write
-    report.md. Epochs, batch size and warm-up: see `train_settings` (`epochs` wins when given)."""
-    from vocagan.evaluate import evaluate, evaluate_baselines
+def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: str = DEFAULT_MODEL) -> CompareResult:
+    """Train `models` x `seeds` (seeds cfg.train.seed + 0..seeds-1) with cfg.train's settings (the CLI
+    starts them from COMPARE_TRAIN), evaluate each and the baselines, write report.md; the verdict
+    tests `focus`'s claim."""
+    from vocagan.baselines import evaluate_baselines
+    from vocagan.evaluate import evaluate
     from vocagan.plotting import plot_bars, plot_curves_side_by_side, read_metrics
     from vocagan.train import train
 
     if seeds < 1 or not models:
         raise VocaganError("compare needs at least one model and one seed")
+    unknown = [m for m in [*models, focus] if m not in MODELS]
+    if unknown:
+        raise VocaganError(f"unknown model(s) {', '.join(unknown)}; valid models: {', '.join(MODELS)}")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     if not (cfg.data.root or cfg.data.data_verts_path or cfg.data.template_path):
-        from vocagan.pipeline import builtin_corpus                  # no data given: the built-in small corpus
+        from vocagan.synth.corpus import builtin_corpus              # no data given: the built-in small corpus
 
         cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
-    settings = train_settings(cfg, epochs)
-    epochs = settings["epochs"]
+    settings = {k: getattr(cfg.train, k) for k in SETTINGS}
     fps = cfg.data.fps
     results: dict[str, list[dict]] = {}
     curves: dict[str, list] = {}
     run_rows, protocol = [], {}
     total, i = len(models) * seeds, 0
     for model in models:
-        results[model], curves[NICE.get(model, model)] = [], []
+        results[model], curves[label(model)] = [], []
         for k in range(seeds):
             i += 1
             seed = cfg.train.seed + k
             run_dir = out_dir / "runs" / model / f"seed{seed}"
-            rcfg = run_config(cfg, model, seed, settings)
+            rcfg = run_config(cfg, model, seed)
             state = run_state(run_dir, rcfg)
             t = time.perf_counter()
             log(f"[compare] run {i}/{total}: {model} seed {seed} -- "
@@ -233,18 +227,18 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, epochs: i
             val = [(int(r["epoch"]), float(r["val_lve"])) for r in rows if r.get("val_lve") is not None]
             # the validation LVE that picked best.pt (logged in units of 1e-5 m^2), beside the test metrics
             results[model].append({**result.metrics, "val_lve": min(v for _, v in val) * 1e-5 if val else None})
-            curves[NICE.get(model, model)].append(([e for e, _ in val], [v for _, v in val]))
+            curves[label(model)].append(([e for e, _ in val], [v for _, v in val]))
             run_rows.append({"model": model, "seed": seed, "state": state, "epochs": len(rows),
                              "train_s": round(t_train, 1), "epochs_s": round(sum(r.get("time_s", 0) for r in rows), 1),
                              "lve": result.metrics["lve"]})
             log(f"[compare] run {i}/{total}: {model} seed {seed} done: test LVE {_cell([result.metrics['lve']], 1e5)} "
                 f"x1e-5 m^2 ({time.perf_counter() - t:.0f} s)")
     log("[compare] baselines: zero motion, mean motion, ridge")
-    base_cfg = run_config(cfg, models[0], cfg.train.seed, settings)
+    base_cfg = run_config(cfg, models[0], cfg.train.seed)
     for name, res in evaluate_baselines(base_cfg, out_dir / "eval" / "baselines", fps).items():
         results[name] = [res.metrics]
     seconds = time.perf_counter() - t0
-    return _report(out_dir, results, models, seeds, settings, curves, run_rows, protocol, seconds,
+    return _report(out_dir, results, models, seeds, settings, curves, run_rows, protocol, seconds, focus,
                    plot_bars, plot_curves_side_by_side)
 
 
@@ -258,25 +252,25 @@ def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalR
     return evaluate(checkpoint, None, eval_dir, fps=fps)
 
 
-def _report(out_dir, results, models, seeds, settings, curves, run_rows, protocol, seconds,
+def _report(out_dir, results, models, seeds, settings, curves, run_rows, protocol, seconds, focus,
             plot_bars, plot_curves_side_by_side) -> CompareResult:
     epochs = settings["epochs"]
     names = list(models) + [b for b in BASELINES if b in results]
-    header = "| metric | " + " | ".join(NICE.get(n, n) for n in names) + " |"
+    header = "| metric | " + " | ".join(label(n) for n in names) + " |"
     lines = [header, "|---" * (len(names) + 1) + "|"]
-    for key, label, scale in [VAL_ROW, *TABLE]:
+    for key, row_label, scale in [VAL_ROW, *TABLE]:
         if any(key in m for runs in results.values() for m in runs):
             cells = [_cell([m.get(key) for m in results[n]], scale) for n in names]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row_label} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    sentences = verdict(results, models)
+    sentences = verdict(results, models, focus)
     figures = []
     for key, _ in KEY_METRICS:
-        label, scale = LABELS[key]
+        what, scale = LABELS[key]
         stats = [_mean_std([m.get(key) for m in results[n]]) for n in names]
         if all(np.isfinite(s[0]) for s in stats):
-            path = plot_bars([NICE.get(n, n) for n in names], [s[0] * scale for s in stats],
-                             out_dir / f"bar_{key}.png", f"{label}: mean ± std over {seeds} seed(s)", label,
+            path = plot_bars([label(n) for n in names], [s[0] * scale for s in stats],
+                             out_dir / f"bar_{key}.png", f"{what}: mean ± std over {seeds} seed(s)", what,
                              errors=[s[1] * scale for s in stats])
             figures.append(path)
     curve_png = plot_curves_side_by_side(curves, out_dir / "val_curves.png", "validation LVE per epoch",
@@ -289,7 +283,7 @@ def _report(out_dir, results, models, seeds, settings, curves, run_rows, protoco
     reused = sum(r["state"] == "finished" for r in run_rows)
     p = protocol
     text = ["# Model comparison", "",
-            f"- models: {', '.join(NICE.get(m, m) for m in models)}; {seeds} seed(s) each; {epochs} epochs per run "
+            f"- models: {', '.join(label(m) for m in models)}; {seeds} seed(s) each; {epochs} epochs per run "
             f"(early stopping may end a run sooner), batch size {settings['batch_size']}, "
             f"{settings['warmup_steps']} warm-up steps; wall time of this call {seconds / 60:.1f} min"
             + (f" ({reused} of {len(run_rows)} finished runs reused, not retrained)" if reused else ""),

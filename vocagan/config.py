@@ -1,15 +1,20 @@
 """Typed configuration: dataclass defaults in code, experiments in small YAML files, dotted overrides.
 
     cfg = load_config("configs/transformer_gan.yaml", overrides=["train.epochs=5", "model.d_model=64"])
+    cfg.model            # TransformerGANConfig(d_model=64, ...): the model's own Config, every field set
+    cfg.model_name       # "transformer_gan"
+    cfg.to_dict()        # every field of every section, the model's name included (config.yaml, checkpoints)
 
-Unknown keys (in YAML or overrides) fail loudly with the list of valid keys. Model-specific
-hyper-parameters live in `cfg.model` (a dict: `name` plus that model's own config fields); the
-model registry validates them against the model's config dataclass (`vocagan.models.build`).
+One validator for every section, the model's included (`build_section`): unknown keys fail with the
+valid ones, values are coerced to the field's type (YAML reads "3e-4" as text), and each field's
+admissible range or choices (declared once, next to its default, with `option`) are checked. The
+model section is resolved to the Config dataclass of the model it names (the registry in
+`vocagan.models`), so a run's config.yaml and every checkpoint hold every hyper-parameter with its
+value: a changed library default can never pass unnoticed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,6 +23,7 @@ from typing import Any
 import yaml
 
 from vocagan.errors import VocaganError
+from vocagan.fields import build_section, number_or_text, option
 
 # The standard VOCASET split. The train order is the one-hot "style" order used by VOCA and peers.
 TRAIN_SUBJECTS = [
@@ -47,148 +53,127 @@ class DataConfig:
     template_ply_path: str | None = None      # FLAME_sample.ply (faces, mouth region geometry)
     masks_path: str | None = None             # FLAME_masks.pkl (lips/forehead/eye_region/...)
     mouth_indices_path: str | None = None     # optional .npy/.txt of mouth vertex indices
-    source_fps: int = 60                      # capture rate of data_verts.npy
-    fps: int = 30                             # training/evaluation rate (must divide source_fps)
-    train_subjects: list[str] = field(default_factory=lambda: list(TRAIN_SUBJECTS))
-    val_subjects: list[str] = field(default_factory=lambda: list(VAL_SUBJECTS))
-    test_subjects: list[str] = field(default_factory=lambda: list(TEST_SUBJECTS))
-    train_sentences: list[int] = field(default_factory=lambda: list(range(1, 41)))
-    val_sentences: list[int] = field(default_factory=lambda: list(range(21, 41)))
-    test_sentences: list[int] = field(default_factory=lambda: list(range(21, 41)))
+    source_fps: int = option(60, lo=1, hi=1000)   # capture rate of data_verts.npy
+    fps: int = option(30, lo=1, hi=1000)          # training/evaluation rate (must divide source_fps)
+    train_subjects: list[str] = option(factory=lambda: list(TRAIN_SUBJECTS))
+    val_subjects: list[str] = option(factory=lambda: list(VAL_SUBJECTS))
+    test_subjects: list[str] = option(factory=lambda: list(TEST_SUBJECTS))
+    train_sentences: list[int] = option(factory=lambda: list(range(1, 41)))
+    val_sentences: list[int] = option(factory=lambda: list(range(21, 41)))
+    test_sentences: list[int] = option(factory=lambda: list(range(21, 41)))
+
+    def check(self, where: str) -> None:
+        if self.source_fps % self.fps:
+            raise VocaganError(f"{where}.fps={self.fps} must divide {where}.source_fps={self.source_fps} "
+                               "(e.g. 60, 30, 20, 15)")
 
 
 @dataclass
 class FeatureConfig:
-    """Audio features. `logmel` (default) is computed from raw audio, so `animate` works on any wav;
-    `deepspeech` reads the precomputed (T60, 16, 29) windows (cannot featurise new audio);
-    `wav2vec2` runs a local pretrained encoder folder (`encoder_path`)."""
+    """Audio features. `logmel` (default) is computed from raw audio, so `animate` works on any
+    recording; `deepspeech` reads the precomputed (T60, 16, 29) windows of
+    processed_audio_deepspeech.pkl (such a model cannot featurise new audio)."""
 
-    kind: str = "logmel"
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    fmin: float = 40.0
-    fmax: float = 8000.0
-    encoder_path: str | None = None
+    kind: str = option("logmel", choices=("logmel", "deepspeech"))
+    sample_rate: int = option(16000, lo=1000, hi=192000)
+    n_fft: int = option(512, lo=16, hi=8192)
+    win_length: int = option(400, lo=16, hi=8192)
+    hop_length: int = option(160, lo=1, hi=8192)
+    n_mels: int = option(80, lo=1, hi=512)
+    fmin: float = option(40.0, lo=0.0)
+    fmax: float = option(8000.0, lo=0.0, lo_open=True)
+
+    def check(self, where: str) -> None:
+        if self.fmin >= self.fmax:
+            raise VocaganError(f"{where}.fmin={self.fmin} must be below {where}.fmax={self.fmax}")
 
 
 @dataclass
 class PrepConfig:
     """Preprocessing: region crop, PCA, normalisation, cache."""
 
-    region: str = "mouth"            # "mouth" (cropped Δmesh) or "face" (all vertices)
-    pca_variance: float = 0.999      # keep the fewest components explaining this fraction...
-    pca_max_components: int = 64     # ...but never more than this
-    pca_components: int = 0          # >0 forces an exact count (overrides the two above)
+    region: str = option("mouth", choices=("mouth", "face"))   # cropped Δmesh of the mouth, or all vertices
+    pca_variance: float = option(0.999, lo=0.0, hi=1.0, lo_open=True)   # keep the fewest components explaining this...
+    pca_max_components: int = option(64, lo=1, hi=100000)      # ...but never more than this
+    pca_components: int = option(0, lo=0, hi=100000)            # >0 forces an exact count (overrides the two above)
     normalize: bool = True           # z-score PCA coefficients with train-split stats
     cache_dir: str | None = None     # default: $VOCAGAN_CACHE or ~/.cache/vocagan
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    patience: int = 30               # early stopping on validation LVE (epochs without improvement)
-    crop_frames: int = 120           # random training crops (frames at cfg.data.fps); 0 = whole sequences
-    vtlp: float = 0.0                # vocal-tract-length perturbation of training features: warp in [1-vtlp, 1+vtlp]
-    seed: int = 0
+    epochs: int = option(100, lo=1, hi=1000000)
+    batch_size: int = option(32, lo=1, hi=100000)
+    lr: float = option(1e-3, lo=0.0, hi=10.0, lo_open=True)
+    weight_decay: float = option(1e-2, lo=0.0, hi=10.0)
+    warmup_steps: int = option(100, lo=0)
+    grad_clip: float = option(1.0, lo=0.0)          # 0: no clipping
+    patience: int = option(30, lo=0)                # early stopping on validation LVE (epochs without improvement; 0: off)
+    crop_frames: int = option(120, lo=0)            # random training crops (frames at cfg.data.fps); 0 = whole sequences
+    vtlp: float = option(0.0, lo=0.0, hi=0.5, hi_open=True)   # vocal-tract-length perturbation: warp in [1-vtlp, 1+vtlp]
+    seed: int = option(0, lo=0, hi=2**32 - 1)
     device: str = "auto"
     bf16: bool = True                # bf16 autocast on CUDA only
-    num_workers: int = 0
-    checkpoint_every: int = 1        # epochs between last.pt checkpoints (for --resume)
+    num_workers: int = option(0, lo=0, hi=256)
+    checkpoint_every: int = option(1, lo=1)         # epochs between last.pt checkpoints (for --resume)
 
 
 @dataclass
 class Config:
+    """The whole configuration; `model` is the model's own Config dataclass (see vocagan.models)."""
+
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     prep: PrepConfig = field(default_factory=PrepConfig)
-    model: dict[str, Any] = field(default_factory=lambda: {"name": DEFAULT_MODEL})
+    model: Any = field(default_factory=lambda: model_config(DEFAULT_MODEL))
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def model_name(self) -> str:
+        from vocagan.models import model_name
+
+        return model_name(self.model)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field of every section; the model section starts with its `name`."""
+        d = asdict(self)
+        d["model"] = {"name": self.model_name, **d["model"]}
+        return d
 
 
-def _build(cls, values: dict, where: str):
-    """Instantiate dataclass `cls` from a dict, recursing into nested dataclasses; reject unknown keys."""
-    if not isinstance(values, dict):
-        raise VocaganError(f"config section '{where}' must be a mapping, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(str(k) for k in set(values) - set(known))  # YAML keys may be None/int
+SECTIONS = [f.name for f in fields(Config)]
+
+
+def model_config(name: str, values: dict | None = None):
+    """The Config dataclass of model `name` (the registry in vocagan.models), built and checked from
+    `values` (its hyper-parameters, without "name")."""
+    from vocagan.models import model_class
+
+    return build_section(model_class(name).Config, dict(values or {}), "model")
+
+
+def _build_config(raw: dict) -> Config:
+    if not isinstance(raw, dict):
+        raise VocaganError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    unknown = sorted(str(k) for k in set(raw) - set(SECTIONS))
     if unknown:
-        raise VocaganError(f"unknown config key(s) {', '.join(where + '.' + k if where else k for k in unknown)}; "
-                           f"valid keys in '{where or 'top level'}': {', '.join(known)}")
+        raise VocaganError(f"unknown config section(s) {', '.join(unknown)}; valid sections: {', '.join(SECTIONS)}")
     kwargs = {}
-    for name, value in values.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}" if where else name)
+    for name, value in raw.items():
+        if name == "model":
+            if not isinstance(value, dict):
+                raise VocaganError(f"config section 'model' must be a mapping, got {type(value).__name__}")
+            values = dict(value)
+            kwargs["model"] = model_config(str(values.pop("name", DEFAULT_MODEL)), values)
         else:
-            kwargs[name] = value
-    obj = cls(**kwargs)
-    _check_types(obj, where)
-    return obj
+            kwargs[name] = build_section(typing.get_type_hints(Config)[name], value, name)
+    return Config(**kwargs)
 
 
-def _check_types(obj, where: str) -> None:
-    """Coerce/validate scalar fields so `train.epochs=abc` fails here, not deep in training."""
-    hints = typing.get_type_hints(type(obj))
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        hint = hints[f.name]
-        key = f"{where}.{f.name}" if where else f.name
-        if dataclasses.is_dataclass(hint) or value is None:
-            continue
-        if typing.get_origin(hint) is list:  # list[str] / list[int]: flat lists of that type only
-            item = typing.get_args(hint)[0]
-            if not isinstance(value, list) or not all(type(v) is item for v in value):
-                raise VocaganError(f"config key {key} must be a list of {item.__name__}, got "
-                                   f"{type(value).__name__} {str(value)[:60] if not isinstance(value, list) else ''}")
-            continue
-        base = {int: int, float: float, bool: bool, str: str}
-        target = next((t for t in (bool, int, float, str) if _admits(hint, t)), None)
-        if target is None:
-            continue
-        if target in (int, float) and isinstance(value, str):
-            value = _number_or_text(value)  # YAML 1.1 reads "3e-4" as a string
-        if target is bool and not isinstance(value, bool):
-            raise VocaganError(f"config key {key} must be true/false, got {value!r}")
-        if target in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise VocaganError(f"config key {key} must be a number, got {value!r}")
-        if target is int and isinstance(value, float):
-            if not value.is_integer():
-                raise VocaganError(f"config key {key} must be an integer, got {value!r}")
-            value = int(value)
-        setattr(obj, f.name, base[target](value))
-
-
-def _admits(hint, t) -> bool:
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (list, dict):
-        return False
-    return hint is t or t in args
-
-
-def _number_or_text(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
+# ----------------------------------------------------------------------------- YAML and overrides
 def parse_value(text: str) -> Any:
     """Parse an override value: 5 -> int, 1e-3 -> float, true -> bool, [1,2] -> list (YAML rules)."""
-    value = _number_or_text(text.strip())
+    value = number_or_text(text.strip())
     if not isinstance(value, str):
         return value
     try:
@@ -215,6 +200,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise VocaganError("config file expected, got a folder", path)
     if not path.is_file():
         raise VocaganError("config file not found", path)
     try:
@@ -249,20 +236,22 @@ def _too_large(obj, limit: int) -> bool:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict | None = None) -> Config:
-    """Defaults <- `base` dict <- YAML file <- dotted overrides."""
-    raw: dict = {"model": {"name": DEFAULT_MODEL}}
-    for layer in (base or {}, load_yaml(path) if path else {}):
+                defaults: dict | None = None, given: dict | None = None) -> Config:
+    """Library defaults <- `defaults` (a command's own starting values) <- the YAML file <- `given`
+    (values from command-line flags) <- dotted overrides (`--set`): each layer wins over the ones before."""
+    raw: dict = {}
+    for layer in (defaults or {}, load_yaml(path) if path else {}):
         _merge(raw, layer)
     if path:
         _build_or_error(raw, path)  # a bad file is named in the error; a bad override is not the file's fault
+    _merge(raw, given or {})
     apply_overrides(raw, overrides or [])
     return _build_or_error(raw, None)
 
 
 def _build_or_error(raw: dict, path) -> Config:
     try:
-        return _build(Config, raw, "")
+        return _build_config(raw)
     except VocaganError as e:
         raise VocaganError(str(e), path) from None
     except TypeError as e:  # e.g. a scalar where a section was expected
@@ -279,20 +268,17 @@ def _merge(dst: dict, src: dict) -> dict:
 
 
 def config_from_dict(d: dict) -> Config:
-    """Rebuild a Config saved by `Config.to_dict()` (e.g. from a checkpoint)."""
-    return _build(Config, d, "")
+    """Rebuild a Config saved by `Config.to_dict()` (config.yaml, a checkpoint)."""
+    return _build_config(d)
 
 
 def config_differences(saved: dict, cfg: Config, ignore=frozenset()) -> list[str]:
     """Dotted keys ("train.lr") whose value differs between a config dict saved by an earlier run
-    (`Config.to_dict()`, e.g. in last.pt) and `cfg`, except those in `ignore`. Keys added to Config
-    since that run count as their defaults; a key since removed shows up as a difference."""
-    try:
-        saved = config_from_dict(saved).to_dict()
-    except VocaganError:
-        pass
+    (`Config.to_dict()`, e.g. in last.pt) and `cfg`, except those in `ignore`. A key the saved dict
+    does not hold counts as a difference: the run was made before that setting was recorded (or
+    existed), so nothing says it ran with today's value."""
     old, new = _flatten(saved), _flatten(cfg.to_dict())
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in ignore)
+    return sorted(k for k in set(old) | set(new) if k not in ignore and (k not in old or old.get(k) != new.get(k)))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

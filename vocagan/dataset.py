@@ -43,6 +43,16 @@ class SequenceDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to draw the same crops: the per-sequence draw counters."""
+        return {"draws": self._draws.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        draws = np.asarray(state["draws"], np.int64)
+        if draws.shape != self._draws.shape:
+            raise VocaganError(f"dataset state for {len(draws)} sequences, this split has {len(self._draws)}")
+        self._draws = draws.copy()
+
     def __len__(self) -> int:
         return len(self.prepared.seqs[self.split])
 

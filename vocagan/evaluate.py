@@ -30,8 +30,8 @@ from vocagan import metrics as M
 from vocagan.config import Config, DataConfig
 from vocagan.errors import VocaganError
 
-# TABLE and finite_or_none are re-exported: compare imports them from here.
-from vocagan.eval_report import TABLE, EvalResult, finite_or_none, write_outputs  # noqa: F401
+from vocagan.eval_report import EvalResult, write_outputs
+from vocagan.prep.regions import CLOSED_MM, mouth_opening_vertices
 from vocagan.frames import fps_step, resample_frames
 from vocagan.prep.regions import resolve_regions
 from vocagan.utils import atomic_path, log, progress
@@ -156,7 +156,7 @@ def run_protocol(name: str, predict: Predictor, tests: list[EvalSequence], crop:
                 "conditions": condition_policy, "fixed_style": conditions[0][0],
                 "lve_pooling": "frame-pooled over all test frames (headline); sequence-averaged as lve_seq",
                 "mouth_opening": opening_note,
-                "closures": (f"ground-truth lip closures = runs of frames with opening <= {M.CLOSED_MM:g} mm above "
+                "closures": (f"ground-truth lip closures = runs of frames with opening <= {CLOSED_MM:g} mm above "
                              "the template's, not touching the first or last frame; reached when the prediction's "
                              "minimum over the run +-1 frame is <= the same threshold"),
                 "diversity": f"{N_SAMPLES} samples, fixed style, mouth crop" if sampler else "deterministic model"}
@@ -169,7 +169,7 @@ def _opening_vertices(template: np.ndarray, lips: np.ndarray) -> tuple[np.ndarra
     """(upper, lower) mouth-opening vertices of `template` and the report's note on them; (None, None,
     why) for a degenerate lips region: the lip-sync metrics are then n/a, as the report says."""
     try:
-        up_idx, low_idx = M.mouth_opening_vertices(template, lips)
+        up_idx, low_idx = mouth_opening_vertices(template, lips)
     except ValueError as e:
         note = f"mouth opening not measured: {e}"
         log(f"[evaluate] {note}")
@@ -188,7 +188,7 @@ def _sequence_row(seq: EvalSequence, label: str, n: int, m: dict, opening: bool)
             "mouth_corr": m["corr"], "mouth_diff_mm": float(m["diff"].mean()),
             "lag": M.lag_of(m["lag"]) if opening else float("nan"),
             "accel_mm": m["accel"], "closures": len(m["closures"]),
-            "closures_reached": int(np.sum(m["closures"][:, 0] <= M.CLOSED_MM))}
+            "closures_reached": int(np.sum(m["closures"][:, 0] <= CLOSED_MM))}
 
 
 def _aggregate(a: dict, opening: bool) -> dict:
@@ -281,12 +281,3 @@ def evaluate(checkpoint: Path, data_cfg: DataConfig | None, out_dir: Path, fps: 
 
 
 # ----------------------------------------------------------------------------- moved to vocagan.baselines
-def __getattr__(name: str):
-    """The baselines moved to vocagan.baselines; `from vocagan.evaluate import BASELINES,
-    evaluate_baselines` (compare.py) keeps working. (Not a plain re-export: baselines imports this
-    module.)"""
-    if name in ("BASELINES", "evaluate_baselines"):
-        from vocagan import baselines
-
-        return getattr(baselines, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

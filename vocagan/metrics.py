@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-# Which vertices define the mouth opening, and when lips count as closed, are region facts
-# (prep/regions.py); re-exported here next to `mouth_opening`, which measures along them.
-from vocagan.prep.regions import CLOSED_MM, mouth_opening_vertices  # noqa: F401
+# When lips count as closed is a region fact, defined once in prep/regions.py (with the vertices
+# that define the mouth opening): the training loss and these metrics read the same threshold.
+from vocagan.prep.regions import CLOSED_MM
 
 MM = 1000.0  # metres -> millimetres
 LVE_SCALE = 1e-5  # tables print LVE in units of 1e-5 m²

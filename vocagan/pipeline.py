@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from vocagan.config import Config
 from vocagan.frames import resample_frames
-from vocagan.utils import log
+from vocagan.synth.corpus import builtin_corpus
+from vocagan.utils import atomic_path, log
 
 
 @dataclass
@@ -38,25 +39,6 @@ class PipelineResult:
         return "\n".join(lines)
 
 
-def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
-    """The built-in synthetic corpus in `out_dir`, generated once (reused when complete and written by
-    the current synthesiser version)."""
-    from vocagan.synth.speech import SYNTH_VERSION
-    from vocagan.synth.corpus import VERSION_FILE, generate
-
-    if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
-        stamp = out_dir / VERSION_FILE
-        written = stamp.read_text().strip() if stamp.is_file() else "1"
-        if written == str(SYNTH_VERSION):
-            log(f"[pipeline] using the built-in corpus at {out_dir}")
-            return out_dir
-        log(f"[pipeline] the corpus at {out_dir} was written by synthesiser version {written}, not "
-            f"{SYNTH_VERSION}: writing it again")
-    log(f"[pipeline] writing the built-in corpus ({scale}) to {out_dir}")
-    print(generate(out_dir, scale=scale, seed=seed).summary())
-    return out_dir
-
-
 def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
                  output_model: Path | None = None) -> PipelineResult:
     from vocagan.prep.prepare import prepare
@@ -68,8 +50,8 @@ def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    if not data_given:
-        cfg.data.root = str(builtin_corpus(out_dir / "corpus"))
+    if not data_given:                     # the caller's cfg stays as it was: this run uses a copy
+        cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
         timings["corpus"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -82,8 +64,8 @@ def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
     timings["train"] = time.perf_counter() - t
     checkpoint = Path(trained.best_checkpoint)
     if output_model is not None:
-        output_model.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checkpoint, output_model)
+        with atomic_path(output_model) as tmp:
+            shutil.copyfile(checkpoint, tmp)
         log(f"[pipeline] best model copied to {output_model}")
 
     t = time.perf_counter()
@@ -101,7 +83,7 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
     """Side-by-side video (ground truth | prediction | error) of the first test sequence, with its audio."""
     from vocagan.formats.audio import save_wav
     from vocagan.formats.vocaset import open_vocaset
-    from vocagan.render import render_files
+    from vocagan.video import render_files
 
     corpus = open_vocaset(cfg.data, deepspeech=False)
     pairs = corpus.split("test")
@@ -114,7 +96,8 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     gt = np.ascontiguousarray(resample_frames(corpus.load_verts(subject, sentence), corpus.source_fps, cfg.data.fps))
-    np.save(out_dir / f"{subject}_{sentence}_gt.npy", gt)
+    with atomic_path(out_dir / f"{subject}_{sentence}_gt.npy") as tmp:
+        np.save(tmp, gt)
     audio = corpus.raw_audio(subject, sentence)
     wav = None
     if audio is not None:

@@ -365,12 +365,3 @@ class _EglRenderer:
 
 
 # ----------------------------------------------------------------------------- moved to vocagan.video
-def __getattr__(name: str):
-    """`vocagan render` on files moved to vocagan.video; `from vocagan.render import render_files`
-    (cli.py, pipeline.py) keeps working until those import it from there. (Not a plain re-export:
-    vocagan.video imports this module.)"""
-    if name == "render_files":
-        from vocagan.video import render_files
-
-        return render_files
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

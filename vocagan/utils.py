@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, progress bars, hashing, seeding, device choice."""
+"""Small shared helpers: atomic writes, progress bars, file fingerprints, seeding, device and thread choice."""
 
 from __future__ import annotations
 
@@ -83,14 +83,6 @@ def progress(iterable: Iterable[T] | None = None, desc: str = "", total: int | N
 def log(msg: str) -> None:
     """Status lines go to stderr so stdout stays for summaries/results."""
     print(msg, file=sys.stderr, flush=True)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_fingerprint(path: str | Path) -> str:

@@ -13,8 +13,9 @@ import torch
 
 from vocagan import metrics
 from vocagan.errors import VocaganError
-from vocagan.models.layers import (ConvFrontEnd, LipDecoder, alibi_slopes, attention_bias, full_mask, lip_positions,
-                                   masked_mean, masked_pool, opening_weights, vertex_losses)
+from vocagan.models.layers import (ConvFrontEnd, LipDecoder, alibi_slopes, attention_bias, full_mask, masked_mean,
+                                   masked_pool, vertex_losses)
+from vocagan.prep.regions import lip_positions, opening_weights
 from vocagan.prep.prepared import Prepared
 from vocagan.prep.regions import Regions
 

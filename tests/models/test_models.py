@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vocagan.errors import VocaganError
+from vocagan.config import load_config, model_config
 from vocagan.models import MODELS, build
 from vocagan.models.layers import LipDecoder
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 def tiny(name: str, **kw):
     torch.manual_seed(0)
-    return build({"name": name, **TINY[name], **kw}, AUDIO, MOTION, STYLES)
+    return build(model_config(name, {**TINY[name], **kw}), AUDIO, MOTION, STYLES)
 
 
 def make_batch(B=3, T=20, seed=0):
@@ -69,7 +70,7 @@ def test_loss_and_gradients_are_finite(name):
     assert {"loss", "recon", "mouth", "velocity", "lip", "lip_max"} <= set(parts)
     assert all(torch.isfinite(v).all() for v in parts.values())
     parts["loss"].backward()
-    gen = model.generator_parameters()
+    gen = model.configure_optimizers(load_config().train, 10)[-1].params     # the model's own step
     assert gen, "no trainable parameters"
     for n, p in model.named_parameters():
         if any(p is q for q in gen):
@@ -83,12 +84,26 @@ def test_loss_and_gradients_are_finite(name):
 
 def test_gan_discriminator_step_trains_only_the_discriminator():
     model = tiny("transformer_gan").train()
-    parts = model.discriminator_loss(make_batch())
+    critic, generator = model.configure_optimizers(load_config().train, 10)
+    assert (critic.name, generator.name) == ("discriminator", "generator")
+    assert {id(p) for p in critic.params} == {id(p) for p in model.discriminator.parameters()}
+    assert not {id(p) for p in critic.params} & {id(p) for p in generator.params}
+    assert len(critic.params) + len(generator.params) == len(list(model.parameters()))
+    assert critic.optimizer.defaults["betas"] == (0.5, 0.9)
+    parts = model.step_loss(make_batch(), "discriminator")
     assert {"loss", "real", "sync"} <= set(parts)
     parts["loss"].backward()
-    for p in model.discriminator.parameters():
+    for p in critic.params:
         assert p.grad is not None and torch.isfinite(p.grad).all()
-    assert all(p.grad is None for p in model.generator_parameters())
+    assert all(p.grad is None for p in generator.params)
+
+
+def test_models_without_a_critic_have_one_step_over_every_parameter():
+    model = tiny("transformer")
+    (step,) = model.configure_optimizers(load_config(overrides=["train.lr=0.002"]).train, 10)
+    assert step.name == "model" and step.log_prefix == "train_" and len(step.params) == len(list(model.parameters()))
+    assert step.optimizer.defaults["lr"] == 0.002
+    assert step.scheduler.get_last_lr()[0] == pytest.approx(0.002 / 100)     # warm-up over 100 steps: step 1 of 100
 
 
 def test_gan_discriminator_learns_audio_motion_sync():
@@ -173,23 +188,27 @@ def test_style_changes_output_and_bad_style_fails():
 
 def test_unknown_model_lists_valid_names():
     with pytest.raises(VocaganError) as e:
-        build({"name": "diffusion"}, AUDIO, MOTION, STYLES)
+        model_config("diffusion")
     for name in MODELS:
         assert name in str(e.value)
 
 
 def test_unknown_hyper_parameter_lists_valid_keys():
     with pytest.raises(VocaganError) as e:
-        build({"name": "transformer", "d_modle": 64}, AUDIO, MOTION, STYLES)
+        model_config("transformer", {"d_modle": 64})
     assert "d_modle" in str(e.value) and "d_model" in str(e.value) and "n_heads" in str(e.value)
 
 
 def test_hyper_parameter_types_are_checked():
     with pytest.raises(VocaganError, match="integer"):
-        build({"name": "rnn", "hidden": 12.5}, AUDIO, MOTION, STYLES)
-    with pytest.raises(VocaganError, match="d_model"):
-        build({"name": "transformer", "d_model": 30, "n_heads": 4}, AUDIO, MOTION, STYLES)
-    model = build({"name": "transformer", "d_model": "32", "dropout": "0.2"}, AUDIO, MOTION, STYLES)
+        model_config("rnn", {"hidden": 12.5})
+    with pytest.raises(VocaganError, match="d_model=30 must be a multiple of model.n_heads=4"):
+        model_config("transformer", {"d_model": 30, "n_heads": 4})
+    with pytest.raises(VocaganError, match="must be one of lsgan, hinge"):
+        model_config("transformer_gan", {"adv_loss": "wgan"})
+    with pytest.raises(VocaganError, match="shift_max"):
+        model_config("transformer_gan", {"shift_min": 9, "shift_max": 4})
+    model = build(model_config("transformer", {"d_model": "32", "dropout": "0.2"}), AUDIO, MOTION, STYLES)
     assert model.cfg.d_model == 32 and model.cfg.dropout == 0.2
 
 

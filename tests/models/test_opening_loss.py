@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from vocagan import metrics
+from vocagan.config import model_config
 from vocagan.models import build
 from vocagan.models.base import opening_loss
-from vocagan.models.layers import LipDecoder, opening_weights
+from vocagan.models.layers import LipDecoder
+from vocagan.prep.regions import lip_positions, mouth_opening_vertices, opening_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -35,7 +37,6 @@ def toy_mouth(seed=0):
 def decoder_for(template, crop, lip_idx, components, coef_std=2e-3):
     std = np.full(K, coef_std, np.float32)
     pca_mean = np.zeros(components.shape[1], np.float32)
-    from vocagan.models.layers import lip_positions
 
     return LipDecoder(components, pca_mean, np.zeros(K, np.float32), std, lip_positions(crop, lip_idx),
                       opening=opening_weights(crop, template, lip_idx))
@@ -48,7 +49,7 @@ def test_linear_opening_matches_the_metric_for_small_motion():
     offsets = (coefs[0].numpy() * 2e-3) @ comps                                       # (T, 3M) metres
     verts = np.repeat(template[None], 30, 0)
     verts[:, crop] += offsets.reshape(30, -1, 3)
-    up, lo = metrics.mouth_opening_vertices(template, lip_idx)
+    up, lo = mouth_opening_vertices(template, lip_idx)
     exact = metrics.mouth_opening(verts, up, lo) - metrics.mouth_opening(template[None], up, lo)[0]  # (T,) mm
     linear = (coefs @ dec.opening_basis + dec.opening_offset)[0].numpy()
     assert np.abs(exact).max() > 0.05                       # the motion does move the lips apart/together
@@ -80,8 +81,8 @@ def test_opening_weight_enters_the_total_loss_only_when_set():
     totals = {}
     for w in (0.0, 2.0):
         torch.manual_seed(0)
-        model = build({"name": "transformer", "d_model": 16, "n_heads": 2, "n_layers": 1, "dropout": 0.0,
-                       "freq_masks": 0, "opening_weight": w}, 10, K, 2).eval()
+        model = build(model_config("transformer", {"d_model": 16, "n_heads": 2, "n_layers": 1, "dropout": 0.0,
+                                                   "freq_masks": 0, "opening_weight": w}), 10, K, 2).eval()
         model.set_decoder(decoder_for(template, crop, lip_idx, comps))
         parts = model.loss(batch)
         totals[w] = (parts["loss"].item(), parts["opening"].item())
@@ -95,3 +96,23 @@ def test_opening_weights_none_without_upper_and_lower_lip():
     flat = np.zeros((4, 3), np.float32)
     flat[:, 0] = np.arange(4) * 0.01                         # lips on one horizontal line: no vertical split
     assert opening_weights(np.arange(4), flat, np.arange(4)) is None
+
+
+def test_the_opening_loss_says_once_when_it_cannot_run(capsys):
+    """Lips without an upper/lower split leave no opening to measure: the loss is off, and the user is
+    told so once (it used to switch itself off without a word)."""
+    template, crop, lip_idx, comps = toy_mouth()
+    decoder = decoder_for(template, crop, lip_idx, comps)
+    decoder.opening_basis = None                            # what from_prepared gives for such lips
+    model = build(model_config("transformer", {"d_model": 16, "n_heads": 2, "n_layers": 1}), 10, K, 2)
+    model.set_decoder(decoder)
+    err = capsys.readouterr().err
+    assert err.count("mouth-opening loss is off") == 1 and "model.opening_weight=1.0" in err
+    g = torch.Generator().manual_seed(0)
+    batch = {"audio": torch.randn(1, 8, 10, generator=g), "motion": torch.randn(1, 8, K, generator=g),
+             "mask": torch.ones(1, 8, dtype=torch.bool), "style": torch.tensor([0])}
+    assert "opening" not in model.loss(batch)
+    quiet = build(model_config("transformer", {"d_model": 16, "n_heads": 2, "n_layers": 1, "opening_weight": 0}),
+                  10, K, 2)
+    quiet.set_decoder(decoder)                               # not asked for: nothing to say
+    assert "opening" not in capsys.readouterr().err

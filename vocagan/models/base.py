@@ -9,18 +9,30 @@
 indexes the training subjects; unseen subjects are animated with a training style the caller picks.
 Optional hooks the trainer calls (no-ops here): `set_epoch(epoch)` for schedules inside a model
 (KL annealing, adversarial warm-up) and `set_decoder(LipDecoder)` for vertex-space lip losses.
-A GAN adds a `discriminator` module and `discriminator_loss(batch)`.
+`configure_optimizers(train_cfg, total_steps)` returns the model's optimisation steps, each with its
+parameters, optimiser and schedule, run in order on every batch (`step_loss(batch, name)` gives each
+step's losses): one step for most models; a GAN's critic adds its own before the generator's. The
+trainer never asks which kind of model it has.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from vocagan.errors import VocaganError
+from vocagan.fields import option
 from vocagan.models.layers import ConvFrontEnd, LipDecoder, full_mask, masked_mean, vertex_losses
+from vocagan.utils import log
+
+if TYPE_CHECKING:
+    from vocagan.config import TrainConfig
+
+MIN_LR_RATIO = 0.05          # the cosine schedule decays to 5% of the peak learning rate
 
 
 @dataclass
@@ -29,30 +41,65 @@ class ModelConfig:
     weights of the reconstruction losses. The vertex-space terms need `set_decoder` (the trainer
     installs it); without it only `recon` and a coefficient-space `velocity` are computed."""
 
-    conv_layers: int = 2             # front-end residual temporal convolutions
-    conv_kernel: int = 5             # frames; context = conv_layers * (kernel // 2) each side
-    dropout: float = 0.1
+    conv_layers: int = option(2, lo=0, hi=64)          # front-end residual temporal convolutions
+    conv_kernel: int = option(5, lo=1, hi=255)         # frames; context = conv_layers * (kernel // 2) each side
+    dropout: float = option(0.1, lo=0.0, hi=1.0, hi_open=True)
     utterance_norm: bool = True      # z-score each audio feature over the sequence (speaker/channel invariance)
-    freq_masks: int = 2              # training augmentation: feature bands zeroed per sequence...
-    freq_mask_width: int = 8         # ...each up to this many features wide
-    freq_shift: int = 0              # training augmentation: shift features by up to +-this many bins (log-mel only)
-    recon_weight: float = 0.1        # MSE on normalised PCA coefficients (all components equally)
-    mouth_weight: float = 1.0        # mean squared mouth-crop vertex error, mm^2
-    velocity_weight: float = 1.0     # the same on frame-to-frame differences (timing of openings/closings)
-    lip_weight: float = 0.5          # mean squared lip-vertex error, mm^2
-    lip_max_weight: float = 0.5      # per-frame max over lip vertices (the LVE itself), mm^2
+    freq_masks: int = option(2, lo=0, hi=64)           # training augmentation: feature bands zeroed per sequence...
+    freq_mask_width: int = option(8, lo=0, hi=1024)    # ...each up to this many features wide
+    freq_shift: int = option(0, lo=0, hi=1024)         # training augmentation: shift features by up to +-this many bins
+    recon_weight: float = option(0.1, lo=0.0)          # MSE on normalised PCA coefficients (all components equally)
+    mouth_weight: float = option(1.0, lo=0.0)          # mean squared mouth-crop vertex error, mm^2
+    velocity_weight: float = option(1.0, lo=0.0)       # the same on frame-to-frame differences (timing)
+    lip_weight: float = option(0.5, lo=0.0)            # mean squared lip-vertex error, mm^2
+    lip_max_weight: float = option(0.5, lo=0.0)        # per-frame max over lip vertices (the LVE itself), mm^2
     # squared error of the mouth opening (upper-lower lip gap), mm^2, counted (1 + boost) times on frames
     # whose true opening is <= rest (closures). 1 / 4 vs 0 / 0 (demo GAN, 5 seeds): test LVE 0.337 +- 0.013
     # vs 0.347 +- 0.021, mouth corr. 0.923 vs 0.904, synthetic bilabials closed 88% vs 82%
-    opening_weight: float = 1.0
-    opening_close_boost: float = 4.0
+    opening_weight: float = option(1.0, lo=0.0)
+    opening_close_boost: float = option(4.0, lo=0.0)
+
+
+@dataclass
+class OptimStep:
+    """One optimisation step of every training iteration: `MotionModel.step_loss(batch, name)` gives
+    its losses (key "loss" is minimised), which update `params` through `optimizer` and `scheduler`.
+    Logged loss parts are prefixed with `log_prefix`."""
+
+    name: str
+    log_prefix: str
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    grad_clip: float = 0.0           # max gradient norm over `params` (0: no clipping)
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine from 1 to MIN_LR_RATIO at `total`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress_ = min(1.0, (step - warmup) / max(1, total - warmup))
+    return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress_))
+
+
+def optim_step(name: str, log_prefix: str, params, tc: "TrainConfig", total_steps: int, lr_scale: float = 1.0,
+               betas: tuple[float, float] = (0.9, 0.999)) -> OptimStep:
+    """AdamW (no weight decay on biases, norms and other 1-D parameters) at tc.lr * lr_scale, with the
+    warm-up + cosine schedule over `total_steps` and gradient clipping at tc.grad_clip."""
+    params = [p for p in params if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=tc.lr * lr_scale, betas=betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup_steps, total_steps))
+    return OptimStep(name, log_prefix, params, opt, sched, tc.grad_clip)
 
 
 class MotionModel(nn.Module):
     """Base class: stores dims and config, validates inputs, shares losses and `predict`."""
 
     Config = ModelConfig  # subclasses replace it with their own dataclass (which includes these fields)
-    name = "base"
+    name = "base"         # the registry key (vocagan.models.MODELS)
+    label = "base"        # how reports name the model
 
     def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int):
         super().__init__()
@@ -69,16 +116,23 @@ class MotionModel(nn.Module):
     def set_decoder(self, decoder: LipDecoder | None) -> None:
         """Install the lip-vertex decoder so `loss` adds the vertex-space lip terms."""
         self.lip_decoder = decoder
+        if decoder is not None and decoder.opening_basis is None and self.cfg.opening_weight > 0:
+            log(f"[{self.name}] the mouth-opening loss is off (model.opening_weight={self.cfg.opening_weight} "
+                "asked for it): the lip region has no upper and lower lip to measure an opening between")
 
     def describe(self) -> dict:
         """Everything needed to rebuild this model: name, hyper-parameters, dims."""
         return {"name": self.name, "config": asdict(self.cfg), "audio_dim": self.audio_dim,
                 "motion_dim": self.motion_dim, "n_styles": self.n_styles}
 
-    def generator_parameters(self) -> list[nn.Parameter]:
-        """Parameters the main optimiser updates (everything except a discriminator)."""
-        skip = {id(p) for p in self.discriminator.parameters()} if hasattr(self, "discriminator") else set()
-        return [p for p in self.parameters() if id(p) not in skip]
+    def configure_optimizers(self, tc: "TrainConfig", total_steps: int) -> list[OptimStep]:
+        """The optimisation steps of one training iteration, in order: here the one step over every
+        parameter (a GAN adds its critic's step first)."""
+        return [optim_step("model", "train_", self.parameters(), tc, total_steps)]
+
+    def step_loss(self, batch: dict, step: str) -> dict[str, torch.Tensor]:
+        """The losses of optimisation step `step` (a name from `configure_optimizers`)."""
+        return self.loss(batch)
 
     # ------------------------------------------------------------------ interface
     def forward(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,10 +212,10 @@ class MotionModel(nn.Module):
 def opening_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, dec: LipDecoder,
                  close_boost: float = 0.0) -> torch.Tensor:
     """Mean squared error of the mouth opening (mm^2): the one dimension that decides lip contact,
-    which the many-vertex MSE terms weight like any other. Frames whose true opening is at or
-    below rest (lips closed or pressed) count (1 + close_boost) times."""
+    which the many-vertex MSE terms weight like any other. Frames whose true lips are closed (opening
+    at most `dec.closed_mm` above rest) count (1 + close_boost) times."""
     err = (pred.float() - target) @ dec.opening_basis                          # (B,T) mm, linear in coefs
-    weight = 1.0 + close_boost * (target @ dec.opening_basis + dec.opening_offset <= 0).float()
+    weight = 1.0 + close_boost * (target @ dec.opening_basis + dec.opening_offset <= dec.closed_mm).float()
     return masked_mean(weight * err.pow(2), mask) if close_boost else masked_mean(err.pow(2), mask)
 
 
@@ -170,27 +224,3 @@ def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontE
     return ConvFrontEnd(audio_dim, d_model, cfg.conv_layers, cfg.conv_kernel, cfg.dropout,
                         utterance_norm=cfg.utterance_norm, freq_masks=cfg.freq_masks,
                         freq_mask_width=cfg.freq_mask_width, freq_shift=cfg.freq_shift)
-
-
-def make_config(cls, values: dict, model_name: str):
-    """Instantiate the model Config dataclass `cls`; unknown keys fail with the valid ones."""
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise VocaganError(f"unknown hyper-parameter(s) {', '.join('model.' + k for k in unknown)} for model "
-                           f"'{model_name}'; valid: {', '.join(known)}")
-    cfg = cls(**values)
-    for f in fields(cls):  # YAML/overrides may give "1e-3" or 5 where a float is expected
-        value, default = getattr(cfg, f.name), f.default
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise VocaganError(f"model.{f.name} must be true/false, got {value!r}")
-        elif isinstance(default, (int, float)):
-            try:
-                num = float(value)
-            except (TypeError, ValueError):
-                raise VocaganError(f"model.{f.name} must be a number, got {value!r}") from None
-            if isinstance(default, int) and not num.is_integer():
-                raise VocaganError(f"model.{f.name} must be an integer, got {value!r}")
-            setattr(cfg, f.name, int(num) if isinstance(default, int) else num)
-    return cfg

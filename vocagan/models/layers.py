@@ -9,12 +9,10 @@ audio (peers with a learned/sinusoidal table of 600 positions crash there).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vocagan.prep.regions import mouth_opening_vertices
 
 
 # ----------------------------------------------------------------------------- masked helpers
@@ -181,7 +179,8 @@ class LipDecoder(nn.Module):
     the decoder from the prepared data, a loaded checkpoint does not need it.
     """
 
-    def __init__(self, components, pca_mean, coef_mean, coef_std, lip_positions, opening=None):
+    def __init__(self, components, pca_mean, coef_mean, coef_std, lip_positions, opening=None,
+                 closed_mm: float = 0.0):
         super().__init__()
         components = torch.as_tensor(components, dtype=torch.float32)          # (K, 3M)
         lips = torch.as_tensor(lip_positions, dtype=torch.long)                # (L,) positions in the crop
@@ -198,6 +197,7 @@ class LipDecoder(nn.Module):
         self.register_buffer("mouth_weights", (std * 1000.0).pow(2) / n_crop, persistent=False)
         self.n_lips = int(lips.numel())
         # mouth opening (metrics.mouth_opening) linearised about the neutral face: `opening` (3M,) weights
+        # (prep.regions.opening_weights)
         # crop offsets -> opening change (m); here as coefs (B,T,K) @ opening_basis (K,) + opening_offset, mm
         basis = offset = None
         if opening is not None:
@@ -206,45 +206,17 @@ class LipDecoder(nn.Module):
             offset = (mean @ components + torch.as_tensor(pca_mean, dtype=torch.float32)) @ a * 1000.0
         self.register_buffer("opening_basis", basis, persistent=False)
         self.register_buffer("opening_offset", offset, persistent=False)
+        self.closed_mm = float(closed_mm)      # lips count as closed at <= this opening above rest (mm)
 
     @classmethod
     def from_prepared(cls, prepared) -> "LipDecoder":
-        """From a Prepared (or a checkpoint's rebuilt one): its PCA/normalisation and regions."""
-        return cls(prepared.pca_components, prepared.pca_mean, prepared.coef_mean, prepared.coef_std,
-                   lip_positions(prepared.crop, prepared.regions.lips),
-                   opening=opening_weights(prepared.crop, prepared.templates.mean(0), prepared.regions.lips))
+        """From a Prepared (or a checkpoint's rebuilt one): its PCA/normalisation and regions
+        (`Prepared.lip_decoder_arrays`)."""
+        return cls(**prepared.lip_decoder_arrays())
 
     def forward(self, coefs: torch.Tensor) -> torch.Tensor:
         y = coefs.float() @ self.basis + self.offset                            # (B,T,3L)
         return y.view(*coefs.shape[:-1], self.n_lips, 3)
-
-
-def lip_positions(crop, lips) -> np.ndarray:
-    """Positions (L,) of the lip vertices inside the crop (M,) of mesh indices the motion covers."""
-    crop, lips = np.asarray(crop), np.asarray(lips)
-    order = np.argsort(crop, kind="stable")
-    pos = np.minimum(np.searchsorted(crop[order], lips), len(crop) - 1)
-    if np.any(crop[order][pos] != lips):
-        from vocagan.errors import VocaganError
-
-        raise VocaganError("the lip vertices are not all inside the training crop (prep.region)")
-    return order[pos]
-
-
-def opening_weights(crop, template, lips) -> np.ndarray | None:
-    """(3M,) weights w with crop offsets (M*3,) @ w = the first-order change of the mouth opening (m):
-    the inner upper- minus lower-lip mean offset (regions.mouth_opening_vertices of `template` (V,3)),
-    projected on their rest direction. None when the lips have no upper/lower split."""
-    try:
-        upper, lower = mouth_opening_vertices(np.asarray(template), lips)
-    except ValueError:
-        return None
-    gap = template[upper].mean(0) - template[lower].mean(0)                  # (3,) rest opening vector
-    direction = gap / max(float(np.linalg.norm(gap)), 1e-9)
-    w = np.zeros((len(crop), 3), np.float64)
-    w[lip_positions(crop, upper)] += direction / len(upper)
-    w[lip_positions(crop, lower)] -= direction / len(lower)
-    return w.reshape(-1).astype(np.float32)
 
 
 def vertex_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, decoder: LipDecoder) -> dict:

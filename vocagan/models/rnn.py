@@ -13,20 +13,22 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from vocagan.fields import option
 from vocagan.models.base import ModelConfig, MotionModel
 
 
 @dataclass
 class RNNConfig(ModelConfig):
-    hidden: int = 128                # GRU units per direction
-    n_layers: int = 2
-    bidirectional: bool = True       # False: causal (streaming) model, sees only past audio
-    style_dim: int = 32
+    hidden: int = option(128, lo=1, hi=8192)       # GRU units per direction
+    n_layers: int = option(2, lo=1, hi=64)
+    bidirectional: bool = True                     # False: causal (streaming) model, sees only past audio
+    style_dim: int = option(32, lo=1, hi=8192)
 
 
 class RNNModel(MotionModel):
     Config = RNNConfig
     name = "rnn"
+    label = "RNN"
 
     def __init__(self, cfg: RNNConfig, audio_dim: int, motion_dim: int, n_styles: int):
         super().__init__(cfg, audio_dim, motion_dim, n_styles)

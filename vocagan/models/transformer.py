@@ -14,18 +14,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vocagan.errors import VocaganError
+from vocagan.fields import option
 from vocagan.models.base import ModelConfig, MotionModel, make_front_end
 from vocagan.models.layers import TransformerEncoder
 
 
 @dataclass
 class TransformerConfig(ModelConfig):
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 3
-    ff_mult: int = 4
-    attention_band: int = 0          # >0: attend only to |i-j| <= band frames (0: full, ALiBi-biased)
-    style_dim: int = 0               # 0: style embedding of size d_model added to every frame
+    d_model: int = option(128, lo=1, hi=16384)
+    n_heads: int = option(4, lo=1, hi=256)
+    n_layers: int = option(3, lo=1, hi=128)
+    ff_mult: int = option(4, lo=1, hi=64)
+    attention_band: int = option(0, lo=0)    # >0: attend only to |i-j| <= band frames (0: full, ALiBi-biased)
+    style_dim: int = option(0, lo=0, hi=16384)   # 0: style embedding of size d_model added to every frame
+
+    def check(self, where: str) -> None:
+        if self.d_model % self.n_heads:
+            raise VocaganError(f"{where}.d_model={self.d_model} must be a multiple of {where}.n_heads={self.n_heads}")
 
 
 class TransformerBackbone(nn.Module):
@@ -60,6 +66,7 @@ class TransformerBackbone(nn.Module):
 class TransformerModel(MotionModel):
     Config = TransformerConfig
     name = "transformer"
+    label = "Transformer"
 
     def __init__(self, cfg: TransformerConfig, audio_dim: int, motion_dim: int, n_styles: int):
         super().__init__(cfg, audio_dim, motion_dim, n_styles)

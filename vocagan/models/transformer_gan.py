@@ -30,26 +30,33 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from vocagan.models.base import MotionModel
+from vocagan.errors import VocaganError
+from vocagan.fields import option
+from vocagan.models.base import MotionModel, OptimStep, optim_step
 from vocagan.models.layers import masked_mean
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
 
 @dataclass
 class TransformerGANConfig(TransformerConfig):
-    noise_dim: int = 16
-    noise_scale: float = 0.1         # noise enters at 10% weight: small variation, not a new mean
-    d_channels: int = 64             # discriminator width
-    d_layers: int = 3                # dilated conv layers per branch (dilation 1, 2, 4, ...)
-    d_kernel: int = 5
-    adv_loss: str = "lsgan"          # "lsgan" | "hinge"
-    adv_weight: float = 0.1          # 0.5 cost test LVE +0.015 (3/3 seeds, 40 ep) for lip acceleration 0.623 vs 0.615
-    fm_weight: float = 5.0           # feature matching (L1 between D features of real and generated)
-    adv_start_epoch: int = 2         # generator ignores D before this epoch (D trains from epoch 0)
-    adv_ramp_epochs: int = 5
-    shift_min: int = 4               # frames; sync negatives are shifted by shift_min..shift_max
-    shift_max: int = 15
-    d_lr_scale: float = 1.0          # the trainer multiplies its learning rate by this for D
+    noise_dim: int = option(16, lo=1, hi=4096)
+    noise_scale: float = option(0.1, lo=0.0)         # noise enters at 10% weight: small variation, not a new mean
+    d_channels: int = option(64, lo=1, hi=8192)      # discriminator width
+    d_layers: int = option(3, lo=1, hi=16)           # dilated conv layers per branch (dilation 1, 2, 4, ...)
+    d_kernel: int = option(5, lo=1, hi=63)
+    adv_loss: str = option("lsgan", choices=("lsgan", "hinge"))
+    adv_weight: float = option(0.1, lo=0.0)  # 0.5 cost test LVE +0.015 (3/3 seeds, 40 ep) for lip accel. 0.623 vs 0.615
+    fm_weight: float = option(5.0, lo=0.0)           # feature matching (L1 between D features of real and generated)
+    adv_start_epoch: int = option(2, lo=0)           # generator ignores D before this epoch (D trains from epoch 0)
+    adv_ramp_epochs: int = option(5, lo=0)
+    shift_min: int = option(4, lo=1)                 # frames; sync negatives are shifted by shift_min..shift_max
+    shift_max: int = option(15, lo=1)
+    d_lr_scale: float = option(1.0, lo=0.0, lo_open=True)   # the critic's learning rate = train.lr * this
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        if self.shift_max < self.shift_min:
+            raise VocaganError(f"{where}.shift_max={self.shift_max} must be >= {where}.shift_min={self.shift_min}")
 
 
 def _conv(cin: int, cout: int, k: int, dilation: int = 1) -> nn.Module:
@@ -92,14 +99,26 @@ class SyncDiscriminator(nn.Module):
 class TransformerGANModel(MotionModel):
     Config = TransformerGANConfig
     name = "transformer_gan"
+    label = "Transformer+GAN"
 
     def __init__(self, cfg: TransformerGANConfig, audio_dim: int, motion_dim: int, n_styles: int):
         super().__init__(cfg, audio_dim, motion_dim, n_styles)
-        if cfg.adv_loss not in ("lsgan", "hinge"):
-            raise ValueError(f"adv_loss must be 'lsgan' or 'hinge', got {cfg.adv_loss!r}")
         self.generator = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
         self.noise_proj = nn.Linear(cfg.noise_dim, cfg.d_model)
         self.discriminator = SyncDiscriminator(audio_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+
+    # ------------------------------------------------------------------ training steps
+    def configure_optimizers(self, tc, total_steps: int) -> list[OptimStep]:
+        """The critic's step (Adam betas (0.5, 0.9) as GAN practice, learning rate scaled by
+        d_lr_scale), then the generator's over every other parameter."""
+        critic = list(self.discriminator.parameters())
+        skip = {id(p) for p in critic}
+        return [optim_step("discriminator", "d_", critic, tc, total_steps, lr_scale=self.cfg.d_lr_scale,
+                           betas=(0.5, 0.9)),
+                optim_step("generator", "train_", [p for p in self.parameters() if id(p) not in skip], tc, total_steps)]
+
+    def step_loss(self, batch: dict, step: str) -> dict:
+        return self.discriminator_loss(batch) if step == "discriminator" else self.loss(batch)
 
     # ------------------------------------------------------------------ generator
     def generate(self, audio, style, mask, noise):

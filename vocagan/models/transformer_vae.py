@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vocagan.fields import option
 from vocagan.models.base import MotionModel
 from vocagan.models.layers import ConvFrontEnd, TransformerEncoder, masked_pool
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
@@ -30,17 +31,18 @@ from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
 @dataclass
 class TransformerVAEConfig(TransformerConfig):
-    latent_dim: int = 16
-    posterior_layers: int = 1        # transformer layers in q(z | motion, audio)
-    kl_weight: float = 0.01          # final beta (KL is summed over latent dims, mean over batch)
-    kl_anneal_epochs: int = 20       # beta rises linearly over this many epochs
-    free_bits: float = 0.05          # nats per latent dim not penalised
-    latent_dropout: float = 0.1      # chance of decoding a training crop with z = 0 (keeps prior mean useful)
+    latent_dim: int = option(16, lo=1, hi=4096)
+    posterior_layers: int = option(1, lo=1, hi=64)   # transformer layers in q(z | motion, audio)
+    kl_weight: float = option(0.01, lo=0.0)          # final beta (KL is summed over latent dims, mean over batch)
+    kl_anneal_epochs: int = option(20, lo=0)         # beta rises linearly over this many epochs
+    free_bits: float = option(0.05, lo=0.0)          # nats per latent dim not penalised
+    latent_dropout: float = option(0.1, lo=0.0, hi=1.0)   # chance of decoding a crop with z = 0 (keeps the prior mean useful)
 
 
 class TransformerVAEModel(MotionModel):
     Config = TransformerVAEConfig
     name = "transformer_vae"
+    label = "Transformer+VAE"
 
     def __init__(self, cfg: TransformerVAEConfig, audio_dim: int, motion_dim: int, n_styles: int):
         super().__init__(cfg, audio_dim, motion_dim, n_styles)

@@ -43,8 +43,7 @@ def feature_dim(spec: FeatureConfig) -> int:
         return int(spec.n_mels)
     if spec.kind == "deepspeech":
         return DS_WINDOW * DS_CHARS   # flattened (16, 29) window
-    raise VocaganError(f"feature kind '{spec.kind}': the width comes from its encoder, not from audio.py "
-                       "(valid kinds here: logmel, deepspeech)")
+    raise VocaganError(f"unknown feature kind '{spec.kind}' (valid: logmel, deepspeech)")
 
 
 def features_at_fps(x: np.ndarray, sr: int, spec: FeatureConfig, fps: float, n_frames: int) -> np.ndarray:
@@ -55,7 +54,7 @@ def features_at_fps(x: np.ndarray, sr: int, spec: FeatureConfig, fps: float, n_f
     """
     if spec.kind != "logmel":
         raise VocaganError(f"features_at_fps computes 'logmel' features from audio; kind '{spec.kind}' "
-                           "comes from precomputed windows (deepspeech) or an encoder (wav2vec2)")
+                           "comes from precomputed windows (processed_audio_deepspeech.pkl)")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     y = resample(x, int(sr), int(spec.sample_rate))

@@ -2,9 +2,9 @@
 
 `prepare(cfg)` runs:
   a) per sequence, in two reader threads: `align` (mesh and audio trimmed to the shorter; the
-     trimmed frames are counted and reported), `resample_fps` (source_fps 60 -> cfg.data.fps by
-     taking every k-th frame of both), `crop` (motion offsets = verts - template[subject], mouth
-     region only, or the whole face), audio features at the target fps (`audio.features_at_fps`,
+     trimmed frames are counted and reported), `frames.resample_frames` (source_fps 60 ->
+     cfg.data.fps: every k-th frame of both), `crop` (motion offsets = verts - template[subject], mouth
+     region only, or the whole face), audio features at the target fps (`prep.features.features_at_fps`,
      or DeepSpeech windows);
   b) regions (`vocagan.prep.regions`): the mouth crop, lips and upper face;
   c) PCA (`vocagan.prep.pca`) fitted on the TRAIN split only: exact covariance (float32 products
@@ -15,7 +15,7 @@
      fingerprints and every config value that changes the output; written atomically.
 Memory holds the cropped offsets, not the meshes: ~2.0 GB peak RSS at VOCASET size. Where the time
 goes is logged per phase; at VOCASET size the exact covariance (41k train frames x 4.6k dims: 8.7e11
-multiply-adds) is the largest part. The `Prepared` container lives in data/dataset.py.
+multiply-adds) is the largest part. The `Prepared` container lives in prep/prepared.py.
 """
 
 from __future__ import annotations
@@ -34,18 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.config import SPLITS, Config
-from vocagan.prep.prepared import Prepared, SequenceInfo  # re-exported: prepare() -> Prepared
-from vocagan.prep.pca import (IncrementalPCA, Moments, blas_threads, choose_components,  # noqa: F401 (re-exported)
-                               coef_stats, fix_signs, top_components)
 from vocagan.errors import VocaganError
 from vocagan.frames import audio_frames, fps_step, resample_frames
+from vocagan.prep.pca import (IncrementalPCA, Moments, blas_threads, choose_components, coef_stats, fix_signs,
+                              top_components)
+from vocagan.prep.prepared import Prepared, SequenceInfo
 from vocagan.prep.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
 CACHE_VERSION = 5          # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
-FEATURE_KINDS = ("logmel", "deepspeech")
 
 
 # ----------------------------------------------------------------------------- a) align + fps
@@ -98,10 +97,6 @@ def cache_key(paths, cfg: Config) -> str:
 def _check_features(p, cfg: Config) -> None:
     kind = cfg.features.kind
     root = Path(cfg.data.root) if cfg.data.root else None
-    if kind == "wav2vec2":
-        raise VocaganError("features.kind 'wav2vec2' is not supported by prepare yet; use logmel or deepspeech")
-    if kind not in FEATURE_KINDS:
-        raise VocaganError(f"unknown features.kind '{kind}' (valid: {', '.join(FEATURE_KINDS)})")
     if kind == "deepspeech" and p.deepspeech is None:
         raise VocaganError("features.kind 'deepspeech' needs processed_audio_deepspeech.pkl, which is absent",
                            cfg.data.audio_pkl_path or (root / "processed_audio_deepspeech.pkl" if root else None))
@@ -271,8 +266,6 @@ def prepare(cfg: Config) -> Prepared:
     t0 = time.perf_counter()
     paths = resolve_paths(cfg.data)
     step = fps_step(cfg.data.source_fps, cfg.data.fps, paths.data_verts or paths.vertices_dir)
-    if cfg.prep.region not in ("mouth", "face"):
-        raise VocaganError(f"prep.region must be 'mouth' or 'face', got '{cfg.prep.region}'")
     _check_features(paths, cfg)
     path = cache_dir(cfg) / f"{cache_key(paths, cfg)}.npz"
     if path.is_file():

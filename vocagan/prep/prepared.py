@@ -18,7 +18,7 @@ import torch
 
 from vocagan.config import SPLITS
 from vocagan.errors import VocaganError
-from vocagan.prep.regions import Regions
+from vocagan.prep.regions import Regions, lip_positions, opening_weights
 from vocagan.utils import atomic_path
 
 # Arrays that describe the preprocessing (what a checkpoint stores); per-split data comes on top.
@@ -130,6 +130,15 @@ class Prepared:
             raise VocaganError(f"template has {base.shape[0]} vertices, the prepared data {self.meta['n_vertices']}")
         verts[..., self.crop, :] += offsets
         return verts
+
+    def lip_decoder_arrays(self) -> dict:
+        """What `models.layers.LipDecoder` needs (the vertex-space lip and opening losses, validation
+        LVE): PCA basis, normalisation, the lips' positions in the crop, the linearised mouth opening
+        and the closure threshold."""
+        return {"components": self.pca_components, "pca_mean": self.pca_mean, "coef_mean": self.coef_mean,
+                "coef_std": self.coef_std, "lip_positions": lip_positions(self.crop, self.regions.lips),
+                "opening": opening_weights(self.crop, self.templates.mean(0), self.regions.lips),
+                "closed_mm": 0.0}
 
     # -- what a checkpoint stores
     def stats_dict(self) -> dict:

@@ -252,3 +252,29 @@ def mouth_opening_vertices(template: np.ndarray, lips: np.ndarray, up_axis: int 
         keep = max(1, (idx.size + 1) // 2)
         picked.append(np.sort(idx[np.argsort(dist, kind="stable")[:keep]]))
     return picked[0], picked[1]
+
+
+def lip_positions(crop, lips) -> np.ndarray:
+    """Positions (L,) of the lip vertices inside the crop (M,) of mesh indices the motion covers."""
+    crop, lips = np.asarray(crop), np.asarray(lips)
+    order = np.argsort(crop, kind="stable")
+    pos = np.minimum(np.searchsorted(crop[order], lips), len(crop) - 1)
+    if np.any(crop[order][pos] != lips):
+        raise VocaganError("the lip vertices are not all inside the training crop (prep.region)")
+    return order[pos]
+
+
+def opening_weights(crop, template, lips) -> np.ndarray | None:
+    """(3M,) weights w with crop offsets (M*3,) @ w = the first-order change of the mouth opening (m):
+    the inner upper- minus lower-lip mean offset (`mouth_opening_vertices` of `template` (V,3)),
+    projected on their rest direction. None when the lips have no upper/lower split."""
+    try:
+        upper, lower = mouth_opening_vertices(np.asarray(template), lips)
+    except ValueError:
+        return None
+    gap = template[upper].mean(0) - template[lower].mean(0)                  # (3,) rest opening vector
+    direction = gap / max(float(np.linalg.norm(gap)), 1e-9)
+    w = np.zeros((len(crop), 3), np.float64)
+    w[lip_positions(crop, upper)] += direction / len(upper)
+    w[lip_positions(crop, lower)] -= direction / len(lower)
+    return w.reshape(-1).astype(np.float32)

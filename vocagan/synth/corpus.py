@@ -246,3 +246,19 @@ def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_
                        total_frames, seconds, {p.name: p.voice.sample_rate for p in profiles}, mismatched, missing,
                        {k: len(v) for k, v in base.regions.items()} if base.regions else None, files,
                        time.perf_counter() - t0)
+
+
+def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
+    """The built-in synthetic corpus in `out_dir`, generated once (reused when complete and written by
+    the current synthesiser version)."""
+    if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
+        stamp = out_dir / VERSION_FILE
+        written = stamp.read_text().strip() if stamp.is_file() else "1"
+        if written == str(speech.SYNTH_VERSION):
+            log(f"[corpus] using the built-in corpus at {out_dir}")
+            return out_dir
+        log(f"[corpus] the corpus at {out_dir} was written by synthesiser version {written}, not "
+            f"{speech.SYNTH_VERSION}: writing it again")
+    log(f"[corpus] writing the built-in corpus ({scale}) to {out_dir}")
+    print(generate(out_dir, scale=scale, seed=seed).summary())
+    return out_dir
