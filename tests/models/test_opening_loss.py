@@ -12,7 +12,7 @@ from vocagan.config import model_config
 from vocagan.models import build
 from vocagan.models.base import opening_loss
 from vocagan.models.layers import LipDecoder
-from vocagan.prep.regions import lip_positions, mouth_opening_vertices, opening_weights
+from vocagan.prep.regions import CLOSED_MM, lip_positions, mouth_opening_vertices, opening_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
@@ -39,7 +39,7 @@ def decoder_for(template, crop, lip_idx, components, coef_std=2e-3):
     pca_mean = np.zeros(components.shape[1], np.float32)
 
     return LipDecoder(components, pca_mean, np.zeros(K, np.float32), std, lip_positions(crop, lip_idx),
-                      opening=opening_weights(crop, template, lip_idx))
+                      opening=opening_weights(crop, template, lip_idx), closed_mm=CLOSED_MM)
 
 
 def test_linear_opening_matches_the_metric_for_small_motion():
@@ -67,7 +67,7 @@ def test_opening_loss_zero_for_perfect_prediction_and_boost_weights_closures():
     plain = float(opening_loss(pred, target, mask, dec))
     err = ((pred - target) @ dec.opening_basis).pow(2)                                # (B,T) mm^2
     assert plain == pytest.approx(float(err.mean()), rel=1e-5)
-    closed = (target @ dec.opening_basis + dec.opening_offset) <= 0
+    closed = (target @ dec.opening_basis + dec.opening_offset) <= CLOSED_MM
     assert 0 < int(closed.sum()) < closed.numel()
     boosted = float(opening_loss(pred, target, mask, dec, close_boost=3.0))
     assert boosted == pytest.approx(float((err * (1 + 3.0 * closed.float())).mean()), rel=1e-5)
@@ -116,3 +116,25 @@ def test_the_opening_loss_says_once_when_it_cannot_run(capsys):
                   10, K, 2)
     quiet.set_decoder(decoder)                               # not asked for: nothing to say
     assert "opening" not in capsys.readouterr().err
+
+
+def test_the_loss_and_the_metric_share_one_definition_of_closed_lips():
+    """A frame whose true opening is 0.3 mm above rest is closed for the closure metric (<= CLOSED_MM,
+    0.5 mm), so the loss weights it as a closure too (it used to count only <= 0 mm)."""
+    template, crop, lip_idx, comps = toy_mouth()
+    prepared = type("P", (), {})()
+    prepared.pca_components, prepared.pca_mean = comps, np.zeros(comps.shape[1], np.float32)
+    prepared.coef_mean, prepared.coef_std = np.zeros(K, np.float32), np.full(K, 2e-3, np.float32)
+    prepared.crop, prepared.templates = crop, template[None]
+    prepared.regions = type("R", (), {"lips": lip_idx})()
+    from vocagan.prep.prepared import Prepared
+
+    dec = LipDecoder(**Prepared.lip_decoder_arrays(prepared))
+    assert dec.closed_mm == CLOSED_MM == 0.5
+    basis = dec.opening_basis / dec.opening_basis.pow(2).sum()
+    target = ((0.3 - dec.opening_offset) * basis).reshape(1, 1, K)          # opening exactly 0.3 mm above rest
+    assert float(target @ dec.opening_basis + dec.opening_offset) == pytest.approx(0.3, abs=1e-5)
+    pred, mask = target + 0.1, torch.ones(1, 1, dtype=torch.bool)
+    err = float(((pred - target) @ dec.opening_basis).pow(2))
+    assert float(opening_loss(pred, target, mask, dec, close_boost=4.0)) == pytest.approx(5.0 * err, rel=1e-5)
+    assert metrics.closure_events(np.array([3.0, 0.3, 3.0])) == [(1, 2)]   # the metric counts it closed too

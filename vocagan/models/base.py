@@ -54,8 +54,9 @@ class ModelConfig:
     lip_weight: float = option(0.5, lo=0.0)            # mean squared lip-vertex error, mm^2
     lip_max_weight: float = option(0.5, lo=0.0)        # per-frame max over lip vertices (the LVE itself), mm^2
     # squared error of the mouth opening (upper-lower lip gap), mm^2, counted (1 + boost) times on frames
-    # whose true opening is <= rest (closures). 1 / 4 vs 0 / 0 (demo GAN, 5 seeds): test LVE 0.337 +- 0.013
-    # vs 0.347 +- 0.021, mouth corr. 0.923 vs 0.904, synthetic bilabials closed 88% vs 82%
+    # whose true lips are closed (<= prep.regions.CLOSED_MM above rest). 1 / 4 vs 0 / 0 (demo GAN, 5 seeds,
+    # when closed meant <= 0 mm): test LVE 0.337 +- 0.013 vs 0.347 +- 0.021, mouth corr. 0.923 vs 0.904,
+    # synthetic bilabials closed 88% vs 82%
     opening_weight: float = option(1.0, lo=0.0)
     opening_close_boost: float = option(4.0, lo=0.0)
 

@@ -18,7 +18,7 @@ import torch
 
 from vocagan.config import SPLITS
 from vocagan.errors import VocaganError
-from vocagan.prep.regions import Regions, lip_positions, opening_weights
+from vocagan.prep.regions import CLOSED_MM, Regions, lip_positions, opening_weights
 from vocagan.utils import atomic_path
 
 # Arrays that describe the preprocessing (what a checkpoint stores); per-split data comes on top.
@@ -138,7 +138,7 @@ class Prepared:
         return {"components": self.pca_components, "pca_mean": self.pca_mean, "coef_mean": self.coef_mean,
                 "coef_std": self.coef_std, "lip_positions": lip_positions(self.crop, self.regions.lips),
                 "opening": opening_weights(self.crop, self.templates.mean(0), self.regions.lips),
-                "closed_mm": 0.0}
+                "closed_mm": CLOSED_MM}
 
     # -- what a checkpoint stores
     def stats_dict(self) -> dict:
