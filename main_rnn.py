@@ -7,7 +7,8 @@ result video). Same flags as the original:
         --template_ply_path FLAME_sample.ply --epochs 100 --batch_size 32 --output_model best_model.pt
 
 With no data flags it runs on the built-in synthetic corpus. A thin wrapper over
-`vocagan pipeline --model rnn`; the model is this file's name (see `vocagan pipeline --help` for every option).
+`vocagan pipeline --model rnn`; the model is this file's name (see `vocagan pipeline --help`
+for every option).
 """
 
 import sys

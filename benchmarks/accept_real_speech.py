@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))          # check this checkout, not whatever vocagan is installed
+sys.path.insert(0, str(REPO))  # check this checkout, not whatever vocagan is installed
 
 SHARED = Path(os.environ.get("VOCAGAN_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_AUDIO = SHARED / "audio" / "cmu_arctic_a0009.wav"
@@ -52,17 +52,17 @@ SILENCE = {"sil", "pau", "sp", "h#", "spn"}
 @dataclass
 class PhoneRow:
     phone: str
-    kind: str            # vowel | bilabial | silence | other
-    start: float         # s
-    end: float           # s
+    kind: str  # vowel | bilabial | silence | other
+    start: float  # s
+    end: float  # s
     frames: list[int]
-    mean: float          # opening above neutral over the phone's frames (mm)
+    mean: float  # opening above neutral over the phone's frames (mm)
     min: float
     max: float
 
 
 def phone_kind(phone: str) -> str:
-    p = phone.lower().rstrip("012")    # stress digits (CMUdict style)
+    p = phone.lower().rstrip("012")  # stress digits (CMUdict style)
     return "vowel" if p in VOWELS else "bilabial" if p in BILABIALS else "silence" if p in SILENCE else "other"
 
 
@@ -82,7 +82,7 @@ def read_lab(path: Path) -> list[tuple[float, float, str]]:
         except ValueError:
             raise VocaganError(f"line {n}: start/end must be integers (HTK 100 ns units)", path) from None
         label = parts[2].strip()
-        if "-" in label and "+" in label:                     # HTS full context: p1^p2-PHONE+p4=p5@...
+        if "-" in label and "+" in label:  # HTS full context: p1^p2-PHONE+p4=p5@...
             label = label.split("-", 1)[1].split("+", 1)[0]
         out.append((start, end, label))
     if not out:
@@ -96,11 +96,14 @@ def phone_rows(opening: np.ndarray, labels, fps: float) -> list[PhoneRow]:
     t = np.arange(len(opening)) / fps
     for start, end, phone in labels:
         frames = np.flatnonzero((t >= start) & (t < end))
-        if frames.size == 0:                                   # shorter than a frame: nearest frame
+        if frames.size == 0:  # shorter than a frame: nearest frame
             frames = np.array([min(int(round(0.5 * (start + end) * fps)), len(opening) - 1)])
         v = opening[frames]
-        rows.append(PhoneRow(phone, phone_kind(phone), start, end, frames.tolist(),
-                             float(v.mean()), float(v.min()), float(v.max())))
+        rows.append(
+            PhoneRow(
+                phone, phone_kind(phone), start, end, frames.tolist(), float(v.mean()), float(v.min()), float(v.max())
+            )
+        )
     return rows
 
 
@@ -113,28 +116,36 @@ def verdict(rows: list[PhoneRow], closed_mm: float, margin_mm: float) -> dict:
     vowels_above = sum(r.mean > mean["bilabial"] for r in group["vowel"]) if bil else 0
     closes = bool(bil) and worst <= closed_mm
     opens = bool(group["vowel"]) and bool(bil) and mean["vowel"] - mean["bilabial"] >= margin_mm
-    return {"vowel_mean_mm": mean["vowel"], "bilabial_mean_mm": mean["bilabial"],
-            "silence_mean_mm": mean["silence"], "worst_bilabial_min_mm": worst,
-            "bilabial_mins_mm": [r.min for r in bil], "n_vowels": len(group["vowel"]),
-            "n_bilabials": len(bil), "vowels_above_bilabial_mean": vowels_above,
-            "closes": closes, "opens": opens, "passed": closes and opens,
-            "criterion": f"every bilabial min <= {closed_mm:g} mm and vowel mean - bilabial mean >= {margin_mm:g} mm"}
+    return {
+        "vowel_mean_mm": mean["vowel"],
+        "bilabial_mean_mm": mean["bilabial"],
+        "silence_mean_mm": mean["silence"],
+        "worst_bilabial_min_mm": worst,
+        "bilabial_mins_mm": [r.min for r in bil],
+        "n_vowels": len(group["vowel"]),
+        "n_bilabials": len(bil),
+        "vowels_above_bilabial_mean": vowels_above,
+        "closes": closes,
+        "opens": opens,
+        "passed": closes and opens,
+        "criterion": f"every bilabial min <= {closed_mm:g} mm and vowel mean - bilabial mean >= {margin_mm:g} mm",
+    }
 
 
 def measure(checkpoint: Path, audio: Path, style: str | None, work: Path) -> tuple[np.ndarray, float, str]:
     """animate (no video) -> (opening above neutral (T,) mm, fps, style used)."""
     from vocagan import metrics
-    from vocagan.prep.regions import mouth_opening_vertices
     from vocagan.checkpoint import load_checkpoint
     from vocagan.infer import animate
+    from vocagan.prep.regions import mouth_opening_vertices
 
     result = animate(checkpoint, audio, work, style=style, video=False)
     out = result.outputs[0]
     _, ckpt = load_checkpoint(checkpoint)
     prepared = ckpt.prepared
-    template = prepared.template(result.template)                        # (V, 3), the one animate used
+    template = prepared.template(result.template)  # (V, 3), the one animate used
     upper, lower = mouth_opening_vertices(template, prepared.regions.lips)
-    verts = np.load(out.vertices)                                        # (T, V, 3)
+    verts = np.load(out.vertices)  # (T, V, 3)
     rest = metrics.mouth_opening(template[None], upper, lower)[0]
     return metrics.mouth_opening(verts, upper, lower) - rest, result.fps, out.style
 
@@ -142,21 +153,26 @@ def measure(checkpoint: Path, audio: Path, style: str | None, work: Path) -> tup
 def table(rows: list[PhoneRow]) -> str:
     lines = [f"{'phone':6s} {'kind':8s} {'start':>6s} {'end':>6s} {'n':>2s} {'mean':>6s} {'min':>6s} {'max':>6s}"]
     for r in rows:
-        lines.append(f"{r.phone:6s} {r.kind:8s} {r.start:6.3f} {r.end:6.3f} {len(r.frames):2d} "
-                     f"{r.mean:6.2f} {r.min:6.2f} {r.max:6.2f}")
+        lines.append(
+            f"{r.phone:6s} {r.kind:8s} {r.start:6.3f} {r.end:6.3f} {len(r.frames):2d} "
+            f"{r.mean:6.2f} {r.min:6.2f} {r.max:6.2f}"
+        )
     return "\n".join(lines)
 
 
 def summary(v: dict, style: str) -> str:
     mins = ", ".join(f"{m:.2f}" for m in v["bilabial_mins_mm"])
-    return "\n".join([
-        f"style {style}: opening above neutral (mm), mean over each phone's frames, averaged per class",
-        f"  vowels    n={v['n_vowels']:2d} mean {v['vowel_mean_mm']:.2f}",
-        f"  bilabials n={v['n_bilabials']:2d} mean {v['bilabial_mean_mm']:.2f}; min per bilabial: {mins} "
-        f"(worst {v['worst_bilabial_min_mm']:.2f})",
-        f"  silence   mean {v['silence_mean_mm']:.2f}",
-        f"  vowels more open than the bilabial mean: {v['vowels_above_bilabial_mean']}/{v['n_vowels']}",
-        f"  {'PASS' if v['passed'] else 'FAIL'} ({v['criterion']}; closes: {v['closes']}, opens: {v['opens']})"])
+    return "\n".join(
+        [
+            f"style {style}: opening above neutral (mm), mean over each phone's frames, averaged per class",
+            f"  vowels    n={v['n_vowels']:2d} mean {v['vowel_mean_mm']:.2f}",
+            f"  bilabials n={v['n_bilabials']:2d} mean {v['bilabial_mean_mm']:.2f}; min per bilabial: {mins} "
+            f"(worst {v['worst_bilabial_min_mm']:.2f})",
+            f"  silence   mean {v['silence_mean_mm']:.2f}",
+            f"  vowels more open than the bilabial mean: {v['vowels_above_bilabial_mean']}/{v['n_vowels']}",
+            f"  {'PASS' if v['passed'] else 'FAIL'} ({v['criterion']}; closes: {v['closes']}, opens: {v['opens']})",
+        ]
+    )
 
 
 def plot(path: Path, opening: np.ndarray, fps: float, rows: list[PhoneRow], title: str, closed_mm: float) -> Path:
@@ -203,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for what, path in (("checkpoint", args.checkpoint), ("audio", args.audio), ("phone labels", lab)):
             if not path.is_file():
-                hint = " (the default real-speech files live in ../shared/data; pass --audio and --lab)" \
-                    if what != "checkpoint" else ""
+                hint = (
+                    " (the default real-speech files live in ../shared/data; pass --audio and --lab)"
+                    if what != "checkpoint"
+                    else ""
+                )
                 raise VocaganError(f"{what} file not found{hint}", path)
         labels = read_lab(lab)
         out_dir = args.out or args.checkpoint.parent / "accept_real_speech"
@@ -222,12 +241,21 @@ def main(argv: list[str] | None = None) -> int:
                 if len(styles) == 1:
                     print(table(rows))
                 print(summary(v, used))
-                report["styles"][used] = {**v, "fps": fps, "opening_mm": opening.tolist(),
-                                          "phones": [asdict(r) for r in rows]}
-                if k == 0:                                   # the plot shows the first style
-                    png = plot(out_dir / "accept.png", opening, fps, rows,
-                               f"{args.audio.name} | {args.checkpoint} | style {used} | "
-                               f"{'PASS' if v['passed'] else 'FAIL'}", args.closed_mm)
+                report["styles"][used] = {
+                    **v,
+                    "fps": fps,
+                    "opening_mm": opening.tolist(),
+                    "phones": [asdict(r) for r in rows],
+                }
+                if k == 0:  # the plot shows the first style
+                    png = plot(
+                        out_dir / "accept.png",
+                        opening,
+                        fps,
+                        rows,
+                        f"{args.audio.name} | {args.checkpoint} | style {used} | {'PASS' if v['passed'] else 'FAIL'}",
+                        args.closed_mm,
+                    )
         report["passed"] = passed
         if len(styles) > 1:
             n_pass = sum(v["passed"] for v in report["styles"].values())

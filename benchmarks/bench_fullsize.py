@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))          # benchmark this checkout, not whatever vocagan is installed
+sys.path.insert(0, str(REPO))  # benchmark this checkout, not whatever vocagan is installed
 GOAL_PREPARE_RSS_GB = 3.0
-GOAL_RATIO = 3.0              # prepare wall <= 3x the read-once wall
+GOAL_RATIO = 3.0  # prepare wall <= 3x the read-once wall
 SAMPLE_S = 0.05
 
 # Runs in a child: read every byte of data_verts.npy once through its memory map, in chunks.
@@ -110,7 +110,7 @@ def _mapped_kb(pid: int, path: str) -> int:
     try:
         with open(f"/proc/{pid}/smaps") as f:
             for line in f:
-                if not line[0].isupper():          # a mapping header: "start-end perms offset dev inode path"
+                if not line[0].isupper():  # a mapping header: "start-end perms offset dev inode path"
                     inside = line.rstrip("\n").endswith(path)
                 elif inside and line.startswith("Rss:"):
                     total += int(line.split()[1])
@@ -119,8 +119,9 @@ def _mapped_kb(pid: int, path: str) -> int:
     return total
 
 
-def measure(name: str, argv: list[str], log_dir: Path, mapped: Path, label: str | None = None,
-            repo: Path = REPO) -> Step:
+def measure(
+    name: str, argv: list[str], log_dir: Path, mapped: Path, label: str | None = None, repo: Path = REPO
+) -> Step:
     """Run argv as a child (in and importing vocagan from `repo`); wall time, ru_maxrss (wait4),
     sampled peak RssAnon and peak resident size of the `mapped` file's memory map. Exits on failure.
     `label` replaces the command in the report."""
@@ -144,9 +145,12 @@ def measure(name: str, argv: list[str], log_dir: Path, mapped: Path, label: str 
         sys.exit(f"{name} failed (exit {proc.returncode}); log {log}:\n{text[-3000:]}")
     command = label or " ".join(a if a != sys.executable else "python" for a in argv)
     cpu = usage.ru_utime + usage.ru_stime
-    print(f"  {name}: {seconds:.1f} s wall, {cpu:.1f} s CPU, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB, "
-          f"peak anon {peak_anon / 2**20:.2f} GiB, data_verts map {peak_map / 2**20:.2f} GiB", flush=True)
-    return Step(name, command, seconds, cpu, usage.ru_maxrss / 2 ** 20, peak_anon / 2 ** 20, peak_map / 2 ** 20, text)
+    print(
+        f"  {name}: {seconds:.1f} s wall, {cpu:.1f} s CPU, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB, "
+        f"peak anon {peak_anon / 2**20:.2f} GiB, data_verts map {peak_map / 2**20:.2f} GiB",
+        flush=True,
+    )
+    return Step(name, command, seconds, cpu, usage.ru_maxrss / 2**20, peak_anon / 2**20, peak_map / 2**20, text)
 
 
 def vocagan(*args: str) -> list[str]:
@@ -176,13 +180,17 @@ def long_audio(corpus: Path, out: Path, minutes: float, sr: int = 16000) -> floa
 
 # ----------------------------------------------------------------------------- report
 def table(steps: list[Step], facts: dict[str, str]) -> str:
-    lines = ["| step | wall (s) | CPU (s) | peak RSS (GiB) | peak anon RSS (GiB) | data_verts map resident (GiB) "
-             "| command |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| step | wall (s) | CPU (s) | peak RSS (GiB) | peak anon RSS (GiB) | data_verts map resident (GiB) "
+        "| command |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for s in steps:
-        lines.append(f"| {s.name} | {s.seconds:.1f} | {s.cpu_seconds:.1f} | {s.max_rss_gb:.2f} | {s.max_anon_gb:.2f} "
-                     f"| {s.verts_map_gb:.2f} "
-                     f"| `{s.command}` |")
+        lines.append(
+            f"| {s.name} | {s.seconds:.1f} | {s.cpu_seconds:.1f} | {s.max_rss_gb:.2f} | {s.max_anon_gb:.2f} "
+            f"| {s.verts_map_gb:.2f} "
+            f"| `{s.command}` |"
+        )
     return "\n".join([*(f"- {k}: {v}" for k, v in facts.items()), "", *lines])
 
 
@@ -194,13 +202,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audio-minutes", type=float, default=10.0, help="length of the animate input")
     ap.add_argument("--video-size", type=int, default=256, help="animate video size (pixels)")
     ap.add_argument("--no-video", action="store_true", help="animate without the mp4")
-    ap.add_argument("--only-prepare", action="store_true",
-                    help="stop after read-once and prepare (no training, no animate)")
-    ap.add_argument("--repeat", type=int, default=1, metavar="N",
-                    help="measure read-once + prepare (empty cache) N times, alternating (noisy shared machines)")
-    ap.add_argument("--baseline-repo", type=Path, metavar="DIR",
-                    help="another checkout of vocagan (e.g. `git archive <commit>` unpacked): its prepare is "
-                         "measured right after this one's in every repeat, for a before/after at the same load")
+    ap.add_argument(
+        "--only-prepare", action="store_true", help="stop after read-once and prepare (no training, no animate)"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure read-once + prepare (empty cache) N times, alternating (noisy shared machines)",
+    )
+    ap.add_argument(
+        "--baseline-repo",
+        type=Path,
+        metavar="DIR",
+        help="another checkout of vocagan (e.g. `git archive <commit>` unpacked): its prepare is "
+        "measured right after this one's in every repeat, for a before/after at the same load",
+    )
     args = ap.parse_args(argv)
 
     work = args.work.resolve()
@@ -215,62 +233,110 @@ def main(argv: list[str] | None = None) -> int:
     if not data_verts.is_file():
         steps.append(measure("synth", vocagan("synth", "--scale", args.scale, "--out", str(corpus)), run, data_verts))
     shape = np.load(data_verts, mmap_mode="r").shape
-    size_gb = data_verts.stat().st_size / 2 ** 30
+    size_gb = data_verts.stat().st_size / 2**30
     cache, train_dir = run / "cache", run / "train"
     reads, prepares, baselines = [], [], []
-    for i in range(args.repeat):   # read-once and prepare back to back, so both see the same load
+    for i in range(args.repeat):  # read-once and prepare back to back, so both see the same load
         suffix = f" #{i + 1}" if args.repeat > 1 else ""
-        reads.append(measure("read data_verts.npy once" + suffix, [sys.executable, "-c", READ_ONCE, str(data_verts)],
-                             run, data_verts,
-                             label="python -c <np.load(mmap_mode='r'), copy out 2048 frames at a time>"))
+        reads.append(
+            measure(
+                "read data_verts.npy once" + suffix,
+                [sys.executable, "-c", READ_ONCE, str(data_verts)],
+                run,
+                data_verts,
+                label="python -c <np.load(mmap_mode='r'), copy out 2048 frames at a time>",
+            )
+        )
         prepare = vocagan("prepare", "--data", str(corpus), "--cache-dir", str(cache / str(i)))
         prepares.append(measure("prepare (empty cache)" + suffix, prepare, run, data_verts))
         steps += [reads[-1], prepares[-1]]
         if args.baseline_repo:
-            base = measure(f"baseline prepare (empty cache){suffix}",
-                           vocagan("prepare", "--data", str(corpus), "--cache-dir", str(cache / f"baseline-{i}")),
-                           run, data_verts, repo=args.baseline_repo.resolve())
+            base = measure(
+                f"baseline prepare (empty cache){suffix}",
+                vocagan("prepare", "--data", str(corpus), "--cache-dir", str(cache / f"baseline-{i}")),
+                run,
+                data_verts,
+                repo=args.baseline_repo.resolve(),
+            )
             base.command = f"{base.command} (in {args.baseline_repo})"
             baselines.append(base)
             steps.append(base)
     steps.append(measure("prepare (cache hit)", prepare, run, data_verts))
-    ratios = [p.seconds / r.seconds for r, p in zip(reads, prepares)]
+    ratios = [p.seconds / r.seconds for r, p in zip(reads, prepares, strict=True)]
     prepare_rss = max(p.max_rss_gb for p in prepares)
     facts = {
         "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} CPUs, "
-                f"{platform.python_version()}, load average "
-                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min, at the end)",
+        f"{platform.python_version()}, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min, at the end)",
         "corpus": f"`vocagan synth --scale {args.scale}`: data_verts {shape}, {size_gb:.2f} GiB",
         "prepare peak RSS": f"{prepare_rss:.2f} GiB (goal < {GOAL_PREPARE_RSS_GB:g} GB: "
-                            f"{'met' if prepare_rss * 2**30 / 1e9 < GOAL_PREPARE_RSS_GB else 'NOT met'})",
-        "prepare / read-once wall": ", ".join(f"{p.seconds:.1f} s / {r.seconds:.1f} s = {x:.2f}x"
-                                              for r, p, x in zip(reads, prepares, ratios))
-                                    + f" (goal <= {GOAL_RATIO:g}x in every repeat, a cold first read "
-                                    f"flatters its ratio: " + ("met" if max(ratios) <= GOAL_RATIO else "NOT met") + ")",
+        f"{'met' if prepare_rss * 2**30 / 1e9 < GOAL_PREPARE_RSS_GB else 'NOT met'})",
+        "prepare / read-once wall": ", ".join(
+            f"{p.seconds:.1f} s / {r.seconds:.1f} s = {x:.2f}x" for r, p, x in zip(reads, prepares, ratios, strict=True)
+        )
+        + f" (goal <= {GOAL_RATIO:g}x in every repeat, a cold first read "
+        f"flatters its ratio: " + ("met" if max(ratios) <= GOAL_RATIO else "NOT met") + ")",
     }
     if baselines:
         facts["baseline prepare / read-once wall"] = ", ".join(
-            f"{b.seconds:.1f} s / {r.seconds:.1f} s = {b.seconds / r.seconds:.2f}x" for r, b in zip(reads, baselines))
+            f"{b.seconds:.1f} s / {r.seconds:.1f} s = {b.seconds / r.seconds:.2f}x"
+            for r, b in zip(reads, baselines, strict=True)
+        )
         facts["prepare CPU seconds, this checkout vs baseline"] = ", ".join(
-            f"{p.cpu_seconds:.1f} vs {b.cpu_seconds:.1f}" for p, b in zip(prepares, baselines))
+            f"{p.cpu_seconds:.1f} vs {b.cpu_seconds:.1f}" for p, b in zip(prepares, baselines, strict=True)
+        )
     if not args.only_prepare:
-        train = measure(f"train {args.model}, 1 epoch",
-                        vocagan("train", "--data", str(corpus), "--cache-dir", str(cache / "0"), "--model", args.model,
-                                "--epochs", "1", "--out", str(train_dir)), run, data_verts)
+        train = measure(
+            f"train {args.model}, 1 epoch",
+            vocagan(
+                "train",
+                "--data",
+                str(corpus),
+                "--cache-dir",
+                str(cache / "0"),
+                "--model",
+                args.model,
+                "--epochs",
+                "1",
+                "--out",
+                str(train_dir),
+            ),
+            run,
+            data_verts,
+        )
         wav = run / "long.wav"
         seconds = long_audio(corpus, wav, args.audio_minutes)
-        animate = vocagan("animate", "--checkpoint", str(train_dir / "best.pt"), "--audio", str(wav),
-                          "--out", str(run / "animate"), "--size", str(args.video_size))
-        anim = measure(f"animate {seconds / 60:g} min" + (" (no video)" if args.no_video else " + video"),
-                       animate + (["--no-video"] if args.no_video else []), run, data_verts)
+        animate = vocagan(
+            "animate",
+            "--checkpoint",
+            str(train_dir / "best.pt"),
+            "--audio",
+            str(wav),
+            "--out",
+            str(run / "animate"),
+            "--size",
+            str(args.video_size),
+        )
+        anim = measure(
+            f"animate {seconds / 60:g} min" + (" (no video)" if args.no_video else " + video"),
+            animate + (["--no-video"] if args.no_video else []),
+            run,
+            data_verts,
+        )
         steps += [train, anim]
         compute_rtf = re.search(r"real-time factor ([0-9.]+)", anim.output)
-        facts["training"] = (f"peak RSS {train.max_rss_gb:.2f} GiB; data_verts.npy ({size_gb:.2f} GiB) resident in "
-                             f"its map at most {train.verts_map_gb * 1024:.1f} MiB: it trains from the prepared cache")
-        facts["animate"] = (f"{seconds:.0f} s of audio in {anim.seconds:.1f} s wall (real-time factor "
-                            f"{anim.seconds / seconds:.3f} with process start-up"
-                            + ("" if args.no_video else " and video")
-                            + "; features + model alone: " + (compute_rtf.group(1) if compute_rtf else "n/a") + ")")
+        facts["training"] = (
+            f"peak RSS {train.max_rss_gb:.2f} GiB; data_verts.npy ({size_gb:.2f} GiB) resident in "
+            f"its map at most {train.verts_map_gb * 1024:.1f} MiB: it trains from the prepared cache"
+        )
+        facts["animate"] = (
+            f"{seconds:.0f} s of audio in {anim.seconds:.1f} s wall (real-time factor "
+            f"{anim.seconds / seconds:.3f} with process start-up"
+            + ("" if args.no_video else " and video")
+            + "; features + model alone: "
+            + (compute_rtf.group(1) if compute_rtf else "n/a")
+            + ")"
+        )
     report = table(steps, facts)
     (run / "RESULTS.md").write_text(f"## bench_fullsize, scale {args.scale}\n\n{report}\n")
     print("\n" + report)

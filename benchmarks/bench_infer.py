@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))          # benchmark this checkout, not whatever vocagan is installed
+sys.path.insert(0, str(REPO))  # benchmark this checkout, not whatever vocagan is installed
 
 
 class _Spec:
@@ -45,8 +45,8 @@ def models(checkpoints: list[Path]):
 
     from vocagan.checkpoint import load_checkpoint
     from vocagan.config import FeatureConfig, load_config
-    from vocagan.prep.features import feature_dim
     from vocagan.models import MODELS, build
+    from vocagan.prep.features import feature_dim
 
     out = []
     if checkpoints:
@@ -78,8 +78,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; chunks of {CHUNK_SECONDS:g} s "
-          f"with {OVERLAP_SECONDS:g} s overlap; 1 style, 1 sample")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; chunks of {CHUNK_SECONDS:g} s "
+        f"with {OVERLAP_SECONDS:g} s overlap; 1 style, 1 sample"
+    )
     audio = {s: speech_like(s) for s in args.lengths}
     print(f"{'model':42s} " + " ".join(f"{f'RTF@{s:g}s':>12s}" for s in args.lengths))
     for label, model, spec in models(args.checkpoint):

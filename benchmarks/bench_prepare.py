@@ -53,14 +53,19 @@ def read_once(path: Path, chunk_frames: int = 2048) -> tuple[float, int]:
     t0 = time.perf_counter()
     total = 0.0
     for start in range(0, len(verts), chunk_frames):
-        block = np.array(verts[start:start + chunk_frames])     # (chunk, V, 3) copied out of the map
-        total += float(block[:, 0, 0].sum())                      # touch the copy
+        block = np.array(verts[start : start + chunk_frames])  # (chunk, V, 3) copied out of the map
+        total += float(block[:, 0, 0].sum())  # touch the copy
     return time.perf_counter() - t0, verts.nbytes
 
 
 def run_prepare(corpus: Path, cache: Path, extra: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(corpus), str(cache), *extra], cwd=REPO,
-                          capture_output=True, text=True, env={**os.environ, "VOCAGAN_PROGRESS": "0"})
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(corpus), str(cache), *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VOCAGAN_PROGRESS": "0"},
+    )
     lines = proc.stderr.strip().splitlines()
     try:
         result = json.loads(lines[-1])
@@ -108,26 +113,34 @@ def compare_prepared(old_path: Path, new_path: Path) -> tuple[dict[str, float], 
         return {}, problems
     if problems:
         return {}, problems
-    sign = np.sign((a.pca_components * b.pca_components).sum(1))                 # (K,)
+    sign = np.sign((a.pca_components * b.pca_components).sum(1))  # (K,)
     ca, cb = a.pca_components.astype(np.float64), b.pca_components.astype(np.float64)
     cos = np.abs((ca * cb).sum(1)) / (np.linalg.norm(ca, axis=1) * np.linalg.norm(cb, axis=1))
     d = {
         "components: max 1 - |cos| (same index)": float(np.max(1 - cos)),
-        "explained variance ratio: max rel diff": float(np.max(
-            np.abs(a.explained_variance_ratio - b.explained_variance_ratio) / a.explained_variance_ratio)),
+        "explained variance ratio: max rel diff": float(
+            np.max(np.abs(a.explained_variance_ratio - b.explained_variance_ratio) / a.explained_variance_ratio)
+        ),
         "pca_mean: max abs diff / max |mean|": float(np.abs(a.pca_mean - b.pca_mean).max() / np.abs(a.pca_mean).max()),
-        "coef_mean (sign-aligned): max abs diff / coef_std": float(np.max(np.abs(a.coef_mean - sign * b.coef_mean)
-                                                                           / a.coef_std)),
+        "coef_mean (sign-aligned): max abs diff / coef_std": float(
+            np.max(np.abs(a.coef_mean - sign * b.coef_mean) / a.coef_std)
+        ),
         "coef_std: max rel diff": float(np.max(np.abs(a.coef_std - b.coef_std) / a.coef_std)),
         "motion coefficients (sign-aligned): max abs diff (normalised units)": max(
-            float(np.abs(a.motion[s] - sign * b.motion[s]).max()) for s in ("train", "val", "test")),
+            float(np.abs(a.motion[s] - sign * b.motion[s]).max()) for s in ("train", "val", "test")
+        ),
         "decoded mouth offsets: max abs diff / max |offset|": max(
             float(np.abs(a.decode(a.motion[s]) - b.decode(b.motion[s])).max() / np.abs(a.decode(a.motion[s])).max())
-            for s in ("train", "val", "test")),
-        "audio features: max abs diff": max(float(np.abs(a.audio[s] - b.audio[s]).max())
-                                            for s in ("train", "val", "test")),
-        "val true offsets: max abs diff (m)": (float(np.abs(a.true_offsets["val"] - b.true_offsets["val"]).max())
-                                               if "val" in a.true_offsets and "val" in b.true_offsets else 0.0),
+            for s in ("train", "val", "test")
+        ),
+        "audio features: max abs diff": max(
+            float(np.abs(a.audio[s] - b.audio[s]).max()) for s in ("train", "val", "test")
+        ),
+        "val true offsets: max abs diff (m)": (
+            float(np.abs(a.true_offsets["val"] - b.true_offsets["val"]).max())
+            if "val" in a.true_offsets and "val" in b.true_offsets
+            else 0.0
+        ),
     }
     return d, problems
 
@@ -163,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit("refusing to generate a corpus inside the repository; pass a folder outside it")
         print(f"generating the {args.scale} synthetic corpus in {args.corpus} ...", flush=True)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vocagan", "synth", "--scale", args.scale, "--out", str(args.corpus)],
-                       cwd=REPO, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "vocagan", "synth", "--scale", args.scale, "--out", str(args.corpus)],
+            cwd=REPO,
+            check=True,
+        )
         print(f"  generated in {time.perf_counter() - t0:.1f} s", flush=True)
 
     cold_read, nbytes = read_once(data_verts)
@@ -175,16 +191,20 @@ def main(argv: list[str] | None = None) -> int:
         second = run_prepare(args.corpus, Path(cache), extra)
     shape = np.load(data_verts, mmap_mode="r").shape
     ratio = first["seconds"] / warm_read
-    rss_gb = first["max_rss_kb"] / 2 ** 20
-    print(f"corpus: {args.corpus}  data_verts {shape}, {nbytes / 2 ** 30:.2f} GiB")
+    rss_gb = first["max_rss_kb"] / 2**20
+    print(f"corpus: {args.corpus}  data_verts {shape}, {nbytes / 2**30:.2f} GiB")
     print(f"(a) read data_verts.npy once: {cold_read:.2f} s (first pass), {warm_read:.2f} s (second pass)")
-    print(f"(b) prepare, empty cache:     {first['seconds']:.2f} s wall (child process, incl. imports), "
-          f"peak RSS {rss_gb:.2f} GiB")
-    hit_gb = second["max_rss_kb"] / 2 ** 20
+    print(
+        f"(b) prepare, empty cache:     {first['seconds']:.2f} s wall (child process, incl. imports), "
+        f"peak RSS {rss_gb:.2f} GiB"
+    )
+    hit_gb = second["max_rss_kb"] / 2**20
     print(f"    prepare, cache hit:       {second['seconds']:.2f} s wall, peak RSS {hit_gb:.2f} GiB")
     ratio_ok, rss_ok = ("met" if ok else "NOT met" for ok in (ratio <= GOAL_RATIO, rss_gb < GOAL_RSS_GB))
-    print(f"ratio prepare / read: {ratio:.2f}x (goal <= {GOAL_RATIO:g}x: {ratio_ok}); "
-          f"peak RSS goal < {GOAL_RSS_GB:g} GB: {rss_ok}")
+    print(
+        f"ratio prepare / read: {ratio:.2f}x (goal <= {GOAL_RATIO:g}x: {ratio_ok}); "
+        f"peak RSS goal < {GOAL_RSS_GB:g} GB: {rss_ok}"
+    )
     print("\n" + first["summary"])
     return 0
 

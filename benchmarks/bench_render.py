@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))          # benchmark this checkout, not whatever vocagan is installed
+sys.path.insert(0, str(REPO))  # benchmark this checkout, not whatever vocagan is installed
 FLAME = Path(os.environ.get("VOCAGAN_SHARED_DATA", REPO.parent / "shared" / "data")) / "flame" / "FLAME_sample.ply"
 
 
@@ -52,7 +52,7 @@ def moving(verts: np.ndarray, n_frames: int) -> np.ndarray:
 def measure(seq, faces, size, backend) -> float:
     from vocagan import render
 
-    for _ in render.render_frames(seq[:2], faces, size, backend):      # warm-up: context, shaders
+    for _ in render.render_frames(seq[:2], faces, size, backend):  # warm-up: context, shaders
         pass
     start = time.perf_counter()
     n = sum(1 for _ in render.render_frames(seq, faces, size, backend))
@@ -75,8 +75,7 @@ def main() -> None:
         verts, faces = uv_sphere()
         what = "synthetic sphere"
     seq = moving(verts, args.frames)
-    print(f"mesh: {what}, {len(verts)} vertices, {len(faces)} triangles; {args.size}x{args.size}, "
-          f"{args.frames} frames")
+    print(f"mesh: {what}, {len(verts)} vertices, {len(faces)} triangles; {args.size}x{args.size}, {args.frames} frames")
     rows = []
     if render._egl_context(required=False) is not None:
         ctx = render._egl_context(required=True)

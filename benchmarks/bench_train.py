@@ -25,11 +25,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vocagan.config import load_config  # noqa: E402
-from vocagan.models import MODELS, build  # noqa: E402
-from vocagan.models.layers import LipDecoder  # noqa: E402
-from vocagan.distributed import Distributed, wrap_for_ddp  # noqa: E402
-from vocagan.train import make_autocast, train_step  # noqa: E402
+from vocagan.config import load_config
+from vocagan.distributed import Distributed, wrap_for_ddp
+from vocagan.models import MODELS, build
+from vocagan.models.layers import LipDecoder
+from vocagan.train import make_autocast, train_step
 
 
 def model_config(name: str, config_dir: Path):
@@ -40,8 +40,12 @@ def model_config(name: str, config_dir: Path):
 
 def fake_batch(B: int, T: int, F: int, K: int, n_styles: int, device) -> dict:
     g = torch.Generator().manual_seed(0)
-    batch = {"audio": torch.randn(B, T, F, generator=g), "motion": torch.randn(B, T, K, generator=g),
-             "mask": torch.ones(B, T, dtype=torch.bool), "style": torch.randint(0, n_styles, (B,), generator=g)}
+    batch = {
+        "audio": torch.randn(B, T, F, generator=g),
+        "motion": torch.randn(B, T, K, generator=g),
+        "mask": torch.ones(B, T, dtype=torch.bool),
+        "style": torch.randint(0, n_styles, (B,), generator=g),
+    }
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -51,10 +55,14 @@ def bench(name: str, args, device: torch.device) -> dict:
     model = build(cfg.model, args.audio_dim, args.motion_dim, args.styles)
     rng = np.random.default_rng(0)
     n_crop = 400  # mouth crop vertices; the first 250 play the lips
-    decoder = LipDecoder(rng.normal(size=(args.motion_dim, 3 * n_crop)).astype(np.float32) * 1e-3,
-                         np.zeros(3 * n_crop, np.float32), np.zeros(args.motion_dim, np.float32),
-                         np.ones(args.motion_dim, np.float32), np.arange(250),
-                         opening=rng.normal(size=3 * n_crop).astype(np.float32) * 1e-2)   # the opening loss too
+    decoder = LipDecoder(
+        rng.normal(size=(args.motion_dim, 3 * n_crop)).astype(np.float32) * 1e-3,
+        np.zeros(3 * n_crop, np.float32),
+        np.zeros(args.motion_dim, np.float32),
+        np.ones(args.motion_dim, np.float32),
+        np.arange(250),
+        opening=rng.normal(size=3 * n_crop).astype(np.float32) * 1e-2,
+    )  # the opening loss too
     model.set_decoder(decoder)
     model.to(device).train()
     model.set_epoch(10**6)  # schedules at their final value: the GAN's adversarial terms are on
@@ -72,10 +80,15 @@ def bench(name: str, args, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / args.steps
-    counts = [sum(p.numel() for p in step.params) for step in steps]       # the model's own step is the last
-    return {"model": name, "device": str(device) + (" bf16" if device.type == "cuda" and cfg.train.bf16 else ""),
-            "params": counts[-1], "d_params": sum(counts[:-1]), "ms_per_step": dt * 1e3,
-            "seq_per_s": args.batch / dt}
+    counts = [sum(p.numel() for p in step.params) for step in steps]  # the model's own step is the last
+    return {
+        "model": name,
+        "device": str(device) + (" bf16" if device.type == "cuda" and cfg.train.bf16 else ""),
+        "params": counts[-1],
+        "d_params": sum(counts[:-1]),
+        "ms_per_step": dt * 1e3,
+        "seq_per_s": args.batch / dt,
+    }
 
 
 def main(argv=None) -> int:
@@ -95,15 +108,20 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    print(f"training throughput: batch {args.batch} x {args.frames} frames x {args.audio_dim} features, "
-          f"{args.motion_dim} coefficients; {args.steps} timed steps after {args.warmup} warm-up; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(
+        f"training throughput: batch {args.batch} x {args.frames} frames x {args.audio_dim} features, "
+        f"{args.motion_dim} coefficients; {args.steps} timed steps after {args.warmup} warm-up; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
     print(f"{'model':<16} {'device':<10} {'params':>10} {'D params':>10} {'ms/step':>9} {'seq/s':>8}")
     for dev in devices:
         for name in args.models:
             r = bench(name, args, torch.device(dev))
-            print(f"{r['model']:<16} {r['device']:<10} {r['params']:>10,} {r['d_params']:>10,} "
-                  f"{r['ms_per_step']:>9.1f} {r['seq_per_s']:>8.1f}", flush=True)
+            print(
+                f"{r['model']:<16} {r['device']:<10} {r['params']:>10,} {r['d_params']:>10,} "
+                f"{r['ms_per_step']:>9.1f} {r['seq_per_s']:>8.1f}",
+                flush=True,
+            )
     return 0
 
 

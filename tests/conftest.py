@@ -28,9 +28,12 @@ SHARED_DATA = Path(os.environ.get("VOCAGAN_SHARED_DATA", REPO.parent / "shared" 
 # what `toy_checkpoint` builds: the styles it was "trained" on, and small model sizes
 TOY_STYLES = ["SubjA", "SubjB", "SubjC"]
 TOY_K = 6
-TOY_MODEL_SIZES = {"rnn": {"hidden": 16, "n_layers": 1}, "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
-                   "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1},
-                   "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8}}
+TOY_MODEL_SIZES = {
+    "rnn": {"hidden": 16, "n_layers": 1},
+    "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+    "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+    "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8},
+}
 
 
 @pytest.fixture(scope="session")
@@ -92,26 +95,57 @@ def tone():
 def _icosphere(subdivisions: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """A sphere of radius 0.1 (V, 3) float32 / (F, 3) int32 with outward winding: a smooth closed
     test mesh (subdivisions 2: 162 vertices, 3: 642)."""
-    t = (1 + 5 ** 0.5) / 2
-    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
-         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
-         (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
-         (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    t = (1 + 5**0.5) / 2
+    v = [
+        (-1, t, 0),
+        (1, t, 0),
+        (-1, -t, 0),
+        (1, -t, 0),
+        (0, -1, t),
+        (0, 1, t),
+        (0, -1, -t),
+        (0, 1, -t),
+        (t, 0, -1),
+        (t, 0, 1),
+        (-t, 0, -1),
+        (-t, 0, 1),
+    ]
+    f = [
+        (0, 11, 5),
+        (0, 5, 1),
+        (0, 1, 7),
+        (0, 7, 10),
+        (0, 10, 11),
+        (1, 5, 9),
+        (5, 11, 4),
+        (11, 10, 2),
+        (10, 7, 6),
+        (7, 1, 8),
+        (3, 9, 4),
+        (3, 4, 2),
+        (3, 2, 6),
+        (3, 6, 8),
+        (3, 8, 9),
+        (4, 9, 5),
+        (2, 4, 11),
+        (6, 2, 10),
+        (8, 6, 7),
+        (9, 8, 1),
+    ]
     verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
+
+    def mid(cache, a, b):  # the index of the edge's midpoint vertex (added once per subdivision)
+        key = (min(a, b), max(a, b))
+        if key not in cache:
+            m = verts[a] + verts[b]
+            verts.append(m / np.linalg.norm(m))
+            cache[key] = len(verts) - 1
+        return cache[key]
+
     for _ in range(subdivisions):
         cache, new_faces = {}, []
-
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
         for a, b, c in f:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            ab, bc, ca = mid(cache, a, b), mid(cache, b, c), mid(cache, c, a)
             new_faces += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
         f = new_faces
     return np.array(verts, np.float32) * 0.1, np.array(f, np.int32)
@@ -153,17 +187,34 @@ def _toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=T
     verts, tris = _icosphere(2)
     mouth = np.nonzero(verts[:, 1] < 0)[0]
     comps = np.linalg.qr(rng.normal(size=(3 * len(mouth), TOY_K)))[0].T.astype(np.float32)
-    cfg = load_config(overrides=[f"model.name={name}", f"features.kind={features}", f"data.fps={fps}"]
-                      + [f"model.{k}={v}" for k, v in TOY_MODEL_SIZES[name].items()])
+    cfg = load_config(
+        overrides=[f"model.name={name}", f"features.kind={features}", f"data.fps={fps}"]
+        + [f"model.{k}={v}" for k, v in TOY_MODEL_SIZES[name].items()]
+    )
     audio_dim = 80 if features == "logmel" else 16 * 29
-    meta = {"fps": fps, "styles": TOY_STYLES, "template_names": TOY_STYLES + ["Unseen"], "region_source": "test",
-            "n_vertices": len(verts), "features": {"kind": features}, "feature_dim": audio_dim}
+    meta = {
+        "fps": fps,
+        "styles": TOY_STYLES,
+        "template_names": TOY_STYLES + ["Unseen"],
+        "region_source": "test",
+        "n_vertices": len(verts),
+        "features": {"kind": features},
+        "feature_dim": audio_dim,
+    }
     regions = Regions(mouth=mouth, lips=mouth[:10], upper_face=np.nonzero(verts[:, 1] > 0.05)[0], source="test")
     templates = np.stack([verts * (1 + 0.05 * i) for i in range(4)]).astype(np.float32)
-    prepared = Prepared(meta=meta, faces=tris if faces else np.zeros((0, 3), np.int32), templates=templates,
-                        regions=regions, crop=mouth, pca_components=comps, pca_mean=np.zeros(3 * len(mouth), np.float32),
-                        explained_variance_ratio=np.full(TOY_K, 0.1, np.float32),
-                        coef_mean=np.zeros(TOY_K, np.float32), coef_std=np.full(TOY_K, 2e-3, np.float32))
+    prepared = Prepared(
+        meta=meta,
+        faces=tris if faces else np.zeros((0, 3), np.int32),
+        templates=templates,
+        regions=regions,
+        crop=mouth,
+        pca_components=comps,
+        pca_mean=np.zeros(3 * len(mouth), np.float32),
+        explained_variance_ratio=np.full(TOY_K, 0.1, np.float32),
+        coef_mean=np.zeros(TOY_K, np.float32),
+        coef_std=np.full(TOY_K, 2e-3, np.float32),
+    )
     torch.manual_seed(0)
     model = build(cfg.model, audio_dim, TOY_K, len(TOY_STYLES)).eval()
     return save_checkpoint(path, model, cfg, prepared.stats_dict())

@@ -50,9 +50,13 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if getattr(node, "lineno", None) in skip:
             continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
-                (node.module == "vocagan" or node.module.startswith("vocagan.")):
-            if node.module == "vocagan":        # from vocagan import metrics -> vocagan.metrics
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and (node.module == "vocagan" or node.module.startswith("vocagan."))
+        ):
+            if node.module == "vocagan":  # from vocagan import metrics -> vocagan.metrics
                 out += [(node.lineno, f"vocagan.{a.name}") for a in node.names if a.name != "__version__"]
             else:
                 out.append((node.lineno, node.module))
@@ -71,8 +75,9 @@ def _modules():
 def test_the_rule_table_names_every_unit_of_the_package():
     rules = _rules()
     units = {_unit(name) for _, name in _modules()} - {"vocagan", "__main__"}
-    assert units == set(rules), f"units without a rule: {sorted(units - set(rules))}; " \
-                                f"rules for no unit: {sorted(set(rules) - units)}"
+    assert units == set(rules), (
+        f"units without a rule: {sorted(units - set(rules))}; rules for no unit: {sorted(set(rules) - units)}"
+    )
     for unit, allowed in rules.items():
         unknown = allowed - set(rules) - {"every unit"}
         assert not unknown, f"{unit} may import unknown units {unknown}"
@@ -93,7 +98,9 @@ def test_every_import_follows_the_rules_and_resolves():
             if unit in ("cli", "__main__", "vocagan") or t == unit or "every unit" in allowed:
                 continue
             if t not in allowed:
-                problems.append(f"{where}: {unit} imports {t} ({target}); docs/architecture.md allows {sorted(allowed)}")
+                problems.append(
+                    f"{where}: {unit} imports {t} ({target}); docs/architecture.md allows {sorted(allowed)}"
+                )
     assert not problems, "\n".join(problems)
 
 

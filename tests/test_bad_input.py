@@ -20,10 +20,10 @@ import soundfile
 
 from vocagan.cli import main
 from vocagan.config import DataConfig, load_config
-from vocagan.formats.pickles import safe_load_pickle
 from vocagan.errors import VocaganError
+from vocagan.formats.pickles import safe_load_pickle
 
-SUBJECT = "FaceTalk_170728_03272_TA"      # first training subject of the tiny corpus
+SUBJECT = "FaceTalk_170728_03272_TA"  # first training subject of the tiny corpus
 TEST_SUBJECT = "FaceTalk_170809_00138_TA"
 
 
@@ -66,11 +66,13 @@ def set_frame(root: Path, subject: str, sentence: str, frame: int, value: float)
 
 
 # ----------------------------------------------------------------------------- readers, by hand
-PLY_HEADER = (b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-              b"property float z\nelement face 1\nproperty list int int vertex_indices\nend_header\n")
+PLY_HEADER = (
+    b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+    b"property float z\nelement face 1\nproperty list int int vertex_indices\nend_header\n"
+)
 
 
-@pytest.mark.parametrize("count", [-3, 2 ** 31 - 1])
+@pytest.mark.parametrize("count", [-3, 2**31 - 1])
 def test_ply_impossible_list_length(tmp_path, count):
     from vocagan.formats.mesh import read_mesh
 
@@ -126,12 +128,12 @@ def test_yaml_not_utf8_and_wrong_types(tmp_path):
 
 class _HugeArray:
     def __reduce__(self):  # numpy's own pickle path, with a 400 GB shape
-        return np.ndarray.__reduce__(np.zeros(1, np.float32))[0], (np.ndarray, (10 ** 11,), b"f")
+        return np.ndarray.__reduce__(np.zeros(1, np.float32))[0], (np.ndarray, (10**11,), b"f")
 
 
 class _HugeBytes:
     def __reduce__(self):
-        return bytearray, (10 ** 11,)
+        return bytearray, (10**11,)
 
 
 def test_pickle_memory_bomb(tmp_path):
@@ -173,8 +175,10 @@ def test_template_vertex_count_differs_from_meshes(tiny_corpus, tmp_path, capsys
     root = copy_corpus(tiny_corpus, tmp_path)
     rewrite_pickle(root / "templates.pkl", lambda t: t.__setitem__(SUBJECT, np.zeros((10, 3), np.float32)))
     msg = cli_error(capsys, prepare_argv(root, tmp_path))
-    assert msg == (f"error: {root / 'templates.pkl'}: template of {SUBJECT} has 10 vertices, the sequences have "
-                   f"{np.load(root / 'data_verts.npy', mmap_mode='r').shape[1]}")
+    assert msg == (
+        f"error: {root / 'templates.pkl'}: template of {SUBJECT} has 10 vertices, the sequences have "
+        f"{np.load(root / 'data_verts.npy', mmap_mode='r').shape[1]}"
+    )
 
 
 def test_template_ply_vertex_count_differs(tiny_corpus, tmp_path, capsys):
@@ -182,7 +186,9 @@ def test_template_ply_vertex_count_differs(tiny_corpus, tmp_path, capsys):
 
     root = copy_corpus(tiny_corpus, tmp_path)
     write_ply(root / "FLAME_sample.ply", np.zeros((5, 3), np.float32), np.array([[0, 1, 2]]))
-    assert "FLAME_sample.ply: mesh has 5 vertices, the sequences have" in cli_error(capsys, prepare_argv(root, tmp_path))
+    assert "FLAME_sample.ply: mesh has 5 vertices, the sequences have" in cli_error(
+        capsys, prepare_argv(root, tmp_path)
+    )
 
 
 def test_converted_layout_with_wrong_vertex_count(tiny_corpus, tmp_path):
@@ -198,14 +204,16 @@ def test_converted_layout_with_wrong_vertex_count(tiny_corpus, tmp_path):
         vs.load_verts(SUBJECT, "sentence01")
 
 
-@pytest.mark.parametrize("value,split_subject,sentence", [(np.nan, SUBJECT, "sentence02"),
-                                                          (np.inf, TEST_SUBJECT, "sentence22")])
+@pytest.mark.parametrize(
+    "value,split_subject,sentence", [(np.nan, SUBJECT, "sentence02"), (np.inf, TEST_SUBJECT, "sentence22")]
+)
 def test_nan_inf_frames(tiny_corpus, tmp_path, capsys, value, split_subject, sentence):
     root = copy_corpus(tiny_corpus, tmp_path)
     set_frame(root, split_subject, sentence, 5, value)
     msg = cli_error(capsys, prepare_argv(root, tmp_path))
-    assert msg == (f"error: {root / 'data_verts.npy'}: NaN/inf in sequence {split_subject}/{sentence} "
-                   "(frame 5, 1 frame(s))")
+    assert msg == (
+        f"error: {root / 'data_verts.npy'}: NaN/inf in sequence {split_subject}/{sentence} (frame 5, 1 frame(s))"
+    )
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.npz"))
 
 
@@ -214,14 +222,22 @@ def test_one_frame_sentence_prepares_and_trains_a_step(tiny_corpus, tmp_path):
     import torch
 
     from vocagan.dataset import SequenceDataset, collate
-    from vocagan.prep.prepare import prepare
     from vocagan.models import build
+    from vocagan.prep.prepare import prepare
 
     root = copy_corpus(tiny_corpus, tmp_path)
-    rewrite_pickle(root / "subj_seq_to_idx.pkl",
-                   lambda m: m[SUBJECT].__setitem__("sentence01", {0: m[SUBJECT]["sentence01"][0]}))
-    cfg = load_config(overrides=[f"data.root={root}", f"prep.cache_dir={tmp_path / 'cache'}", "model.name=rnn",
-                                 "model.hidden=8", "model.n_layers=1"])
+    rewrite_pickle(
+        root / "subj_seq_to_idx.pkl", lambda m: m[SUBJECT].__setitem__("sentence01", {0: m[SUBJECT]["sentence01"][0]})
+    )
+    cfg = load_config(
+        overrides=[
+            f"data.root={root}",
+            f"prep.cache_dir={tmp_path / 'cache'}",
+            "model.name=rnn",
+            "model.hidden=8",
+            "model.n_layers=1",
+        ]
+    )
     prepared = prepare(cfg)
     info = next(q for q in prepared.seqs["train"] if (q.subject, q.sentence) == (SUBJECT, "sentence01"))
     assert info.length == 1 and prepared.meta["trimmed_sequences"] >= 1
@@ -241,7 +257,7 @@ def test_subject_without_template_is_skipped_and_reported(tiny_corpus, tmp_path,
     capsys.readouterr()
     assert main(prepare_argv(root, tmp_path)) == 0
     err = capsys.readouterr().err
-    assert err.count("no template in templates.pkl") == 1        # said once
+    assert err.count("no template in templates.pkl") == 1  # said once
     from vocagan.prep.prepared import Prepared
 
     prepared = Prepared.load(next((tmp_path / "cache").glob("*.npz")))
@@ -255,7 +271,8 @@ def test_sample_rate_zero_in_raw_audio_pickle(tiny_corpus, tmp_path, capsys):
     root = copy_corpus(tiny_corpus, tmp_path)
     rewrite_pickle(root / "raw_audio_fixed.pkl", lambda a: a[SUBJECT]["sentence01"].__setitem__("sample_rate", 0))
     assert cli_error(capsys, prepare_argv(root, tmp_path)) == (
-        f"error: {root / 'raw_audio_fixed.pkl'}: {SUBJECT}/sentence01: invalid sample_rate 0 (must be > 0)")
+        f"error: {root / 'raw_audio_fixed.pkl'}: {SUBJECT}/sentence01: invalid sample_rate 0 (must be > 0)"
+    )
 
 
 def test_zero_length_audio_is_skipped_and_silent_audio_works(tiny_corpus, tmp_path, capsys):
@@ -264,9 +281,9 @@ def test_zero_length_audio_is_skipped_and_silent_audio_works(tiny_corpus, tmp_pa
     root = copy_corpus(tiny_corpus, tmp_path)
 
     def edit(audio):
-        audio[SUBJECT]["sentence01"]["audio"] = np.zeros(0, np.float32)                       # zero-length
+        audio[SUBJECT]["sentence01"]["audio"] = np.zeros(0, np.float32)  # zero-length
         entry = audio[SUBJECT]["sentence02"]
-        entry["audio"] = np.zeros_like(entry["audio"])                                          # digital silence
+        entry["audio"] = np.zeros_like(entry["audio"])  # digital silence
 
     rewrite_pickle(root / "raw_audio_fixed.pkl", edit)
     capsys.readouterr()
@@ -283,12 +300,19 @@ def test_zero_length_audio_is_skipped_and_silent_audio_works(tiny_corpus, tmp_pa
 def checkpoint(tiny_corpus, tmp_path_factory) -> Path:
     """An untrained RNN checkpoint over the tiny corpus's real preprocessing (no training needed)."""
     from vocagan.checkpoint import save_checkpoint
-    from vocagan.prep.prepare import prepare
     from vocagan.models import build
+    from vocagan.prep.prepare import prepare
 
     folder = tmp_path_factory.mktemp("bad_input_ckpt")
-    cfg = load_config(overrides=[f"data.root={tiny_corpus}", f"prep.cache_dir={folder / 'cache'}",
-                                 "model.name=rnn", "model.hidden=8", "model.n_layers=1"])
+    cfg = load_config(
+        overrides=[
+            f"data.root={tiny_corpus}",
+            f"prep.cache_dir={folder / 'cache'}",
+            "model.name=rnn",
+            "model.hidden=8",
+            "model.n_layers=1",
+        ]
+    )
     prepared = prepare(cfg)
     model = build(cfg.model, prepared.audio_dim, prepared.motion_dim, len(prepared.styles))
     return save_checkpoint(folder / "best.pt", model, cfg, prepared.stats_dict())
@@ -298,18 +322,29 @@ def test_animate_bad_audio(checkpoint, tmp_path, capsys):
     soundfile.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     soundfile.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
     data = bytearray((tmp_path / "silent.wav").read_bytes())
-    data[24:28] = struct.pack("<I", 0)                                  # the fmt chunk's sample rate
+    data[24:28] = struct.pack("<I", 0)  # the fmt chunk's sample rate
     (tmp_path / "sr0.wav").write_bytes(bytes(data))
 
     def animate(wav: str, *extra: str) -> list[str]:
-        return ["animate", "--checkpoint", str(checkpoint), "--audio", str(tmp_path / wav),
-                "--out", str(tmp_path / "out"), "--no-video", *extra]
+        return [
+            "animate",
+            "--checkpoint",
+            str(checkpoint),
+            "--audio",
+            str(tmp_path / wav),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-video",
+            *extra,
+        ]
 
-    assert cli_error(capsys, animate("empty.wav")) == f"error: {tmp_path / 'empty.wav'}: audio file is empty (0 samples)"
+    assert (
+        cli_error(capsys, animate("empty.wav")) == f"error: {tmp_path / 'empty.wav'}: audio file is empty (0 samples)"
+    )
     assert cli_error(capsys, animate("sr0.wav")).startswith(f"error: {tmp_path / 'sr0.wav'}: ")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     capsys.readouterr()
-    assert main(animate("silent.wav")) == 0                             # silence is valid speech input
+    assert main(animate("silent.wav")) == 0  # silence is valid speech input
     (out,) = (tmp_path / "out").glob("*.npy")
     verts = np.load(out)
     assert verts.shape[0] == 30 and np.isfinite(verts).all()
@@ -329,14 +364,36 @@ def test_unknown_style_and_template_list_the_valid_ones(checkpoint, tiny_corpus,
     write_ply(tmp_path / "small.ply", np.zeros((10, 3), np.float32), np.array([[0, 1, 2]]))
     msg = cli_error(capsys, base + ["--template", str(tmp_path / "small.ply")])
     assert msg.startswith(f"error: {tmp_path / 'small.ply'}: template has 10 vertices")
-    msg = cli_error(capsys, ["evaluate", "--checkpoint", str(checkpoint), "--data", str(tiny_corpus),
-                             "--out", str(tmp_path / "ev"), "--style", "Nobody"])
+    msg = cli_error(
+        capsys,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            str(tiny_corpus),
+            "--out",
+            str(tmp_path / "ev"),
+            "--style",
+            "Nobody",
+        ],
+    )
     assert "Nobody" in msg and all(s in msg for s in styles)
 
 
 def test_render_vertex_count_mismatch(tiny_corpus, tmp_path, capsys):
     np.save(tmp_path / "pred.npy", np.zeros((5, 10, 3), np.float32))
-    msg = cli_error(capsys, ["render", "--vertices", str(tmp_path / "pred.npy"), "--faces",
-                             str(tiny_corpus / "FLAME_sample.ply"), "--out", str(tmp_path / "x.mp4")])
+    msg = cli_error(
+        capsys,
+        [
+            "render",
+            "--vertices",
+            str(tmp_path / "pred.npy"),
+            "--faces",
+            str(tiny_corpus / "FLAME_sample.ply"),
+            "--out",
+            str(tmp_path / "x.mp4"),
+        ],
+    )
     assert msg.startswith(f"error: {tiny_corpus / 'FLAME_sample.ply'}: vertex count mismatch")
     assert not (tmp_path / "x.mp4").exists()

@@ -17,21 +17,39 @@ from vocagan.prep.prepared import Prepared
 from vocagan.prep.regions import Regions
 
 AUDIO, K, V, M = 10, 4, 12, 6
-SMALL = {"rnn": {"hidden": 16, "n_layers": 1}, "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
-         "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1},
-         "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8}}
+SMALL = {
+    "rnn": {"hidden": 16, "n_layers": 1},
+    "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+    "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1},
+    "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8},
+}
 
 
 def toy_prepared() -> Prepared:
     rng = np.random.default_rng(0)
-    comps = np.linalg.qr(rng.normal(size=(3 * M, K)))[0].T.astype(np.float32)     # (K, 3M) orthonormal rows
-    meta = {"fps": 30, "styles": ["A", "B"], "template_names": ["A", "B", "C"], "region_source": "test",
-            "n_vertices": V, "features": {"kind": "logmel"}, "feature_dim": AUDIO}
+    comps = np.linalg.qr(rng.normal(size=(3 * M, K)))[0].T.astype(np.float32)  # (K, 3M) orthonormal rows
+    meta = {
+        "fps": 30,
+        "styles": ["A", "B"],
+        "template_names": ["A", "B", "C"],
+        "region_source": "test",
+        "n_vertices": V,
+        "features": {"kind": "logmel"},
+        "feature_dim": AUDIO,
+    }
     regions = Regions(mouth=np.arange(M), lips=np.array([1, 3]), upper_face=np.array([8, 9]), source="test")
-    return Prepared(meta=meta, faces=np.array([[0, 1, 2]], np.int32), templates=rng.normal(size=(3, V, 3)).astype(
-        np.float32), regions=regions, crop=np.arange(M), pca_components=comps, pca_mean=np.zeros(3 * M, np.float32),
-        explained_variance_ratio=np.full(K, 0.2, np.float32), coef_mean=np.zeros(K, np.float32),
-        coef_std=np.full(K, 1e-3, np.float32))
+    return Prepared(
+        meta=meta,
+        faces=np.array([[0, 1, 2]], np.int32),
+        templates=rng.normal(size=(3, V, 3)).astype(np.float32),
+        regions=regions,
+        crop=np.arange(M),
+        pca_components=comps,
+        pca_mean=np.zeros(3 * M, np.float32),
+        explained_variance_ratio=np.full(K, 0.2, np.float32),
+        coef_mean=np.zeros(K, np.float32),
+        coef_std=np.full(K, 1e-3, np.float32),
+    )
 
 
 def make(name: str, tmp_path):
@@ -39,8 +57,9 @@ def make(name: str, tmp_path):
     cfg = load_config(overrides=[f"model.name={name}"] + [f"model.{k}={v}" for k, v in SMALL[name].items()])
     model = build(cfg.model, AUDIO, K, 2).eval()
     prepared = toy_prepared()
-    path = save_checkpoint(tmp_path / "m.pt", model, cfg, prepared.stats_dict(), extra={"note": "x"}, epoch=7,
-                           metrics={"val_lve": 1.5})
+    path = save_checkpoint(
+        tmp_path / "m.pt", model, cfg, prepared.stats_dict(), extra={"note": "x"}, epoch=7, metrics={"val_lve": 1.5}
+    )
     return model, cfg, prepared, path
 
 
@@ -76,8 +95,12 @@ def test_loaded_with_weights_only(tmp_path, monkeypatch):
 
 
 def test_storable_round_trip():
-    obj = {"a": np.arange(6, dtype=np.int64).reshape(2, 3), "b": [np.float32(1.5), ("x", 2)],
-           "c": np.array(["s1", "s2"]), 3: {"d": None}}
+    obj = {
+        "a": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "b": [np.float32(1.5), ("x", 2)],
+        "c": np.array(["s1", "s2"]),
+        3: {"d": None},
+    }
     back = from_storable(to_storable(obj))
     np.testing.assert_array_equal(back["a"], obj["a"])
     assert back["a"].dtype == np.int64 and back["b"] == [1.5, ["x", 2]] and back[3] == {"d": None}
@@ -143,5 +166,5 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(RuntimeError):
         save_checkpoint(path, model, cfg, prepared.stats_dict())
-    assert path.read_bytes() == before                      # the old file is intact
+    assert path.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left behind

@@ -8,8 +8,18 @@ import pytest
 
 from vocagan.cli import build_parser, main
 
-COMMANDS = ["synth", "convert", "prepare", "train", "evaluate", "compare", "animate", "render",
-            "export-html", "pipeline"]
+COMMANDS = [
+    "synth",
+    "convert",
+    "prepare",
+    "train",
+    "evaluate",
+    "compare",
+    "animate",
+    "render",
+    "export-html",
+    "pipeline",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -41,9 +51,22 @@ def test_data_flags_accept_both_spellings():
 @pytest.mark.parametrize("model", ["rnn", "transformer", "transformer_vae", "transformer_gan"])
 def test_seed_scripts_keep_their_flags(model, repo):
     """`python main_<model>.py --help` lists exactly the seed's flags (run as a user would)."""
-    proc = subprocess.run([sys.executable, str(repo / f"main_{model}.py"), "--help"], cwd=repo,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(repo / f"main_{model}.py"), "--help"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    for flag in ["--data_verts_path", "--audio_pkl_path", "--idx_map_path", "--template_path",
-                 "--template_ply_path", "--epochs", "--batch_size", "--output_model"]:
+    for flag in [
+        "--data_verts_path",
+        "--audio_pkl_path",
+        "--idx_map_path",
+        "--template_path",
+        "--template_ply_path",
+        "--epochs",
+        "--batch_size",
+        "--output_model",
+    ]:
         assert flag in proc.stdout

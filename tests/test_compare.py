@@ -18,15 +18,27 @@ from vocagan.errors import VocaganError
 
 
 def _m(lve, corr, lag=0, accel=1.0, **kw) -> dict:
-    base = {"lve": lve, "lve_mm": lve * 1e5, "mve_mm": 1.0, "fdd_abs": 1e-7, "mouth_corr": corr,
-            "mouth_diff_mm": 1.0, "lag": lag, "accel_mm": accel, "accel_gt_mm": 1.0}
+    base = {
+        "lve": lve,
+        "lve_mm": lve * 1e5,
+        "mve_mm": 1.0,
+        "fdd_abs": 1e-7,
+        "mouth_corr": corr,
+        "mouth_diff_mm": 1.0,
+        "lag": lag,
+        "accel_mm": accel,
+        "accel_gt_mm": 1.0,
+    }
     base.update(kw)
     return base
 
 
 def test_verdict_when_the_gan_wins():
-    results = {"rnn": [_m(3e-5, 0.5), _m(3.2e-5, 0.4)], "transformer_gan": [_m(2e-5, 0.8), _m(2.1e-5, 0.7)],
-               "mean motion": [_m(4e-5, float("nan"))]}
+    results = {
+        "rnn": [_m(3e-5, 0.5), _m(3.2e-5, 0.4)],
+        "transformer_gan": [_m(2e-5, 0.8), _m(2.1e-5, 0.7)],
+        "mean motion": [_m(4e-5, float("nan"))],
+    }
     text = "\n".join(verdict(results, ["rnn", "transformer_gan"]))
     assert "Transformer+GAN wins on LVE." in text
     assert "Transformer+GAN wins on lip sync" in text
@@ -38,13 +50,18 @@ def test_verdict_when_the_gan_wins():
 
 
 def test_verdict_says_plainly_when_the_gan_does_not_win():
-    results = {"rnn": [_m(2e-5, 0.9)], "transformer_gan": [_m(3e-5, 0.2)],
-               "zero motion": [_m(1e-5, float("nan"), mve_mm=2.0)],
-               "mean motion": [_m(2.5e-5, float("nan"))]}
+    results = {
+        "rnn": [_m(2e-5, 0.9)],
+        "transformer_gan": [_m(3e-5, 0.2)],
+        "zero motion": [_m(1e-5, float("nan"), mve_mm=2.0)],
+        "mean motion": [_m(2.5e-5, float("nan"))],
+    }
     lines = verdict(results, ["rnn", "transformer_gan"])
     text = "\n".join(lines)
-    assert "Transformer+GAN does NOT win on LVE: RNN is better among the models, and the baseline zero motion " \
-           "is best overall." in text
+    assert (
+        "Transformer+GAN does NOT win on LVE: RNN is better among the models, and the baseline zero motion "
+        "is best overall." in text
+    )
     assert "Transformer+GAN does NOT win on lip sync" in text
     assert "Transformer+GAN does NOT beat the mean-motion baseline on LVE" in text
     # equal values are a tie, not a win; lag is judged by |lag|, acceleration by its distance to the gt's
@@ -69,7 +86,7 @@ def test_verdict_without_the_gan_and_metric_direction():
 
 
 def test_cell_mean_and_sample_std():
-    assert _cell([1e-5, 3e-5], 1e5) == "2.000 ± 1.414"   # sample std of (1, 3) = sqrt(2)
+    assert _cell([1e-5, 3e-5], 1e5) == "2.000 ± 1.414"  # sample std of (1, 3) = sqrt(2)
     assert _cell([2e-5], 1e5) == "2.000"
     assert _cell([float("nan")], 1.0) == "n/a"
 
@@ -88,8 +105,15 @@ def _fake_run(run_dir: Path, cfg: Config, loop: dict, edit=None) -> Path:
     saved = cfg.to_dict()
     if edit:
         edit(saved)
-    payload = {"format": FORMAT, "version": 1, "model": "{}", "state_dict": {}, "config": json.dumps(saved),
-               "stats": {}, "extra": {"loop": loop}}
+    payload = {
+        "format": FORMAT,
+        "version": 1,
+        "model": "{}",
+        "state_dict": {},
+        "config": json.dumps(saved),
+        "stats": {},
+        "extra": {"loop": loop},
+    }
     run_dir.mkdir(parents=True)
     for name in ("last.pt", "best.pt"):
         torch.save(payload, run_dir / name)
@@ -112,9 +136,14 @@ def test_a_partial_run_is_not_taken_as_finished_when_early_stopping_is_off(tmp_p
     assert run_state(_fake_run(tmp_path / "run", cfg, {"next_epoch": 3, "since_best": 2}), cfg) == "partial"
 
 
-@pytest.mark.parametrize("edit", [lambda d: d["model"].pop("adv_weight"),        # saved before it was recorded
-                                  lambda d: d["model"].update(adv_weight=0.5),   # trained under the old default
-                                  lambda d: d["model"].pop("opening_weight")])   # before the opening loss existed
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["model"].pop("adv_weight"),  # saved before it was recorded
+        lambda d: d["model"].update(adv_weight=0.5),  # trained under the old default
+        lambda d: d["model"].pop("opening_weight"),
+    ],
+)  # before the opening loss existed
 def test_a_run_made_under_other_model_defaults_is_never_reused(tmp_path, edit):
     cfg = run_config(Config(), "transformer_gan", 0)
     cfg.train.epochs = 10
@@ -164,12 +193,15 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
     saved = json.loads((out / "compare.json").read_text())
     # each run's selection criterion (best val LVE) sits beside the test metrics, as in its metrics.jsonl
     val_row = next(line for line in report.splitlines() if line.startswith("| val LVE, best epoch"))
-    assert val_row.count("n/a") == 3                                   # the three baselines are not trained
+    assert val_row.count("n/a") == 3  # the three baselines are not trained
     jsonl = (out / "runs" / "rnn" / "seed0" / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(x)["val_lve"] for x in jsonl]
     assert saved["results"]["rnn"][0]["val_lve"] == pytest.approx(min(logged) * 1e-5)
-    assert len(saved["results"]["rnn"]) == 2 and saved["train"] == {"epochs": 1, "batch_size": 8,
-                                                                "warmup_steps": cfg.train.warmup_steps}
+    assert len(saved["results"]["rnn"]) == 2 and saved["train"] == {
+        "epochs": 1,
+        "batch_size": 8,
+        "warmup_steps": cfg.train.warmup_steps,
+    }
     # a second call reuses the finished runs (no training) and gives the same numbers
     again = compare(cfg, out, ["rnn", "transformer_gan"], seeds=2)
     assert [r["state"] for r in json.loads((out / "compare.json").read_text())["runs"]] == ["finished"] * 4
@@ -182,9 +214,11 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
 
 
 def test_closures_are_judged_among_the_models_only():
-    results = {"transformer": [_m(2e-5, 0.9, closure_rate=80.0), _m(2e-5, 0.9, closure_rate=84.0)],
-               "transformer_gan": [_m(3e-5, 0.8, closure_rate=95.0), _m(3e-5, 0.8, closure_rate=93.0)],
-               "zero motion": [_m(5e-5, float("nan"), closure_rate=100.0)]}
+    results = {
+        "transformer": [_m(2e-5, 0.9, closure_rate=80.0), _m(2e-5, 0.9, closure_rate=84.0)],
+        "transformer_gan": [_m(3e-5, 0.8, closure_rate=95.0), _m(3e-5, 0.8, closure_rate=93.0)],
+        "zero motion": [_m(5e-5, float("nan"), closure_rate=100.0)],
+    }
     lines = verdict(results, ["transformer", "transformer_gan"])
     assert "lip closures reached (%) (among the models): best is Transformer+GAN, ahead of Transformer." in lines
     assert "Transformer+GAN wins on lip closures reached." in lines

@@ -38,32 +38,38 @@ def test_every_field_of_the_model_is_resolved_and_recorded():
     assert d["model"]["adv_weight"] == 0.1 and d["model"]["opening_weight"] == 1.0 and "d_model" in d["model"]
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("train.batch_size=0", "train.batch_size must be in [1, "),
-    ("train.lr=-1", "train.lr must be in (0, 10]"),
-    ("train.lr=nan", "train.lr must be finite"),
-    ("train.epochs=0", "train.epochs must be in [1, "),
-    ("model.d_model=0", "model.d_model must be in [1, "),
-    ("model.dropout=1", "model.dropout must be in [0, 1)"),
-    ("features.kind=wav2vec2", "features.kind must be one of logmel, deepspeech"),
-    ("prep.region=lips", "prep.region must be one of mouth, face"),
-    ("data.fps=7", "data.fps=7 must divide data.source_fps=60"),
-    ("features.fmin=9000", "features.fmin=9000.0 must be below features.fmax=8000.0"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("train.batch_size=0", "train.batch_size must be in [1, "),
+        ("train.lr=-1", "train.lr must be in (0, 10]"),
+        ("train.lr=nan", "train.lr must be finite"),
+        ("train.epochs=0", "train.epochs must be in [1, "),
+        ("model.d_model=0", "model.d_model must be in [1, "),
+        ("model.dropout=1", "model.dropout must be in [0, 1)"),
+        ("features.kind=wav2vec2", "features.kind must be one of logmel, deepspeech"),
+        ("prep.region=lips", "prep.region must be one of mouth, face"),
+        ("data.fps=7", "data.fps=7 must divide data.source_fps=60"),
+        ("features.fmin=9000", "features.fmin=9000.0 must be below features.fmax=8000.0"),
+    ],
+)
 def test_out_of_range_values_fail_with_the_admissible_range(override, needle):
     with pytest.raises(VocaganError) as e:
         load_config(overrides=[override])
     assert needle in str(e.value)
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("train.epoch=5", "train.epoch"),
-    ("trian.epochs=5", "trian"),
-    ("train.epochs=abc", "must be a number"),
-    ("train.epochs=2.5", "must be an integer"),
-    ("prep.normalize=maybe", "true/false"),
-    ("noequals", "section.key=value"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("train.epoch=5", "train.epoch"),
+        ("trian.epochs=5", "trian"),
+        ("train.epochs=abc", "must be a number"),
+        ("train.epochs=2.5", "must be an integer"),
+        ("prep.normalize=maybe", "true/false"),
+        ("noequals", "section.key=value"),
+    ],
+)
 def test_bad_overrides_fail_loudly(override, needle):
     with pytest.raises(VocaganError, match=needle.replace(".", r"\.")):
         load_config(overrides=[override])
@@ -86,4 +92,4 @@ def test_round_trip_through_dict():
 
 def test_train_config_carries_vtlp():
     assert load_config(None, ["train.vtlp=0.1"]).train.vtlp == pytest.approx(0.1)
-    assert load_config(None, []).train.vtlp == 0.0                      # off by default
+    assert load_config(None, []).train.vtlp == 0.0  # off by default

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 IMPORT_NAME = {"pyyaml": "yaml", "pillow": "PIL", "imageio-ffmpeg": "imageio_ffmpeg"}
@@ -34,6 +35,9 @@ def test_every_declared_dependency_is_used():
 
 
 def test_every_declared_dependency_is_pinned():
-    pins = {line.split("==")[0].strip().lower() for line in (REPO / "requirements.txt").read_text().splitlines()
-            if "==" in line and not line.lstrip().startswith("#")}
+    pins = {
+        line.split("==")[0].strip().lower()
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
     assert not set(_declared()) - pins, f"not pinned in requirements.txt: {set(_declared()) - pins}"

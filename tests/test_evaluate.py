@@ -76,11 +76,29 @@ def _gt(cfg: Config, subject: str, sentence: str, n: int) -> np.ndarray:
 
 def test_evaluate_writes_outputs_with_finite_metrics(trained):
     cfg, _, ev, _, _ = trained
-    for name in ("metrics.json", "per_sequence.csv", "metrics.md", "lve_per_sequence.png", "mouth_opening.png",
-                 "error_heatmap.png"):
+    for name in (
+        "metrics.json",
+        "per_sequence.csv",
+        "metrics.md",
+        "lve_per_sequence.png",
+        "mouth_opening.png",
+        "error_heatmap.png",
+    ):
         assert (ev.out_dir / name).is_file() and (ev.out_dir / name).stat().st_size > 0, name
-    for key in ("lve", "lve_seq", "lve_mm", "mve_mm", "mve_lips_mm", "fdd", "fdd_abs", "mouth_corr",
-                "mouth_diff_mm", "lag", "accel_mm", "jitter_mm"):
+    for key in (
+        "lve",
+        "lve_seq",
+        "lve_mm",
+        "mve_mm",
+        "mve_lips_mm",
+        "fdd",
+        "fdd_abs",
+        "mouth_corr",
+        "mouth_diff_mm",
+        "lag",
+        "accel_mm",
+        "jitter_mm",
+    ):
         assert math.isfinite(ev.metrics[key]) and math.isfinite(ev.fixed[key]), key
     assert ev.metrics["lve"] > 0 and -M.MAX_LAG <= ev.metrics["lag"] <= M.MAX_LAG
     saved = json.loads((ev.out_dir / "metrics.json").read_text())
@@ -109,8 +127,9 @@ def test_saved_predictions_reproduce_the_reported_lve(trained):
         path = preds / f"{row['subject']}_{row['sentence']}_{row['style']}.npy"
         pred = np.load(path)
         assert pred.dtype == np.float32 and pred.shape == (row["frames"], ckpt.stats["templates"].shape[1], 3)
-        per_frame[row["style"]].append(M.lip_max_sq_error(pred, _gt(cfg, row["subject"], row["sentence"],
-                                                                    len(pred)), lips))
+        per_frame[row["style"]].append(
+            M.lip_max_sq_error(pred, _gt(cfg, row["subject"], row["sentence"], len(pred)), lips)
+        )
     fixed = M.pool_frames(per_frame[ckpt.styles[0]])
     assert fixed == pytest.approx(ev.fixed["lve"], rel=1e-6)
     assert np.mean([M.pool_frames(v) for v in per_frame.values()]) == pytest.approx(ev.metrics["lve"], rel=1e-6)
@@ -126,7 +145,7 @@ def test_saved_predictions_reproduce_the_reported_lve(trained):
 def test_one_style_and_bad_style(trained, tmp_path):
     cfg, ckpt, ev, _, _ = trained
     style = cfg.data.train_subjects[1]
-    one = evaluate(ckpt, None, tmp_path / "one", style=style, fps=60)   # 30 fps model, 60 fps ground truth
+    one = evaluate(ckpt, None, tmp_path / "one", style=style, fps=60)  # 30 fps model, 60 fps ground truth
     assert {r["style"] for r in one.per_sequence} == {style}
     assert one.metrics["lve"] == pytest.approx(one.fixed["lve"]) and math.isfinite(one.metrics["lve"])
     assert one.protocol["fps"] == 60 and one.protocol["model_fps"] == 30
@@ -164,8 +183,20 @@ def test_cli_evaluate(trained, tmp_path, capsys):
     from vocagan.cli import main
 
     cfg, ckpt, _, _, _ = trained
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "cli"),
-                 "--style", cfg.data.train_subjects[0]]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(tmp_path / "cli"),
+                "--style",
+                cfg.data.train_subjects[0],
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "LVE (x1e-5 m², frame-pooled)" in out and (tmp_path / "cli" / "metrics.json").is_file()
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 1

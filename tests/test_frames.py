@@ -13,11 +13,11 @@ from vocagan.frames import as_vertex_frames, audio_frames, fps_step, frames_in, 
 
 # ----------------------------------------------------------------------------- resample_frames
 def test_integer_step_takes_every_kth_frame_as_a_view():
-    x = np.arange(120).reshape(60, 2)                              # 60 frames at 60 fps, int data
+    x = np.arange(120).reshape(60, 2)  # 60 frames at 60 fps, int data
     for fps, k in ((30, 2), (20, 3), (15, 4), (60, 1)):
         out = resample_frames(x, 60, fps)
         np.testing.assert_array_equal(out, x[::k])
-        assert out.dtype == x.dtype and np.shares_memory(out, x)   # exact: no copy, no float conversion
+        assert out.dtype == x.dtype and np.shares_memory(out, x)  # exact: no copy, no float conversion
     np.testing.assert_array_equal(resample_frames(x, 60, 30, n_frames=5), x[::2][:5])
     frames = np.arange(60)
     assert np.array_equal(resample_frames(frames, 60, 30), np.arange(0, 60, 2))
@@ -26,7 +26,7 @@ def test_integer_step_takes_every_kth_frame_as_a_view():
 
 
 def test_resample_frames_by_hand():
-    x = np.arange(6, dtype=np.float32)[:, None]                # frames at 60 fps: times 0, 1/60, ...
+    x = np.arange(6, dtype=np.float32)[:, None]  # frames at 60 fps: times 0, 1/60, ...
     np.testing.assert_array_equal(resample_frames(x, 60, 30)[:, 0], [0, 2, 4])
     np.testing.assert_array_equal(resample_frames(x, 30, 30)[:, 0], x[:, 0])
     # 30 -> 20 fps: times 0, 1/20, 2/20, 3/20 = source positions 0, 1.5, 3, 4.5
@@ -49,7 +49,7 @@ def test_100_to_30_with_explicit_n_frames_pads_with_the_last_frame():
     """10 frames at 100 fps (t = 0 .. 0.09 s) -> 30 fps: frame i at input position i * 10/3. Within
     the input: 3 frames (0, 3.33, 6.67); asking for 5 gives positions 10 and 13.3, past the last
     input frame, which take its value (9)."""
-    x = np.arange(10, dtype=np.float64)[:, None] * [1.0, 10.0]     # (10, 2)
+    x = np.arange(10, dtype=np.float64)[:, None] * [1.0, 10.0]  # (10, 2)
     default = resample_frames(x, 100, 30)
     np.testing.assert_allclose(default[:, 0], [0, 10 / 3, 20 / 3], rtol=1e-6)
     np.testing.assert_allclose(default[:, 1], [0, 100 / 3, 200 / 3], rtol=1e-6)
@@ -81,19 +81,19 @@ def test_empty_inputs_and_bad_rates():
 # ----------------------------------------------------------------------------- frame counts
 def test_frames_in_by_hand():
     assert frames_in(0, 60, 30) == 0 and frames_in(-3, 60, 30) == 0
-    assert frames_in(1, 60, 30) == 1                   # frame 0 alone
-    assert frames_in(60, 60, 30) == 30                 # t = 0 .. 59/60: 30 frames at 0, 1/30, .., 29/30
-    assert frames_in(61, 60, 30) == 31                 # ... and t = 1 s
+    assert frames_in(1, 60, 30) == 1  # frame 0 alone
+    assert frames_in(60, 60, 30) == 30  # t = 0 .. 59/60: 30 frames at 0, 1/30, .., 29/30
+    assert frames_in(61, 60, 30) == 31  # ... and t = 1 s
     assert frames_in(4, 30, 60) == 7
-    assert frames_in(10, 100, 30) == 3                 # 0.09 s: t = 0, 1/30, 2/30
+    assert frames_in(10, 100, 30) == 3  # 0.09 s: t = 0, 1/30, 2/30
     # (12 - 1) * 29.97 / 29.97 is 10.999999999999998 in floats: the tolerance keeps frame 11
     assert (12 - 1) * 29.97 / 29.97 < 11 and frames_in(12, 29.97, 29.97) == 12
 
 
 def test_audio_frames_by_hand():
     assert audio_frames(16000, 16000, 60) == 60 and audio_frames(22000 * 3, 22000, 30) == 90
-    assert audio_frames(16010, 16000, 60) == 60        # 60.04 rounds down
-    assert audio_frames(16140, 16000, 60) == 61        # 60.53 rounds up
+    assert audio_frames(16010, 16000, 60) == 60  # 60.04 rounds down
+    assert audio_frames(16140, 16000, 60) == 61  # 60.53 rounds up
     assert audio_frames(0, 16000, 60) == 0
 
 
@@ -110,14 +110,14 @@ def test_fps_step_and_its_errors():
 
 # ----------------------------------------------------------------------------- (T, V*3) <-> (T, V, 3)
 def test_as_vertex_frames():
-    rows = np.arange(24, dtype=np.float32).reshape(4, 6)          # 4 frames of 2 vertices
+    rows = np.arange(24, dtype=np.float32).reshape(4, 6)  # 4 frames of 2 vertices
     verts = as_vertex_frames(rows)
     assert verts.shape == (4, 2, 3) and np.shares_memory(verts, rows)
-    np.testing.assert_array_equal(verts[1, 1], [9, 10, 11])        # row 1, columns 3..5
-    assert as_vertex_frames(verts) is verts                        # (T, V, 3) unchanged
+    np.testing.assert_array_equal(verts[1, 1], [9, 10, 11])  # row 1, columns 3..5
+    assert as_vertex_frames(verts) is verts  # (T, V, 3) unchanged
     assert as_vertex_frames(rows, n_vertices=2).shape == (4, 2, 3)
-    assert as_vertex_frames(rows, n_vertices=3) is rows            # width 6 != 3 * 3: left for the caller
+    assert as_vertex_frames(rows, n_vertices=3) is rows  # width 6 != 3 * 3: left for the caller
     for other in (np.zeros((4, 7)), np.zeros((4, 3)), np.zeros(12)):
-        assert as_vertex_frames(other) is other                    # not vertex rows: passed through
+        assert as_vertex_frames(other) is other  # not vertex rows: passed through
     listed = as_vertex_frames([[0, 1, 2, 3, 4, 5]])
     assert isinstance(listed, np.ndarray) and listed.shape == (1, 2, 3)

@@ -27,11 +27,16 @@ from hypothesis import strategies as st
 from vocagan.config import DataConfig
 from vocagan.errors import VocaganError
 
-TIME_LIMIT_S = 20.0          # per example: a reader that takes longer counts as a hang (SIGALRM; no
-                              # hypothesis deadline: a busy CI machine must not make timing flaky)
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-V = 12                        # vertices of the toy mesh
+TIME_LIMIT_S = 20.0  # per example: a reader that takes longer counts as a hang (SIGALRM; no
+# hypothesis deadline: a busy CI machine must not make timing flaky)
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+V = 12  # vertices of the toy mesh
 SUBJECTS = ["FaceTalk_A_TA", "FaceTalk_B_TA", "FaceTalk_C_TA"]
 FACES = np.array([[0, 1, 2], [2, 3, 4], [4, 5, 6], [6, 7, 8], [8, 9, 10], [9, 10, 11]], np.int32)
 
@@ -40,6 +45,7 @@ FACES = np.array([[0, 1, 2], [2, 3, 4], [4, 5, 6], [6, 7, 8], [8, 9, 10], [9, 10
 @contextmanager
 def time_limit(seconds: float):
     """Turn a hang into a test failure (SIGALRM interrupts Python-level loops)."""
+
     def on_alarm(signum, frame):
         raise TimeoutError(f"reader still running after {seconds} s")
 
@@ -68,6 +74,22 @@ def loads_or_names(read, path: Path, names: str | None = None):
         assert time.monotonic() - t0 < TIME_LIMIT_S
 
 
+def fuzz_reader(read, path: Path, original: bytes, header: int, check=None, fuzz=FUZZ) -> None:
+    """The property for one reader: every mutation of `original` (edits favouring its first `header`
+    bytes), written to `path`, either loads and passes `check(result)` (when given) or raises one
+    VocaganError naming the file (`loads_or_names`)."""
+
+    @fuzz
+    @given(data=mutated(original, header))
+    def example(data):
+        path.write_bytes(data)
+        result = loads_or_names(read, path)
+        if result is not None and check is not None:
+            check(result)
+
+    example()
+
+
 @st.composite
 def mutated(draw, original: bytes, header: int = 256):
     """`original` with 1-4 edits: overwrite bytes, insert bytes, delete a range, or truncate.
@@ -79,11 +101,11 @@ def mutated(draw, original: bytes, header: int = 256):
         kind = draw(st.sampled_from(["overwrite", "overwrite", "insert", "delete", "truncate"]))
         if kind == "overwrite" and n:
             chunk = draw(st.binary(min_size=1, max_size=8))
-            data[pos:pos + len(chunk)] = chunk
+            data[pos : pos + len(chunk)] = chunk
         elif kind == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "delete":
-            del data[pos:pos + draw(st.integers(1, 32))]
+            del data[pos : pos + draw(st.integers(1, 32))]
         else:
             del data[pos:]
     return bytes(data)
@@ -109,8 +131,15 @@ def _toy_corpus(out: Path) -> Path:
 
 
 def _corpus_cfg(root: Path) -> DataConfig:
-    return DataConfig(root=str(root), train_subjects=SUBJECTS[:2], train_sentences=[1, 2],
-                      val_subjects=SUBJECTS[2:], val_sentences=[1], test_subjects=SUBJECTS[2:], test_sentences=[2])
+    return DataConfig(
+        root=str(root),
+        train_subjects=SUBJECTS[:2],
+        train_sentences=[1, 2],
+        val_subjects=SUBJECTS[2:],
+        val_sentences=[1],
+        test_subjects=SUBJECTS[2:],
+        test_sentences=[2],
+    )
 
 
 def _read_everything(root: Path):
@@ -140,8 +169,15 @@ def corpus(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- VOCASET folder
-CORPUS_FILES = ["subj_seq_to_idx.pkl", "templates.pkl", "raw_audio_fixed.pkl", "processed_audio_deepspeech.pkl",
-                "region_masks.pkl", "data_verts.npy", "FLAME_sample.ply"]
+CORPUS_FILES = [
+    "subj_seq_to_idx.pkl",
+    "templates.pkl",
+    "raw_audio_fixed.pkl",
+    "processed_audio_deepspeech.pkl",
+    "region_masks.pkl",
+    "data_verts.npy",
+    "FLAME_sample.ply",
+]
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
@@ -168,21 +204,13 @@ def test_vocaset_folder_survives_mutations(corpus, name):
     check()
 
 
-@pytest.mark.parametrize("name", ["subj_seq_to_idx.pkl", "templates.pkl", "raw_audio_fixed.pkl",
-                                  "processed_audio_deepspeech.pkl", "region_masks.pkl"])
+@pytest.mark.parametrize("name", [n for n in CORPUS_FILES if n.endswith(".pkl")])
 def test_safe_load_pickle_names_the_file(corpus, name, tmp_path_factory):
     from vocagan.formats.pickles import safe_load_pickle
 
     original = (corpus / name).read_bytes()
     path = tmp_path_factory.mktemp("pkl") / name
-
-    @FUZZ
-    @given(data=mutated(original, header=len(original)))
-    def check(data):
-        path.write_bytes(data)
-        loads_or_names(safe_load_pickle, path)
-
-    check()
+    fuzz_reader(safe_load_pickle, path, original, header=len(original))
 
 
 def test_unmutated_corpus_reads(corpus):
@@ -213,15 +241,7 @@ def test_read_mesh_survives_mutations(kind, tmp_path_factory):
         write_ply(valid, vertices, FACES, binary=kind == "binary.ply")
     _mesh_ok(read_mesh(valid))
     original = valid.read_bytes()
-    path = folder / kind
-
-    @FUZZ
-    @given(data=mutated(original, header=300))
-    def check(data):
-        path.write_bytes(data)
-        _mesh_ok(loads_or_names(read_mesh, path))
-
-    check()
+    fuzz_reader(read_mesh, folder / kind, original, header=300, check=_mesh_ok)
 
 
 # ----------------------------------------------------------------------------- audio
@@ -236,18 +256,12 @@ def test_load_audio_survives_mutations(subtype, tmp_path_factory):
     valid = folder / "valid.wav"
     soundfile.write(str(valid), np.sin(np.arange(800) / 5.0).astype(np.float32) * 0.5, 8000, subtype=subtype)
     original = valid.read_bytes()
-    path = folder / "speech.wav"
 
-    @FUZZ
-    @given(data=mutated(original, header=80))
-    def check(data):
-        path.write_bytes(data)
-        result = loads_or_names(load_audio, path)
-        if result is not None:
-            samples, sr = result
-            assert samples.ndim == 1 and len(samples) > 0 and sr > 0 and np.isfinite(samples).all()
+    def check(result):
+        samples, sr = result
+        assert samples.ndim == 1 and len(samples) > 0 and sr > 0 and np.isfinite(samples).all()
 
-    check()
+    fuzz_reader(load_audio, folder / "speech.wav", original, header=80, check=check)
 
 
 # ----------------------------------------------------------------------------- YAML configs
@@ -276,16 +290,13 @@ def test_load_config_survives_mutations(tmp_path_factory):
     path.write_bytes(VALID_YAML)
     assert load_config(path).train.epochs == 3
 
-    @settings(FUZZ, max_examples=150)
-    @given(data=mutated(VALID_YAML, header=len(VALID_YAML)))
-    def check(data):
-        path.write_bytes(data)
-        cfg = loads_or_names(load_config, path)
-        if cfg is not None:
-            assert isinstance(cfg, Config)
-            cfg.to_dict()
+    def check(cfg):
+        assert isinstance(cfg, Config)
+        cfg.to_dict()
 
-    check()
+    fuzz_reader(
+        load_config, path, VALID_YAML, header=len(VALID_YAML), check=check, fuzz=settings(FUZZ, max_examples=150)
+    )
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -296,8 +307,8 @@ def checkpoint_bytes(tmp_path_factory) -> bytes:
 
     from vocagan.checkpoint import save_checkpoint
     from vocagan.config import load_config
-    from vocagan.prep.prepared import Prepared
     from vocagan.models import build
+    from vocagan.prep.prepared import Prepared
     from vocagan.prep.regions import Regions
 
     torch.manual_seed(0)
@@ -305,13 +316,25 @@ def checkpoint_bytes(tmp_path_factory) -> bytes:
     model = build(cfg.model, 6, 3, 2)
     rng = np.random.default_rng(0)
     prepared = Prepared(
-        meta={"fps": 30, "styles": ["A", "B"], "template_names": ["A", "B"], "region_source": "test",
-              "n_vertices": V, "features": {"kind": "logmel"}, "feature_dim": 6},
-        faces=FACES, templates=rng.normal(size=(2, V, 3)).astype(np.float32),
+        meta={
+            "fps": 30,
+            "styles": ["A", "B"],
+            "template_names": ["A", "B"],
+            "region_source": "test",
+            "n_vertices": V,
+            "features": {"kind": "logmel"},
+            "feature_dim": 6,
+        },
+        faces=FACES,
+        templates=rng.normal(size=(2, V, 3)).astype(np.float32),
         regions=Regions(mouth=np.arange(4), lips=np.arange(2), upper_face=np.arange(8, 12), source="test"),
-        crop=np.arange(4), pca_components=np.eye(3, 12, dtype=np.float32), pca_mean=np.zeros(12, np.float32),
-        explained_variance_ratio=np.full(3, 0.3, np.float32), coef_mean=np.zeros(3, np.float32),
-        coef_std=np.ones(3, np.float32))
+        crop=np.arange(4),
+        pca_components=np.eye(3, 12, dtype=np.float32),
+        pca_mean=np.zeros(12, np.float32),
+        explained_variance_ratio=np.full(3, 0.3, np.float32),
+        coef_mean=np.zeros(3, np.float32),
+        coef_std=np.ones(3, np.float32),
+    )
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", model, cfg, prepared.stats_dict())
     return path.read_bytes()
 
@@ -325,16 +348,11 @@ def test_load_checkpoint_survives_mutations(checkpoint_bytes, tmp_path_factory):
     path.write_bytes(checkpoint_bytes)
     assert isinstance(load_checkpoint(path)[0], torch.nn.Module)
 
-    @FUZZ
-    @given(data=mutated(checkpoint_bytes, header=len(checkpoint_bytes)))
-    def check(data):
-        path.write_bytes(data)
-        result = loads_or_names(load_checkpoint, path)
-        if result is not None:
-            model, ckpt = result
-            assert isinstance(model, torch.nn.Module) and ckpt.model_name == "rnn"
+    def check(result):
+        model, ckpt = result
+        assert isinstance(model, torch.nn.Module) and ckpt.model_name == "rnn"
 
-    check()
+    fuzz_reader(load_checkpoint, path, checkpoint_bytes, header=len(checkpoint_bytes), check=check)
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -349,15 +367,7 @@ def test_prepared_cache_survives_mutations(checkpoint_bytes, tmp_path_factory):
     valid = prepared.save(folder / "valid.npz")
     assert Prepared.load(valid).meta["fps"] == 30
     original = valid.read_bytes()
-    path = folder / "0123abcd.npz"
-
-    @FUZZ
-    @given(data=mutated(original, header=len(original)))
-    def check(data):
-        path.write_bytes(data)
-        loads_or_names(Prepared.load, path)
-
-    check()
+    fuzz_reader(Prepared.load, folder / "0123abcd.npz", original, header=len(original))
 
 
 def test_load_vertices_survives_mutations(tmp_path_factory):
@@ -366,18 +376,11 @@ def test_load_vertices_survives_mutations(tmp_path_factory):
     folder = tmp_path_factory.mktemp("npy")
     valid = folder / "valid.npy"
     np.save(valid, np.random.default_rng(2).normal(size=(4, V, 3)).astype(np.float32))
-    original = valid.read_bytes()
-    path = folder / "pred.npy"
 
-    @FUZZ
-    @given(data=mutated(original, header=128))
-    def check(data):
-        path.write_bytes(data)
-        result = loads_or_names(load_vertices, path)
-        if result is not None:
-            assert result.ndim == 3 and result.shape[2] == 3
+    def check(result):
+        assert result.ndim == 3 and result.shape[2] == 3
 
-    check()
+    fuzz_reader(load_vertices, folder / "pred.npy", valid.read_bytes(), header=128, check=check)
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".txt"])
@@ -391,15 +394,8 @@ def test_mouth_index_file_survives_mutations(suffix, tmp_path_factory):
     else:
         valid.write_text(" ".join(map(str, range(2, 9))) + "\n")
     assert list(load_index_file(valid, V)) == list(range(2, 9))
-    original = valid.read_bytes()
-    path = folder / f"mouth{suffix}"
 
-    @FUZZ
-    @given(data=mutated(original, header=128))
-    def check(data):
-        path.write_bytes(data)
-        result = loads_or_names(lambda p: load_index_file(p, V), path)
-        if result is not None:
-            assert result.dtype == np.int64 and result.min() >= 0 and result.max() < V
+    def check(result):
+        assert result.dtype == np.int64 and result.min() >= 0 and result.max() < V
 
-    check()
+    fuzz_reader(lambda p: load_index_file(p, V), folder / f"mouth{suffix}", valid.read_bytes(), header=128, check=check)

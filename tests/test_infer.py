@@ -17,7 +17,7 @@ from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.infer import animate, audio_features, chunk_spans, predict_motion
 
-STYLES = ["SubjA", "SubjB", "SubjC"]   # the styles of the `toy_checkpoint` fixture
+STYLES = ["SubjA", "SubjB", "SubjC"]  # the styles of the `toy_checkpoint` fixture
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,9 @@ def ckpt_path(tmp_path_factory, toy_checkpoint):
 def _probe(path) -> str:
     import imageio_ffmpeg
 
-    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                          capture_output=True, text=True).stderr
+    return subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
 
 
 def test_chunk_spans_cover_with_overlap():
@@ -47,13 +48,13 @@ def test_int16_stereo_44k_and_float_mono_22k(tmp_path, ckpt_path, speech_like):
     r1 = animate(ckpt_path, tmp_path / "stereo.wav", tmp_path / "out1", size=64, backend="numpy")
     v = np.load(r1.outputs[0].vertices)
     assert v.shape == (30, 162, 3) and v.dtype == np.float32 and np.isfinite(v).all()
-    assert v.std(axis=0).max() > 0                                     # it moves
+    assert v.std(axis=0).max() > 0  # it moves
     info = _probe(r1.outputs[0].video)
     assert "Video: h264" in info and "Audio: aac" in info
     assert re.search(r"Duration: 00:00:01\.0", info), info
     r2 = animate(ckpt_path, tmp_path / "mono.wav", tmp_path / "out2", video=False, ply=True, obj=True, fps=60)
     v2 = np.load(r2.outputs[0].vertices)
-    assert v2.shape[0] == 60 and r2.fps == 60                        # resampled to the requested fps
+    assert v2.shape[0] == 60 and r2.fps == 60  # resampled to the requested fps
     assert len(list(r2.outputs[0].meshes[0].glob("*.ply"))) == 60
     assert len(list(r2.outputs[0].meshes[1].glob("*.obj"))) == 60
     summary = r2.summary()
@@ -66,9 +67,9 @@ def test_style_all_and_samples(tmp_path, toy_checkpoint, speech_like):
     result = animate(ckpt, tmp_path / "a.wav", tmp_path / "out", style="all", samples=2, video=False)
     assert [(o.style, o.sample) for o in result.outputs] == [(s, k) for s in STYLES for k in range(2)]
     a, b = (np.load(o.vertices) for o in result.outputs[:2])
-    assert np.abs(a - b).max() > 1e-6                                 # two samples differ
+    assert np.abs(a - b).max() > 1e-6  # two samples differ
     again = animate(ckpt, tmp_path / "a.wav", tmp_path / "again", style="SubjA", samples=2, video=False)
-    np.testing.assert_array_equal(np.load(again.outputs[1].vertices), b)   # seeded: reproducible
+    np.testing.assert_array_equal(np.load(again.outputs[1].vertices), b)  # seeded: reproducible
     assert len(result.files()) == 6
 
 
@@ -82,10 +83,11 @@ def test_template_by_name_and_mesh_file(tmp_path, ckpt_path, speech_like, icosph
     _, ckpt = load_checkpoint(ckpt_path)
     verts, tris = icosphere(2)
     write_ply(tmp_path / "face.ply", verts * 2, tris)
-    custom = animate(ckpt_path, tmp_path / "a.wav", tmp_path / "o3", template=str(tmp_path / "face.ply"),
-                     size=48, backend="numpy")
+    custom = animate(
+        ckpt_path, tmp_path / "a.wav", tmp_path / "o3", template=str(tmp_path / "face.ply"), size=48, backend="numpy"
+    )
     v = np.load(custom.outputs[0].vertices)
-    assert np.abs(v[:, verts[:, 1] > 0.05] - verts[verts[:, 1] > 0.05] * 2).max() < 1e-6   # static upper part
+    assert np.abs(v[:, verts[:, 1] > 0.05] - verts[verts[:, 1] > 0.05] * 2).max() < 1e-6  # static upper part
     write_ply(tmp_path / "wrong.ply", verts[:10])
     with pytest.raises(VocaganError, match=r"wrong\.ply: template has 10 vertices"):
         animate(ckpt_path, tmp_path / "a.wav", tmp_path / "o4", template=str(tmp_path / "wrong.ply"))
@@ -117,7 +119,7 @@ def test_chunked_long_audio_matches_unchunked(tmp_path, name, toy_checkpoint, sp
     than the one-pass motion has). Full attention sees the whole clip in one pass, so transformers
     differ slightly; the recurrent model matches to float precision."""
     model, ckpt = load_checkpoint(toy_checkpoint(tmp_path / f"{name}.pt", name=name))
-    feats = audio_features(ckpt, speech_like(60.0, 16000), 16000, ckpt.fps)       # (1800, 80)
+    feats = audio_features(ckpt, speech_like(60.0, 16000), 16000, ckpt.fps)  # (1800, 80)
     full = predict_motion(model, feats, 1, n_samples=2, chunk=len(feats))
     chunked = predict_motion(model, feats, 1, n_samples=2, chunk=600, overlap=120)
     diff = np.abs(chunked - full)
@@ -135,9 +137,17 @@ def trained(request, tmp_path_factory):
 
     corpus = request.getfixturevalue("tiny_corpus")
     tmp = tmp_path_factory.mktemp("trained")
-    cfg = load_config(overrides=[f"data.root={corpus}", "model.name=transformer", "train.epochs=2",
-                                 "model.d_model=32", "model.n_layers=1", "model.n_heads=2",
-                                 f"prep.cache_dir={tmp / 'cache'}"])
+    cfg = load_config(
+        overrides=[
+            f"data.root={corpus}",
+            "model.name=transformer",
+            "train.epochs=2",
+            "model.d_model=32",
+            "model.n_layers=1",
+            "model.n_heads=2",
+            f"prep.cache_dir={tmp / 'cache'}",
+        ]
+    )
     return train(cfg, tmp / "run").best_checkpoint
 
 
@@ -147,9 +157,16 @@ def test_cli_animate_trained_model_style_all(tmp_path, trained, tiny_corpus, cap
     from vocagan.formats.pickles import safe_load_pickle
 
     x = speech_like(1.2, 44100)
-    sf.write(tmp_path / "in.wav", np.stack([x, x[::-1]], axis=1), 44100, subtype="PCM_16")   # int16 stereo
-    assert main(["animate", "--checkpoint", str(trained), "--audio", str(tmp_path / "in.wav"), "--out",
-                 str(tmp_path / "out"), "--style", "all", "--size", "64"]) == 0
+    sf.write(tmp_path / "in.wav", np.stack([x, x[::-1]], axis=1), 44100, subtype="PCM_16")  # int16 stereo
+
+    def animate_cli(out: str, style: str) -> int:
+        audio = str(tmp_path / "in.wav")
+        return main(
+            ["animate", "--checkpoint", str(trained), "--audio", audio, "--out", str(tmp_path / out)]
+            + ["--style", style, "--size", "64"]
+        )
+
+    assert animate_cli("out", "all") == 0
     printed = capsys.readouterr().out
     _, ckpt = load_checkpoint(trained)
     videos = sorted((tmp_path / "out").glob("*.mp4"))
@@ -160,8 +177,7 @@ def test_cli_animate_trained_model_style_all(tmp_path, trained, tiny_corpus, cap
     n_vertices = next(iter(safe_load_pickle(tiny_corpus / "templates.pkl").values())).shape[0]
     v = np.load(sorted((tmp_path / "out").glob("*.npy"))[0])
     assert v.shape == (36, n_vertices, 3) and np.isfinite(v).all()
-    assert main(["animate", "--checkpoint", str(trained), "--audio", str(tmp_path / "in.wav"), "--out",
-                 str(tmp_path / "bad"), "--style", "Nobody"]) == 1
+    assert animate_cli("bad", "Nobody") == 1
     assert "valid: all, FaceTalk_170728_03272_TA" in capsys.readouterr().err
 
 
@@ -171,9 +187,9 @@ def test_trained_model_float_mono_22k_and_chunking(tmp_path, trained, speech_lik
     result = animate(trained, tmp_path / "in.wav", tmp_path / "out", samples=2, video=False)
     a, b = (np.load(o.vertices) for o in result.outputs)
     assert a.shape[0] == 24
-    np.testing.assert_array_equal(a, b)        # a deterministic model repeats its one prediction
+    np.testing.assert_array_equal(a, b)  # a deterministic model repeats its one prediction
     model, ckpt = load_checkpoint(trained)
-    feats = audio_features(ckpt, speech_like(30.0, 16000, seed=4), 16000, ckpt.fps)   # (900, 80)
+    feats = audio_features(ckpt, speech_like(30.0, 16000, seed=4), 16000, ckpt.fps)  # (900, 80)
     full = predict_motion(model, feats, 0, chunk=len(feats))
     chunked = predict_motion(model, feats, 0, chunk=300, overlap=60)
     prepared = ckpt.prepared

@@ -36,12 +36,18 @@ def spawn(repo):
     kill -9 reaches ffmpeg children too), output appended to `log`."""
 
     def spawn(args: list[str], log: Path) -> subprocess.Popen:
-        tmpdir = log.parent / "tmpdir"      # the child's tempfile dirs (a killed render leaves one): inside tmp_path
+        tmpdir = log.parent / "tmpdir"  # the child's tempfile dirs (a killed render leaves one): inside tmp_path
         tmpdir.mkdir(exist_ok=True)
         env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(repo), "TMPDIR": str(tmpdir)}
         out = open(log, "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "vocagan", *args], cwd=repo, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vocagan", *args],
+            cwd=repo,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out.close()
         return proc
 
@@ -116,7 +122,7 @@ def test_kill_prepare_while_writing_then_rerun(tiny_corpus, tmp_path, spawn, run
         kill9(proc)
         if proc.returncode == -signal.SIGKILL:
             kills += 1
-            mid_write += bool(list(cache.glob(".tmp-*")))   # the writer died with its temp file open
+            mid_write += bool(list(cache.glob(".tmp-*")))  # the writer died with its temp file open
         _assert_cache_sound(cache)
         for path in cache.glob("*.npz"):  # a completed run may have finished first: start clean again
             if not path.name.startswith(".tmp-"):
@@ -141,7 +147,7 @@ def test_two_concurrent_prepares_share_one_sound_cache(tiny_corpus, tmp_path, sp
                 kill9(p)
     assert rcs == [0, 0], [(tmp_path / f"p{i}.log").read_text()[-2000:] for i in range(2)]
     (final,) = _assert_cache_sound(cache)
-    assert not list(cache.glob(".tmp-*"))           # both writers cleaned up after themselves
+    assert not list(cache.glob(".tmp-*"))  # both writers cleaned up after themselves
     assert "using cached prepared data" in run_ok(args, tmp_path / "after.log")
 
 
@@ -169,8 +175,18 @@ def test_kill_train_while_checkpointing_then_resume(tiny_corpus, tmp_path, spawn
 
     run, cache = tmp_path / "run", tmp_path / "cache"
     epochs = 4
-    args = ["train", "--data", str(tiny_corpus), "--cache-dir", str(cache), *SMALL_RNN, "--epochs", str(epochs),
-            "--out", str(run)]
+    args = [
+        "train",
+        "--data",
+        str(tiny_corpus),
+        "--cache-dir",
+        str(cache),
+        *SMALL_RNN,
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(run),
+    ]
     run_ok(["prepare", "--data", str(tiny_corpus), "--cache-dir", str(cache)], tmp_path / "prepare.log")
 
     # a) kill while the very first last.pt is being written: nothing (or a complete file) under the name
@@ -183,8 +199,9 @@ def test_kill_train_while_checkpointing_then_resume(tiny_corpus, tmp_path, spawn
     run = tmp_path / "run_b"
     args[args.index("--out") + 1] = str(run)
     proc = spawn(args, tmp_path / "train_b.log")
-    assert wait_until(lambda: bool(temp_files(run, "last.pt")) and (run / "last.pt").exists(), proc), \
-        (tmp_path / "train_b.log").read_text()[-2000:]
+    assert wait_until(lambda: bool(temp_files(run, "last.pt")) and (run / "last.pt").exists(), proc), (
+        tmp_path / "train_b.log"
+    ).read_text()[-2000:]
     kill9(proc)
     assert proc.returncode == -signal.SIGKILL
     _assert_run_sound(run)
@@ -196,12 +213,12 @@ def test_kill_train_while_checkpointing_then_resume(tiny_corpus, tmp_path, spawn
     # resume: continues at the saved epoch, keeps the saved rows, finishes the remaining epochs
     log = run_ok(args + ["--resume"], tmp_path / "resume.log")
     assert f"resuming {run} at epoch {done}" in log
-    assert f"[train] epoch {done}:" not in log.split("resuming")[1]      # finished epochs are not redone
+    assert f"[train] epoch {done}:" not in log.split("resuming")[1]  # finished epochs are not redone
     assert f"[train] epoch {done + 1}:" in log
     _assert_run_sound(run)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
-    for old, new in zip(rows_before, rows):
+    for old, new in zip(rows_before, rows, strict=False):  # the saved rows are a prefix of the final ones
         assert old["epoch"] == new["epoch"] and old["train_loss"] == pytest.approx(new["train_loss"])
     assert _epoch_of(run / "last.pt") == epochs
 
@@ -219,10 +236,10 @@ def test_kill_render_keeps_the_old_video_and_rerun_recovers(tiny_corpus, tmp_pat
 
     vs = open_vocaset(DataConfig(root=str(tiny_corpus)))
     subject, sentence = vs.split("train")[0]
-    verts = vs.load_verts(subject, sentence)                                   # (T60, V, 3)
+    verts = vs.load_verts(subject, sentence)  # (T60, V, 3)
     short, long = tmp_path / "short.npy", tmp_path / "long.npy"
     np.save(short, verts[:12])
-    np.save(long, np.concatenate([verts] * max(1, 600 // len(verts) + 1))[:600])   # 20 s of video at 30 fps
+    np.save(long, np.concatenate([verts] * max(1, 600 // len(verts) + 1))[:600])  # 20 s of video at 30 fps
     faces, out = tiny_corpus / "FLAME_sample.ply", tmp_path / "out.mp4"
 
     def render(vertices: Path) -> list[str]:
@@ -237,13 +254,13 @@ def test_kill_render_keeps_the_old_video_and_rerun_recovers(tiny_corpus, tmp_pat
         wait_until(lambda: bool(temp_files(tmp_path, "out.mp4")), proc)
         time.sleep(delay)
         kill9(proc)
-        if proc.returncode == 0:                               # it finished just before the kill
+        if proc.returncode == 0:  # it finished just before the kill
             assert _frame_count(out) == 600
             run_ok(render(short), tmp_path / f"again{attempt}.log")
             before = out.read_bytes()
             continue
         kills += 1
-        assert out.read_bytes() == before                      # the earlier complete video is untouched
+        assert out.read_bytes() == before  # the earlier complete video is untouched
         assert _frame_count(out) == 12
     assert kills >= 2, "render finished before the kills: the test did not interrupt anything"
     run_ok(render(long), tmp_path / "rerun.log")

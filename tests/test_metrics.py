@@ -136,9 +136,9 @@ def test_audio_energy_by_hand():
 def test_acceleration_and_jitter_by_hand():
     t = np.arange(5, dtype=float)
     quad = np.zeros((5, 1, 3))
-    quad[:, 0, 0] = 0.001 * t ** 2  # second difference 2 mm/frame² everywhere
+    quad[:, 0, 0] = 0.001 * t**2  # second difference 2 mm/frame² everywhere
     cube = np.zeros((5, 1, 3))
-    cube[:, 0, 0] = 0.001 * t ** 3  # third difference 6 mm/frame³ everywhere
+    cube[:, 0, 0] = 0.001 * t**3  # third difference 6 mm/frame³ everywhere
     assert M.acceleration_mm(quad) == pytest.approx(2.0)
     assert M.jitter_mm(quad) == pytest.approx(0.0, abs=1e-9)
     assert M.jitter_mm(cube) == pytest.approx(6.0)
@@ -196,7 +196,7 @@ def test_mouth_opening_vertices_on_flame(shared_data):
 def test_closure_events_and_minima_by_hand():
     # opening above neutral (mm): rest, open, closed (frames 3-4), open, closed at frame 7, open, rest at the end
     gt = np.array([0.0, 2.0, 3.0, 0.2, -1.0, 2.5, 3.0, 0.5, 2.0, 0.0])
-    assert M.closure_events(gt) == [(3, 5), (7, 8)]            # the rest runs at both ends are left out
+    assert M.closure_events(gt) == [(3, 5), (7, 8)]  # the rest runs at both ends are left out
     assert M.closure_events(gt, closed_mm=-0.5) == [(4, 5)]
     pred = np.array([0.0, 2.0, 2.5, 1.0, 0.3, 1.2, 3.0, 2.0, 0.9, 0.4])
     rows = M.closure_minima(pred, gt)
@@ -204,7 +204,7 @@ def test_closure_events_and_minima_by_hand():
     np.testing.assert_allclose(rows, [[0.3, -1.0], [0.9, 0.5]])
     np.testing.assert_allclose(M.closure_minima(pred, gt, tolerance=0), [[0.3, -1.0], [2.0, 0.5]])
     rate, gap = M.pool_closures([rows, np.array([[0.5, 0.0]])])
-    assert rate == pytest.approx(100 * 2 / 3)                   # 0.3 and 0.5 reach <= 0.5 mm, 0.9 does not
+    assert rate == pytest.approx(100 * 2 / 3)  # 0.3 and 0.5 reach <= 0.5 mm, 0.9 does not
     assert gap == pytest.approx(((0.3 + 1.0) + (0.9 - 0.5) + 0.5) / 3)
-    assert M.closure_minima(pred, np.full(10, 2.0)).shape == (0, 2)   # no closure
+    assert M.closure_minima(pred, np.full(10, 2.0)).shape == (0, 2)  # no closure
     assert all(np.isnan(M.pool_closures([np.zeros((0, 2))])))

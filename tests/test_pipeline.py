@@ -10,17 +10,44 @@ import pytest
 @pytest.mark.slow
 def test_seed_script_runs_the_whole_process(tiny_corpus, tmp_path, repo):
     out_model = tmp_path / "best_model_gan.pt"
-    cmd = [sys.executable, str(repo / "main_transformer_gan.py"),
-           "--data_verts_path", str(tiny_corpus / "data_verts.npy"),
-           "--audio_pkl_path", str(tiny_corpus / "processed_audio_deepspeech.pkl"),
-           "--idx_map_path", str(tiny_corpus / "subj_seq_to_idx.pkl"),
-           "--template_path", str(tiny_corpus / "templates.pkl"),
-           "--template_ply_path", str(tiny_corpus / "FLAME_sample.ply"),
-           "--epochs", "1", "--batch_size", "4", "--output_model", str(out_model),
-           "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
-           "--set", "model.d_model=32", "--set", "model.n_layers=1", "--set", "model.d_channels=16"]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600,
-                          env={"VOCAGAN_PROGRESS": "0", "PATH": "/usr/bin:/bin"})
+    cmd = [
+        sys.executable,
+        str(repo / "main_transformer_gan.py"),
+        "--data_verts_path",
+        str(tiny_corpus / "data_verts.npy"),
+        "--audio_pkl_path",
+        str(tiny_corpus / "processed_audio_deepspeech.pkl"),
+        "--idx_map_path",
+        str(tiny_corpus / "subj_seq_to_idx.pkl"),
+        "--template_path",
+        str(tiny_corpus / "templates.pkl"),
+        "--template_ply_path",
+        str(tiny_corpus / "FLAME_sample.ply"),
+        "--epochs",
+        "1",
+        "--batch_size",
+        "4",
+        "--output_model",
+        str(out_model),
+        "--out",
+        str(tmp_path / "run"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--set",
+        "model.d_model=32",
+        "--set",
+        "model.n_layers=1",
+        "--set",
+        "model.d_channels=16",
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"VOCAGAN_PROGRESS": "0", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     assert out_model.is_file() and (run / "train" / "best.pt").is_file()
@@ -40,7 +67,7 @@ def test_run_pipeline_leaves_the_callers_config_alone(monkeypatch, tmp_path):
         pass
 
     def stop(cfg):
-        assert cfg.data.root == str(tmp_path / "corpus")     # the run itself sees the corpus
+        assert cfg.data.root == str(tmp_path / "corpus")  # the run itself sees the corpus
         raise Stop
 
     monkeypatch.setattr(pipeline, "builtin_corpus", lambda out: out)

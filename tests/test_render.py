@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vocagan import render, video
-from vocagan.formats.mesh import write_ply
 from vocagan.errors import VocaganError
+from vocagan.formats.mesh import write_ply
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_numpy_backend_draws_a_shaded_mesh(sphere_seq):
     assert len(frames) == len(seq)
     assert frames[0].shape == (96, 96, 3) and frames[0].dtype == np.uint8
     mask = _mask(frames[0])
-    assert 0.3 < mask.mean() < 0.95                 # the camera frames the mesh, with a margin
+    assert 0.3 < mask.mean() < 0.95  # the camera frames the mesh, with a margin
     lit = frames[0][mask].astype(float).mean(axis=1)
-    assert lit.std() > 5                            # shaded, not a flat silhouette
+    assert lit.std() > 5  # shaded, not a flat silhouette
     assert not np.array_equal(frames[0], frames[3])  # the jaw moved
 
 
@@ -51,16 +51,18 @@ def test_egl_and_numpy_backends_agree(sphere_seq):
     b = next(render.render_frames(seq, f, size=128, backend="numpy")).astype(float)
     ma, mb = _mask(a), _mask(b)
     iou = (ma & mb).sum() / (ma | mb).sum()
-    assert iou > 0.97, iou                          # same silhouette (anti-aliased edges aside)
-    assert np.abs(a - b).mean() < 4.0               # same shading (mean abs difference, 0..255)
+    assert iou > 0.97, iou  # same silhouette (anti-aliased edges aside)
+    assert np.abs(a - b).mean() < 4.0  # same shading (mean abs difference, 0..255)
 
 
 def test_flame_template_renders_with_both_backends(shared_data):
     from vocagan.formats.mesh import read_mesh
 
     v, f = read_mesh(shared_data / "flame" / "FLAME_sample.ply")
-    images = [next(render.render_frames(v[None], f, size=96, backend=b))
-              for b in (["egl", "numpy"] if _egl_available() else ["numpy"])]
+    images = [
+        next(render.render_frames(v[None], f, size=96, backend=b))
+        for b in (["egl", "numpy"] if _egl_available() else ["numpy"])
+    ]
     for image in images:
         assert 0.2 < _mask(image).mean() < 0.9
     if len(images) == 2:
@@ -82,7 +84,7 @@ def test_blank_frame_raises(sphere_seq, backend):
         pytest.skip("EGL unavailable")
     seq, f = sphere_seq
     seq = seq.copy()
-    seq[2] += np.array([0, 0, 100.0], np.float32)   # frame 2 flies behind the camera
+    seq[2] += np.array([0, 0, 100.0], np.float32)  # frame 2 flies behind the camera
     frames = render.render_frames(seq, f, size=64, backend=backend)
     with pytest.raises(VocaganError, match="frame 2 is blank"):
         list(frames)
@@ -105,21 +107,21 @@ def test_bad_input_errors(sphere_seq):
 def _probe(path) -> str:
     import imageio_ffmpeg
 
-    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    )
     return proc.stderr
 
 
 def test_write_video_with_audio_from_array(tmp_path, sphere_seq):
     seq, f = sphere_seq
     sr = 16000
-    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(sr // 5) / sr)          # 0.2 s
-    out = video.write_video(tmp_path / "a.mp4", render.render_frames(seq, f, 63, "numpy"), fps=30,
-                             audio=(tone, sr))
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(sr // 5) / sr)  # 0.2 s
+    out = video.write_video(tmp_path / "a.mp4", render.render_frames(seq, f, 63, "numpy"), fps=30, audio=(tone, sr))
     info = _probe(out)
-    assert re.search(r"Video: h264.*yuv420p.*64x64", info), info          # odd size padded to even
+    assert re.search(r"Video: h264.*yuv420p.*64x64", info), info  # odd size padded to even
     assert "Audio: aac" in info
-    assert not list(tmp_path.glob(".tmp-*"))                              # atomic: no leftovers
+    assert not list(tmp_path.glob(".tmp-*"))  # atomic: no leftovers
 
 
 def test_render_files_side_by_side_with_wav(tmp_path, sphere_seq):
@@ -129,10 +131,22 @@ def test_render_files_side_by_side_with_wav(tmp_path, sphere_seq):
     np.save(tmp_path / "pred.npy", seq)
     np.save(tmp_path / "gt.npy", seq[:, :, :] * 1.02)
     write_ply(tmp_path / "mesh.ply", seq[0], f)
-    sf.write(tmp_path / "speech.wav", (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32),
-             16000, subtype="PCM_16")
-    out = video.render_files(tmp_path / "pred.npy", tmp_path / "mesh.ply", tmp_path / "sbs.mp4", fps=30,
-                              audio=tmp_path / "speech.wav", gt=tmp_path / "gt.npy", size=64, backend="numpy")
+    sf.write(
+        tmp_path / "speech.wav",
+        (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32),
+        16000,
+        subtype="PCM_16",
+    )
+    out = video.render_files(
+        tmp_path / "pred.npy",
+        tmp_path / "mesh.ply",
+        tmp_path / "sbs.mp4",
+        fps=30,
+        audio=tmp_path / "speech.wav",
+        gt=tmp_path / "gt.npy",
+        size=64,
+        backend="numpy",
+    )
     info = _probe(out)
     assert re.search(r"Video: h264.*192x64", info), info
     assert "Audio: aac" in info
@@ -161,13 +175,41 @@ def test_cli_render(tmp_path, sphere_seq):
     from vocagan.cli import main
 
     seq, f = sphere_seq
-    np.save(tmp_path / "v.npy", seq.reshape(len(seq), -1))               # the converted (T, V*3) layout
+    np.save(tmp_path / "v.npy", seq.reshape(len(seq), -1))  # the converted (T, V*3) layout
     write_ply(tmp_path / "mesh.ply", seq[0], f)
-    assert main(["render", "--vertices", str(tmp_path / "v.npy"), "--faces", str(tmp_path / "mesh.ply"),
-                 "--out", str(tmp_path / "v.mp4"), "--size", "48", "--backend", "numpy"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--vertices",
+                str(tmp_path / "v.npy"),
+                "--faces",
+                str(tmp_path / "mesh.ply"),
+                "--out",
+                str(tmp_path / "v.mp4"),
+                "--size",
+                "48",
+                "--backend",
+                "numpy",
+            ]
+        )
+        == 0
+    )
     assert "Video: h264" in _probe(tmp_path / "v.mp4")
-    assert main(["render", "--vertices", str(tmp_path / "nope.npy"), "--faces", str(tmp_path / "mesh.ply"),
-                 "--out", str(tmp_path / "w.mp4")]) == 1
+    assert (
+        main(
+            [
+                "render",
+                "--vertices",
+                str(tmp_path / "nope.npy"),
+                "--faces",
+                str(tmp_path / "mesh.ply"),
+                "--out",
+                str(tmp_path / "w.mp4"),
+            ]
+        )
+        == 1
+    )
 
 
 def test_auto_falls_back_to_numpy_when_egl_fails(monkeypatch, capsys, sphere_seq):
@@ -176,7 +218,7 @@ def test_auto_falls_back_to_numpy_when_egl_fails(monkeypatch, capsys, sphere_seq
     def broken(*args, **kwargs):
         raise RuntimeError("no EGL display")
 
-    monkeypatch.setattr(render, "_EGL_STATE", {})            # forget any context made by other tests
+    monkeypatch.setattr(render, "_EGL_STATE", {})  # forget any context made by other tests
     monkeypatch.setattr(moderngl, "create_standalone_context", broken)
     seq, f = sphere_seq
     image = next(render.render_frames(seq, f, size=48, backend="auto"))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,15 @@ TINY_MODEL = {
     "rnn": ["model.hidden=16", "model.n_layers=1", "model.style_dim=4"],
     "transformer": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1"],
     "transformer_vae": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.latent_dim=4"],
-    "transformer_gan": ["model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.d_channels=8",
-                        "model.d_layers=2", "model.adv_start_epoch=1", "model.adv_ramp_epochs=1"],
+    "transformer_gan": [
+        "model.d_model=16",
+        "model.n_heads=2",
+        "model.n_layers=1",
+        "model.d_channels=8",
+        "model.d_layers=2",
+        "model.adv_start_epoch=1",
+        "model.adv_ramp_epochs=1",
+    ],
 }
 
 
@@ -40,9 +48,18 @@ def cache(tmp_path_factory) -> Path:
 
 
 def tiny_cfg(corpus: Path, cache: Path, name: str, epochs: int = 2, extra: list[str] = ()):
-    overrides = [f"data.root={corpus}", f"prep.cache_dir={cache}", f"model.name={name}", f"train.epochs={epochs}",
-                 "train.batch_size=4", "train.crop_frames=24", "train.warmup_steps=2", "train.device=cpu",
-                 *TINY_MODEL[name], *extra]
+    overrides = [
+        f"data.root={corpus}",
+        f"prep.cache_dir={cache}",
+        f"model.name={name}",
+        f"train.epochs={epochs}",
+        "train.batch_size=4",
+        "train.crop_frames=24",
+        "train.warmup_steps=2",
+        "train.device=cpu",
+        *TINY_MODEL[name],
+        *extra,
+    ]
     return load_config(overrides=overrides)
 
 
@@ -57,7 +74,7 @@ def rows(run: Path) -> list[dict]:
 def test_lr_schedule_warms_up_then_decays():
     f = [lr_factor(s, 4, 20) for s in range(21)]
     assert f[0] == 0.25 and f[3] == 1.0
-    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+    assert all(a >= b for a, b in pairwise(f[4:]))
     assert f[20] == pytest.approx(MIN_LR_RATIO)
 
 
@@ -74,7 +91,7 @@ def test_two_epochs_write_the_run_folder(name, tiny_corpus, cache, tmp_path):
     r = rows(run)
     assert [x["epoch"] for x in r] == [1, 2]
     for key in ("train_loss", "train_recon", "train_velocity", "train_lip", "val_loss", "val_lve", "lr", "time_s"):
-        assert all(key in x and x[key] == x[key] for x in r), key   # present and not NaN
+        assert all(key in x and x[key] == x[key] for x in r), key  # present and not NaN
     if name == "transformer_gan":
         assert all("d_loss" in x and "train_adv" in x for x in r)
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -133,7 +150,7 @@ def test_resume_errors(tiny_corpus, cache, tmp_path):
     changed = tiny_cfg(tiny_corpus, cache, "rnn", epochs=2, extra=["model.hidden=24"])
     with pytest.raises(VocaganError, match="model.hidden"):
         train(changed, tmp_path / "run", resume=True)
-    longer = tiny_cfg(tiny_corpus, cache, "rnn", epochs=2)   # more epochs may be asked for
+    longer = tiny_cfg(tiny_corpus, cache, "rnn", epochs=2)  # more epochs may be asked for
     result = train(longer, tmp_path / "run", resume=True)
     assert [x["epoch"] for x in rows(tmp_path / "run")] == [1, 2] and result.epochs_run == 2
 
@@ -153,15 +170,16 @@ def test_resume_refuses_a_run_whose_model_settings_are_unknown_or_changed(tiny_c
     cfg = tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=1)
     train(cfg, tmp_path / "run")
     last = tmp_path / "run" / "last.pt"
-    _edit_saved_config(last, lambda d: d["model"].pop("adv_weight"))       # as saved before: not recorded
+    _edit_saved_config(last, lambda d: d["model"].pop("adv_weight"))  # as saved before: not recorded
     with pytest.raises(VocaganError, match="model.adv_weight"):
         train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run", resume=True)
-    _edit_saved_config(last, lambda d: d["model"].update(adv_weight=0.5))   # trained under another default
+    _edit_saved_config(last, lambda d: d["model"].update(adv_weight=0.5))  # trained under another default
     with pytest.raises(VocaganError, match="model.adv_weight"):
         train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run", resume=True)
     _edit_saved_config(last, lambda d: d["model"].update(adv_weight=cfg.model.adv_weight))
-    assert train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run",
-                 resume=True).epochs_run == 2
+    assert (
+        train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=2), tmp_path / "run", resume=True).epochs_run == 2
+    )
 
 
 def test_a_run_missing_a_train_key_is_not_resumed_as_if_it_had_the_default(tiny_corpus, cache, tmp_path):
@@ -192,10 +210,32 @@ def test_ddp_two_cpu_processes(tiny_corpus, cache, tmp_path, repo):
     """`torchrun --nproc_per_node=2 -m vocagan train ...`: gloo DDP, one writer, a loadable model.
     (7-27 s measured on 2 shared cores, so not marked slow.)"""
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vocagan",
-           "train", "--model", "transformer_gan", "--data", str(tiny_corpus), "--out", str(run), "--epochs", "2",
-           "--batch-size", "4", "--cache-dir", str(cache), "--set", "train.crop_frames=24",
-           "--set", "train.device=cpu"] + [a for o in TINY_MODEL["transformer_gan"] for a in ("--set", o)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vocagan",
+        "train",
+        "--model",
+        "transformer_gan",
+        "--data",
+        str(tiny_corpus),
+        "--out",
+        str(run),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--cache-dir",
+        str(cache),
+        "--set",
+        "train.crop_frames=24",
+        "--set",
+        "train.device=cpu",
+    ] + [a for o in TINY_MODEL["transformer_gan"] for a in ("--set", o)]
     env = {**os.environ, "VOCAGAN_PROGRESS": "0", "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -19,8 +19,14 @@ import torch
 from vocagan.cli import main
 from vocagan.errors import VocaganError
 
-VOCASET_PICKLES = ["subj_seq_to_idx.pkl", "templates.pkl", "processed_audio_deepspeech.pkl", "raw_audio_fixed.pkl",
-                   "region_masks.pkl", "FLAME_masks.pkl"]
+VOCASET_PICKLES = [
+    "subj_seq_to_idx.pkl",
+    "templates.pkl",
+    "processed_audio_deepspeech.pkl",
+    "raw_audio_fixed.pkl",
+    "region_masks.pkl",
+    "FLAME_masks.pkl",
+]
 
 
 class _System:
@@ -87,8 +93,16 @@ def test_malicious_pickle_is_refused_by_safe_load(name, tmp_path):
         assert "\n" not in msg
 
 
-@pytest.mark.parametrize("name", ["subj_seq_to_idx.pkl", "templates.pkl", "processed_audio_deepspeech.pkl",
-                                  "raw_audio_fixed.pkl", "region_masks.pkl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "subj_seq_to_idx.pkl",
+        "templates.pkl",
+        "processed_audio_deepspeech.pkl",
+        "raw_audio_fixed.pkl",
+        "region_masks.pkl",
+    ],
+)
 def test_malicious_pickle_in_a_vocaset_folder(name, tiny_corpus, tmp_path, capsys):
     """The real entry points (open_vocaset, `vocagan prepare`) refuse it; exit 1, one stderr line. The
     DeepSpeech pickle is read (and refused) only by a run that uses DeepSpeech features."""
@@ -108,7 +122,7 @@ def test_malicious_pickle_in_a_vocaset_folder(name, tiny_corpus, tmp_path, capsy
     assert len(err) == 1 and err[0].startswith(f"error: {root / name}: refusing to unpickle"), err
     assert not marker.exists()
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
-    if kind:                                   # log-mel features never open it: prepare succeeds, nothing runs
+    if kind:  # log-mel features never open it: prepare succeeds, nothing runs
         assert main(["prepare", "--data", str(root), "--cache-dir", str(tmp_path / "cache")]) == 0
         assert not marker.exists()
 
@@ -151,12 +165,13 @@ def test_malicious_checkpoint_is_refused(tmp_path, tiny_corpus, capsys):
             load(path)
         msg = str(err.value)
         assert msg.startswith(f"{path}: not a readable vocagan checkpoint") and "\n" not in msg
-        assert f"{os.system.__module__}.system" in msg       # names what was refused...
-        assert "weights_only" not in msg                      # ...without torch's advice to load it unsafely
+        assert f"{os.system.__module__}.system" in msg  # names what was refused...
+        assert "weights_only" not in msg  # ...without torch's advice to load it unsafely
     wav = next((tiny_corpus / "wav").glob("*.wav"))
-    for argv in (["animate", "--checkpoint", str(path), "--audio", str(wav), "--out", str(tmp_path / "anim"),
-                  "--no-video"],
-                 ["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "eval")]):
+    for argv in (
+        ["animate", "--checkpoint", str(path), "--audio", str(wav), "--out", str(tmp_path / "anim"), "--no-video"],
+        ["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "eval")],
+    ):
         capsys.readouterr()
         assert main(argv) == 1
         err = capsys.readouterr().err.strip().splitlines()
@@ -171,10 +186,28 @@ def test_malicious_last_pt_is_refused_on_resume(tmp_path, tiny_corpus, capsys):
     run.mkdir()
     marker = tmp_path / "pwned"
     _malicious_checkpoint(run / "last.pt", marker)
-    assert main(["train", "--data", str(tiny_corpus), "--cache-dir", str(tmp_path / "cache"), "--model", "rnn",
-                 "--epochs", "1", "--out", str(run), "--resume"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_corpus),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--model",
+                "rnn",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+                "--resume",
+            ]
+        )
+        == 1
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert errors == [errors[0]] and errors[0].startswith(f"error: {run / 'last.pt'}: not a readable vocagan "
-                                                          "checkpoint"), errors
+    assert errors == [errors[0]] and errors[0].startswith(
+        f"error: {run / 'last.pt'}: not a readable vocagan checkpoint"
+    ), errors
     assert not marker.exists()
     assert not (run / "best.pt").exists()

@@ -30,16 +30,16 @@ def umask():
 
 # ----------------------------------------------------------------------------- atomic writes
 def test_atomic_path_renames_on_success_with_usual_permissions(tmp_path, umask):
-    final = tmp_path / "sub" / "dir" / "out.txt"                       # parents are created
+    final = tmp_path / "sub" / "dir" / "out.txt"  # parents are created
     for mask, mode in ((0o022, 0o644), (0o027, 0o640)):
         umask(mask)
         with utils.atomic_path(final) as tmp:
             assert tmp.parent == final.parent and tmp != final
             assert tmp.name.startswith(".tmp-out.txt.") and tmp.suffix == ".txt"
-            assert not final.exists() or final.read_text() == "first"    # the old file until the rename
+            assert not final.exists() or final.read_text() == "first"  # the old file until the rename
             tmp.write_text("first")
         assert final.read_text() == "first"
-        assert final.stat().st_mode & 0o777 == mode                     # not mkstemp's 0600
+        assert final.stat().st_mode & 0o777 == mode  # not mkstemp's 0600
         assert [p.name for p in final.parent.iterdir()] == ["out.txt"]  # no temporary file left
 
 
@@ -49,7 +49,7 @@ def test_atomic_path_leaves_nothing_on_error_and_keeps_the_old_file(tmp_path):
         with utils.atomic_path(final) as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError("disk full")
-    assert list(tmp_path.iterdir()) == []                              # neither final nor temporary
+    assert list(tmp_path.iterdir()) == []  # neither final nor temporary
     final.write_bytes(b"old")
     os.chmod(final, 0o640)
     with pytest.raises(KeyboardInterrupt):
@@ -96,14 +96,14 @@ def test_file_fingerprint_follows_content_size_and_mtime(tmp_path):
     os.utime(f, ns=(1_000_000_000, 1_000_000_000))
     first = utils.file_fingerprint(f)
     assert len(first) == 16 and int(first, 16) >= 0
-    assert utils.file_fingerprint(str(f)) == first                     # same file, same answer
-    f.write_bytes(b"b" + b"a" * 999)                                   # same size, other content
-    os.utime(f, ns=(1_000_000_000, 1_000_000_000))                     # ... and the same mtime
+    assert utils.file_fingerprint(str(f)) == first  # same file, same answer
+    f.write_bytes(b"b" + b"a" * 999)  # same size, other content
+    os.utime(f, ns=(1_000_000_000, 1_000_000_000))  # ... and the same mtime
     changed = utils.file_fingerprint(f)
     assert changed != first
-    os.utime(f, ns=(2_000_000_000, 2_000_000_000))                     # touched: another identity
+    os.utime(f, ns=(2_000_000_000, 2_000_000_000))  # touched: another identity
     assert utils.file_fingerprint(f) != changed
-    g = tmp_path / "g.bin"                                             # a copy with the same mtime: equal
+    g = tmp_path / "g.bin"  # a copy with the same mtime: equal
     g.write_bytes(f.read_bytes())
     os.utime(g, ns=(2_000_000_000, 2_000_000_000))
     assert utils.file_fingerprint(g) == utils.file_fingerprint(f)
@@ -125,9 +125,9 @@ def test_file_fingerprint_of_a_large_file_reads_its_first_and_last_mib(tmp_path)
         return utils.file_fingerprint(big)
 
     base = fingerprint_of(None)
-    assert fingerprint_of(10) != base                                   # first MiB
-    assert fingerprint_of(3 * mib - 10) != base                         # last MiB
-    assert fingerprint_of(mib + mib // 2) == base                       # the middle MiB is not read
+    assert fingerprint_of(10) != base  # first MiB
+    assert fingerprint_of(3 * mib - 10) != base  # last MiB
+    assert fingerprint_of(mib + mib // 2) == base  # the middle MiB is not read
 
 
 # ----------------------------------------------------------------------------- seeding, device, threads
@@ -146,7 +146,7 @@ def test_seed_everything_makes_python_numpy_and_torch_repeat():
 
 def test_resolve_device(monkeypatch):
     assert utils.resolve_device("cpu") == torch.device("cpu")
-    assert utils.resolve_device("cuda:1") == torch.device("cuda", 1)   # passed through, not checked
+    assert utils.resolve_device("cuda:1") == torch.device("cuda", 1)  # passed through, not checked
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert utils.resolve_device() == torch.device("cpu") and utils.resolve_device("auto").type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -166,7 +166,7 @@ def test_progress_is_silenced_by_vocagan_progress_0(monkeypatch, capsys):
     assert not bar.disable and list(bar) == [0, 1, 2, 3, 4]
     bar.close()
     captured = capsys.readouterr()
-    assert "loud-bar" in captured.err and captured.out == ""          # stderr only: stdout is for results
+    assert "loud-bar" in captured.err and captured.out == ""  # stderr only: stdout is for results
 
 
 def test_log_writes_a_line_to_stderr(capsys):
@@ -186,7 +186,7 @@ def test_one_torch_thread_restores_the_thread_count():
             with utils.one_torch_thread():
                 assert torch.get_num_threads() == 1
                 raise ValueError("inside")
-        assert torch.get_num_threads() == 2                          # restored on error too
+        assert torch.get_num_threads() == 2  # restored on error too
         torch.set_num_threads(1)
         with utils.one_torch_thread():
             assert torch.get_num_threads() == 1

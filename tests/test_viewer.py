@@ -15,13 +15,23 @@ import numpy as np
 import pytest
 
 from vocagan import viewer
-from vocagan.formats.mesh import write_ply
 from vocagan.errors import VocaganError
+from vocagan.formats.mesh import write_ply
 from vocagan.render import BACKGROUND
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--autoplay-policy=no-user-gesture-required", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--hide-scrollbars",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +51,9 @@ def chromium() -> str:
 
 def _run_chromium(exe: str, tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
     profile = tmp_path / "chromium-profile"
-    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +82,8 @@ def test_encoding_round_trip_and_only_moving_vertices_stored(animation):
     seq, f = animation
     mesh = viewer.encode_mesh(seq, f, fps=30)
     decoded = _decode(mesh)
-    assert np.abs(decoded - seq).max() <= mesh["scale"] * 0.51 + 1e-7     # half a quantisation step
-    assert mesh["n_moving"] == int((seq != seq[0]).any(axis=(0, 2)).sum()) < seq.shape[1]   # static ones dropped
+    assert np.abs(decoded - seq).max() <= mesh["scale"] * 0.51 + 1e-7  # half a quantisation step
+    assert mesh["n_moving"] == int((seq != seq[0]).any(axis=(0, 2)).sum()) < seq.shape[1]  # static ones dropped
     faces = np.frombuffer(zlib.decompress(base64.b64decode(mesh["faces"])), "<u2").reshape(-1, 3)
     np.testing.assert_array_equal(faces, f)
 
@@ -89,7 +100,7 @@ def test_page_is_self_contained(tmp_path, animation):
     assert re.findall(r'\bsrc="(?!data:)', html) == []
     assert "<link" not in html and "cdn" not in html.lower().replace("cdnjs", "")
     assert 'src="data:audio/wav;base64,' in html
-    assert len(re.findall(r"</script>", html)) == 3                     # three.js, mesh data, app
+    assert len(re.findall(r"</script>", html)) == 3  # three.js, mesh data, app
 
 
 def test_export_errors(tmp_path, animation):
@@ -115,8 +126,17 @@ def test_chromium_draws_and_plays(chromium, tmp_path, animation, with_audio):
     seq, f = animation
     np.save(tmp_path / "v.npy", seq)
     write_ply(tmp_path / "mesh.ply", seq[0], f)
-    args = ["export-html", "--vertices", str(tmp_path / "v.npy"), "--faces", str(tmp_path / "mesh.ply"),
-            "--out", str(tmp_path / "page.html"), "--fps", "30"]
+    args = [
+        "export-html",
+        "--vertices",
+        str(tmp_path / "v.npy"),
+        "--faces",
+        str(tmp_path / "mesh.ply"),
+        "--out",
+        str(tmp_path / "page.html"),
+        "--fps",
+        "30",
+    ]
     if with_audio:
         sr = 22050
         tone = 0.2 * np.sin(2 * np.pi * 200 * np.arange(int(1.5 * sr)) / sr)
@@ -127,16 +147,18 @@ def test_chromium_draws_and_plays(chromium, tmp_path, animation, with_audio):
 
     # The first frame is drawn: mesh pixels in the 3D view (everything above the 44 px control bar).
     shot = tmp_path / "shot.png"
-    proc = _run_chromium(chromium, tmp_path, url, "--window-size=400,444", "--virtual-time-budget=800",
-                         f"--screenshot={shot}")
+    proc = _run_chromium(
+        chromium, tmp_path, url, "--window-size=400,444", "--virtual-time-budget=800", f"--screenshot={shot}"
+    )
     assert shot.is_file(), proc.stderr[-2000:]
     image = np.asarray(Image.open(shot).convert("RGB")).astype(float)[:400]
     mesh_pixels = np.abs(image - np.array(BACKGROUND) * 255).sum(axis=2) > 12
     assert mesh_pixels.mean() > 0.15, f"blank viewer screenshot ({mesh_pixels.mean():.3f} mesh pixels)"
 
     # Playback advances: the page reports its frame in document.title.
-    proc = _run_chromium(chromium, tmp_path, url + "#autoplay", "--window-size=400,444",
-                         "--virtual-time-budget=1000", "--dump-dom")
+    proc = _run_chromium(
+        chromium, tmp_path, url + "#autoplay", "--window-size=400,444", "--virtual-time-budget=1000", "--dump-dom"
+    )
     match = re.search(r"<title>[^<]*\| frame (\d+)</title>", proc.stdout)
     assert match, proc.stdout[:500] + proc.stderr[-2000:]
     assert 0 < int(match.group(1)) < len(seq)

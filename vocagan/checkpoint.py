@@ -71,8 +71,15 @@ def from_storable(obj: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- save
-def save_checkpoint(path: str | Path, model, config: Config, prepared_stats: dict, extra: dict | None = None,
-                    epoch: int = 0, metrics: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model,
+    config: Config,
+    prepared_stats: dict,
+    extra: dict | None = None,
+    epoch: int = 0,
+    metrics: dict | None = None,
+) -> Path:
     """Write `path` atomically. `model` may be wrapped (DDP): its `.module` is saved."""
     model = getattr(model, "module", model)
     payload = {
@@ -99,12 +106,12 @@ class Checkpoint:
 
     path: Path
     model_name: str
-    model_config: dict            # the model's hyper-parameters (its Config dataclass as a dict)
+    model_config: dict  # the model's hyper-parameters (its Config dataclass as a dict)
     audio_dim: int
     motion_dim: int
     n_styles: int
-    config: Config                # the whole resolved training Config
-    stats: dict                   # Prepared.stats_dict() with numpy arrays
+    config: Config  # the whole resolved training Config
+    stats: dict  # Prepared.stats_dict() with numpy arrays
     epoch: int
     metrics: dict
     extra: dict = field(default_factory=dict)
@@ -140,8 +147,10 @@ class Checkpoint:
 
     def style_index(self, subject: str) -> int:
         if subject not in self.styles:
-            raise VocaganError(f"style '{subject}' is not a training subject of this model; "
-                               f"choose one of: {', '.join(self.styles)}", self.path)
+            raise VocaganError(
+                f"style '{subject}' is not a training subject of this model; choose one of: {', '.join(self.styles)}",
+                self.path,
+            )
         return self.styles.index(subject)
 
 
@@ -152,19 +161,25 @@ def read_checkpoint(path: str | Path) -> dict:
         raise VocaganError("checkpoint not found", path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, not a torch file, disallowed pickled object, ...
+    except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, disallowed pickled object, ...
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         if "Weights only load failed" in str(e):  # torch's advice (weights_only=False) would run the code
             detail = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), "")[:160]
-            raise VocaganError(f"not a readable vocagan checkpoint: it holds objects a checkpoint never contains, "
-                               f"refused without running them ({detail}); corrupt or tampered file?", path) from None
+            raise VocaganError(
+                f"not a readable vocagan checkpoint: it holds objects a checkpoint never contains, "
+                f"refused without running them ({detail}); corrupt or tampered file?",
+                path,
+            ) from None
         reason = lines[0][:160] if lines else type(e).__name__
         raise VocaganError(f"not a readable vocagan checkpoint ({type(e).__name__}: {reason})", path) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise VocaganError("not a vocagan checkpoint (no 'format: vocagan-checkpoint' marker)", path)
     if int(payload.get("version", 0)) > VERSION:
-        raise VocaganError(f"checkpoint version {payload.get('version')} is newer than this vocagan "
-                           f"supports ({VERSION}); upgrade vocagan", path)
+        raise VocaganError(
+            f"checkpoint version {payload.get('version')} is newer than this vocagan "
+            f"supports ({VERSION}); upgrade vocagan",
+            path,
+        )
     missing = [k for k in ("model", "state_dict", "config", "stats") if k not in payload]
     if missing:
         raise VocaganError(f"checkpoint lacks {', '.join(missing)}", path)
@@ -180,7 +195,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     try:
         desc = json.loads(payload["model"])
         saved = json.loads(payload["config"])
-        saved["model"] = {"name": desc["name"], **desc["config"]}   # the model exactly as built (every field)
+        saved["model"] = {"name": desc["name"], **desc["config"]}  # the model exactly as built (every field)
         cfg = config_from_dict(saved)
         metrics = json.loads(payload.get("metrics", "{}"))
         model = build(cfg.model, desc["audio_dim"], desc["motion_dim"], desc["n_styles"])
@@ -193,10 +208,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     except RuntimeError as e:
         raise VocaganError(f"weights do not match model '{desc['name']}' ({str(e).splitlines()[0]})", path) from None
     model.to(device).eval()
-    ckpt = Checkpoint(path=path, model_name=desc["name"], model_config=desc["config"], audio_dim=desc["audio_dim"],
-                      motion_dim=desc["motion_dim"], n_styles=desc["n_styles"], config=cfg,
-                      stats=from_storable(payload["stats"]), epoch=int(payload.get("epoch", 0)),
-                      metrics=metrics, extra=from_storable(payload.get("extra", {})))
+    ckpt = Checkpoint(
+        path=path,
+        model_name=desc["name"],
+        model_config=desc["config"],
+        audio_dim=desc["audio_dim"],
+        motion_dim=desc["motion_dim"],
+        n_styles=desc["n_styles"],
+        config=cfg,
+        stats=from_storable(payload["stats"]),
+        epoch=int(payload.get("epoch", 0)),
+        metrics=metrics,
+        extra=from_storable(payload.get("extra", {})),
+    )
     return model, ckpt
 
 

@@ -16,15 +16,21 @@ from vocagan.models import MODELS
 # ----------------------------------------------------------------------------- shared flag groups
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data (a VOCASET folder, or the seed's explicit file flags)")
-    g.add_argument("--data", metavar="DIR", help="folder holding the standard VOCASET file names "
-                   "(data_verts.npy, subj_seq_to_idx.pkl, templates.pkl, processed_audio_deepspeech.pkl, "
-                   "raw_audio_fixed.pkl, FLAME_sample.ply)")
-    for flag, what in [("data_verts_path", "data_verts.npy"),
-                       ("audio_pkl_path", "processed_audio_deepspeech.pkl"),
-                       ("raw_audio_path", "raw_audio_fixed.pkl"),
-                       ("idx_map_path", "subj_seq_to_idx.pkl"),
-                       ("template_path", "templates.pkl"),
-                       ("template_ply_path", "template mesh PLY (faces; mouth region geometry)")]:
+    g.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder holding the standard VOCASET file names "
+        "(data_verts.npy, subj_seq_to_idx.pkl, templates.pkl, processed_audio_deepspeech.pkl, "
+        "raw_audio_fixed.pkl, FLAME_sample.ply)",
+    )
+    for flag, what in [
+        ("data_verts_path", "data_verts.npy"),
+        ("audio_pkl_path", "processed_audio_deepspeech.pkl"),
+        ("raw_audio_path", "raw_audio_fixed.pkl"),
+        ("idx_map_path", "subj_seq_to_idx.pkl"),
+        ("template_path", "templates.pkl"),
+        ("template_ply_path", "template mesh PLY (faces; mouth region geometry)"),
+    ]:
         g.add_argument(f"--{flag}", f"--{flag.replace('_', '-')}", dest=flag, metavar="FILE", help=what)
     g.add_argument("--masks", metavar="FILE", help="FLAME_masks.pkl: lip/upper-face regions for crop and metrics")
     g.add_argument("--mouth-indices", metavar="FILE", help=".npy/.txt of mouth vertex indices (overrides geometry)")
@@ -33,10 +39,17 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML config (sections: data, features, prep, model, train)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, repeatable (e.g. --set train.lr=3e-4 --set model.d_model=128)")
-    p.add_argument("--cache-dir", metavar="DIR", help="where prepared data is cached (default $VOCAGAN_CACHE "
-                   "or ~/.cache/vocagan)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, repeatable (e.g. --set train.lr=3e-4 --set model.d_model=128)",
+    )
+    p.add_argument(
+        "--cache-dir", metavar="DIR", help="where prepared data is cached (default $VOCAGAN_CACHE or ~/.cache/vocagan)"
+    )
 
 
 def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None, defaults: dict | None = None):
@@ -48,8 +61,14 @@ def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None, 
     data = base["data"]
     if getattr(args, "data", None):
         data["root"] = args.data
-    for key in ("data_verts_path", "audio_pkl_path", "raw_audio_path", "idx_map_path", "template_path",
-                "template_ply_path"):
+    for key in (
+        "data_verts_path",
+        "audio_pkl_path",
+        "raw_audio_path",
+        "idx_map_path",
+        "template_path",
+        "template_ply_path",
+    ):
         if getattr(args, key, None):
             data[key] = getattr(args, key)
     if getattr(args, "masks", None):
@@ -60,24 +79,36 @@ def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None, 
         data["fps"] = args.fps
     if getattr(args, "cache_dir", None):
         base["prep"]["cache_dir"] = args.cache_dir
-    return load_config(getattr(args, "config", None), overrides=list(extra or []) + list(args.overrides or []),
-                       defaults=defaults, given={k: v for k, v in base.items() if v})
+    return load_config(
+        getattr(args, "config", None),
+        overrides=list(extra or []) + list(args.overrides or []),
+        defaults=defaults,
+        given={k: v for k, v in base.items() if v},
+    )
 
 
 # ----------------------------------------------------------------------------- commands
 def cmd_synth(args) -> None:
     from vocagan.synth.corpus import generate
 
-    result = generate(Path(args.out), scale=args.scale, seed=args.seed,
-                      template_ply=Path(args.template_ply) if args.template_ply else None)
+    result = generate(
+        Path(args.out),
+        scale=args.scale,
+        seed=args.seed,
+        template_ply=Path(args.template_ply) if args.template_ply else None,
+    )
     print(result.summary())
 
 
 def cmd_convert(args) -> None:
     from vocagan.formats.convert import convert
 
-    result = convert(Path(args.input), Path(args.out), input_fps=args.input_fps,
-                     template_ply=Path(args.template_ply) if args.template_ply else None)
+    result = convert(
+        Path(args.input),
+        Path(args.out),
+        input_fps=args.input_fps,
+        template_ply=Path(args.template_ply) if args.template_ply else None,
+    )
     print(result.summary())
 
 
@@ -113,15 +144,31 @@ def cmd_evaluate(args) -> None:
     from vocagan.evaluate import evaluate
 
     cfg = _config_from_args(args)
-    result = evaluate(Path(args.checkpoint), cfg.data if _has_data_flags(args) else None, Path(args.out),
-                      fps=args.fps, save_predictions=Path(args.save_predictions) if args.save_predictions else None,
-                      style=args.style)
+    result = evaluate(
+        Path(args.checkpoint),
+        cfg.data if _has_data_flags(args) else None,
+        Path(args.out),
+        fps=args.fps,
+        save_predictions=Path(args.save_predictions) if args.save_predictions else None,
+        style=args.style,
+    )
     print(result.summary())
 
 
 def _has_data_flags(args) -> bool:
-    return any(getattr(args, k, None) for k in ("data", "data_verts_path", "idx_map_path", "template_path",
-                                                "audio_pkl_path", "raw_audio_path", "template_ply_path", "masks"))
+    return any(
+        getattr(args, k, None)
+        for k in (
+            "data",
+            "data_verts_path",
+            "idx_map_path",
+            "template_path",
+            "audio_pkl_path",
+            "raw_audio_path",
+            "template_ply_path",
+            "masks",
+        )
+    )
 
 
 def cmd_compare(args) -> None:
@@ -135,26 +182,48 @@ def cmd_compare(args) -> None:
 def cmd_animate(args) -> None:
     from vocagan.infer import animate
 
-    result = animate(Path(args.checkpoint), Path(args.audio), Path(args.out), template=args.template,
-                     style=args.style, samples=args.samples, fps=args.fps, video=not args.no_video,
-                     ply=args.ply, obj=args.obj, size=args.size)
+    result = animate(
+        Path(args.checkpoint),
+        Path(args.audio),
+        Path(args.out),
+        template=args.template,
+        style=args.style,
+        samples=args.samples,
+        fps=args.fps,
+        video=not args.no_video,
+        ply=args.ply,
+        obj=args.obj,
+        size=args.size,
+    )
     print(result.summary())
 
 
 def cmd_render(args) -> None:
     from vocagan.video import render_files
 
-    out = render_files(Path(args.vertices), Path(args.faces), Path(args.out), fps=args.fps,
-                       audio=Path(args.audio) if args.audio else None,
-                       gt=Path(args.gt) if args.gt else None, size=args.size, backend=args.backend)
+    out = render_files(
+        Path(args.vertices),
+        Path(args.faces),
+        Path(args.out),
+        fps=args.fps,
+        audio=Path(args.audio) if args.audio else None,
+        gt=Path(args.gt) if args.gt else None,
+        size=args.size,
+        backend=args.backend,
+    )
     print(f"wrote {out}")
 
 
 def cmd_export_html(args) -> None:
     from vocagan.viewer import export_html_files
 
-    out = export_html_files(Path(args.vertices), Path(args.faces), Path(args.out), fps=args.fps,
-                            audio=Path(args.audio) if args.audio else None)
+    out = export_html_files(
+        Path(args.vertices),
+        Path(args.faces),
+        Path(args.out),
+        fps=args.fps,
+        audio=Path(args.audio) if args.audio else None,
+    )
     print(f"wrote {out}")
 
 
@@ -163,8 +232,9 @@ def cmd_pipeline(args) -> None:
 
     cfg = _config_from_args(args, _train_overrides(args))
     out = Path(args.out) if args.out else Path("runs") / cfg.model_name
-    result = run_pipeline(cfg, out, data_given=_has_data_flags(args),
-                          output_model=Path(args.output_model) if args.output_model else None)
+    result = run_pipeline(
+        cfg, out, data_given=_has_data_flags(args), output_model=Path(args.output_model) if args.output_model else None
+    )
     print(result.summary())
 
 
@@ -176,12 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write the built-in synthetic corpus in VOCASET format")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--scale", default="small", choices=["tiny", "small", "full"],
-                   help="tiny: tests; small (default): the demo, a few minutes of speech; "
-                        "full: VOCASET-sized (~1.2e5 frames x 5023 vertices, ~7 GB)")
+    p.add_argument(
+        "--scale",
+        default="small",
+        choices=["tiny", "small", "full"],
+        help="tiny: tests; small (default): the demo, a few minutes of speech; "
+        "full: VOCASET-sized (~1.2e5 frames x 5023 vertices, ~7 GB)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--template-ply", metavar="FILE", help="deform this mesh (e.g. FLAME_sample.ply) instead of "
-                   "the procedural head")
+    p.add_argument(
+        "--template-ply", metavar="FILE", help="deform this mesh (e.g. FLAME_sample.ply) instead of the procedural head"
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("convert", help="turn your own per-sequence meshes + wavs into the VOCASET files")
@@ -211,16 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="PATH")
     _add_data_flags(p)
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--style", default="all", help="'all' (average over training styles, the protocol) or one "
-                   "training subject")
+    p.add_argument(
+        "--style", default="all", help="'all' (average over training styles, the protocol) or one training subject"
+    )
     p.add_argument("--save-predictions", metavar="DIR", help="write <subject>_<sentenceNN>_<style>.npy (T,V,3) m")
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
     p = sub.add_parser("compare", help="train the four models + baselines over seeds; one report")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--focus", default=DEFAULT_MODEL, choices=list(MODELS),
-                   help=f"the model whose claim the verdict tests (default: {DEFAULT_MODEL})")
+    p.add_argument(
+        "--focus",
+        default=DEFAULT_MODEL,
+        choices=list(MODELS),
+        help=f"the model whose claim the verdict tests (default: {DEFAULT_MODEL})",
+    )
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, help="epochs per run (default 40, the demo's budget)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="default 16")
@@ -232,8 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("animate", help="animate a face from any speech file (wav/flac/ogg/mp3)")
     p.add_argument("--checkpoint", required=True, metavar="PATH")
     p.add_argument("--audio", required=True, metavar="FILE")
-    p.add_argument("--template", metavar="SUBJECT_OR_PLY", help="a subject in the checkpoint or a PLY/OBJ mesh "
-                   "with the training topology (default: first training subject)")
+    p.add_argument(
+        "--template",
+        metavar="SUBJECT_OR_PLY",
+        help="a subject in the checkpoint or a PLY/OBJ mesh "
+        "with the training topology (default: first training subject)",
+    )
     p.add_argument("--style", default=None, help="a training subject, or 'all' (default: first training style)")
     p.add_argument("--samples", type=int, default=1, help="samples per style (VAE/GAN)")
     p.add_argument("--fps", type=int, help="output frame rate (default: the model's)")
@@ -263,8 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=30)
     p.set_defaults(func=cmd_export_html)
 
-    p = sub.add_parser("pipeline", help="the seed's whole process: [synth] -> prepare -> train -> evaluate -> "
-                       "plots -> video (the main_*.py scripts run this)")
+    p = sub.add_parser(
+        "pipeline",
+        help="the seed's whole process: [synth] -> prepare -> train -> evaluate -> "
+        "plots -> video (the main_*.py scripts run this)",
+    )
     p.add_argument("--model", choices=list(MODELS))
     _add_data_flags(p)
     _add_config_flags(p)
@@ -272,8 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--output_model", "--output-model", dest="output_model", metavar="PATH",
-                   help="also copy the best checkpoint here (the seed's flag)")
+    p.add_argument(
+        "--output_model",
+        "--output-model",
+        dest="output_model",
+        metavar="PATH",
+        help="also copy the best checkpoint here (the seed's flag)",
+    )
     p.set_defaults(func=cmd_pipeline)
     return parser
 

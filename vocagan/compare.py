@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vocagan.baselines import BASELINES
 from vocagan.config import DEFAULT_MODEL, Config, config_differences, model_config
 from vocagan.errors import VocaganError
-from vocagan.baselines import BASELINES
 from vocagan.eval_report import TABLE, EvalResult, finite_or_none
 from vocagan.models import MODELS, label
 from vocagan.utils import atomic_write_json, atomic_write_text, log
@@ -33,10 +33,19 @@ from vocagan.utils import atomic_write_json, atomic_write_text, log
 # epochs must stay under 30 minutes on 2 idle CPU cores. At ~6 steps per epoch (96 sequences,
 # batch 16) the library's 100 warm-up steps would be 40% of it.
 COMPARE_TRAIN = {"epochs": 40, "batch_size": 16, "warmup_steps": 20}
-SETTINGS = ("epochs", "batch_size", "warmup_steps")     # reported in the report's header
+SETTINGS = ("epochs", "batch_size", "warmup_steps")  # reported in the report's header
 # (key, higher is better); "accel_mm" is judged by its distance to the ground truth's acceleration
-KEY_METRICS = [("lve", False), ("lve_mm", False), ("mve_mm", False), ("fdd_abs", False), ("mouth_corr", True),
-               ("mouth_diff_mm", False), ("closure_rate", True), ("lag", None), ("accel_mm", None)]
+KEY_METRICS = [
+    ("lve", False),
+    ("lve_mm", False),
+    ("mve_mm", False),
+    ("fdd_abs", False),
+    ("mouth_corr", True),
+    ("mouth_diff_mm", False),
+    ("closure_rate", True),
+    ("lag", None),
+    ("accel_mm", None),
+]
 # judged among the models only: a still mouth (zero / mean motion) "reaches" every closure
 MODELS_ONLY = {"closure_rate"}
 LABELS = {k: (label, scale) for k, label, scale in TABLE}
@@ -54,12 +63,19 @@ class CompareResult:
     seconds: float
     table: str
     verdict: list[str] = field(default_factory=list)
-    runs: dict = field(default_factory=dict)       # model -> [metrics dict per seed]
+    runs: dict = field(default_factory=dict)  # model -> [metrics dict per seed]
 
     def summary(self) -> str:
-        return "\n".join([self.table, "", *[f"- {v}" for v in self.verdict], "",
-                          f"compare: {self.epochs} epochs per run, wall time {self.seconds / 60:.1f} min",
-                          f"report: {self.report}"])
+        return "\n".join(
+            [
+                self.table,
+                "",
+                *[f"- {v}" for v in self.verdict],
+                "",
+                f"compare: {self.epochs} epochs per run, wall time {self.seconds / 60:.1f} min",
+                f"report: {self.report}",
+            ]
+        )
 
 
 def run_config(cfg: Config, model: str, seed: int) -> Config:
@@ -69,7 +85,7 @@ def run_config(cfg: Config, model: str, seed: int) -> Config:
 
 
 def run_state(run_dir: Path, cfg: Config) -> str:
-    """"finished" (reuse), "partial" (resume), "new" (train); a folder holding a different run -> error."""
+    """ "finished" (reuse), "partial" (resume), "new" (train); a folder holding a different run -> error."""
     from vocagan.checkpoint import read_checkpoint
 
     last, best = run_dir / "last.pt", run_dir / "best.pt"
@@ -78,8 +94,7 @@ def run_state(run_dir: Path, cfg: Config) -> str:
     state = read_checkpoint(last)
     differ = config_differences(json.loads(state["config"]), cfg, REUSE_MAY_DIFFER | {"train.epochs"})
     if differ:
-        raise VocaganError(f"holds a run with a different config ({', '.join(differ[:5])}); use another --out",
-                           run_dir)
+        raise VocaganError(f"holds a run with a different config ({', '.join(differ[:5])}); use another --out", run_dir)
     loop = state.get("extra", {}).get("loop", {})
     done = bool(loop.get("finished")) or int(loop.get("next_epoch", 0)) >= cfg.train.epochs
     return "finished" if done else "partial"
@@ -118,7 +133,7 @@ def verdict(results: dict[str, list[dict]], models: list[str], focus: str = DEFA
     the margin exceeds the seed spread, how each model compares with the mean-motion baseline, and
     whether `focus` (the model whose claim is tested; Transformer+GAN by default) wins on LVE and lip sync."""
     lines = []
-    winners = {}
+    winners: dict[str, tuple[str | None, bool]] = {}
     for key, _ in KEY_METRICS:
         scores = {n: _mean_std([_score(key, m) for m in runs]) for n, runs in results.items()}
         scores = {n: v for n, v in scores.items() if np.isfinite(v[0]) and (key not in MODELS_ONLY or n in models)}
@@ -126,15 +141,17 @@ def verdict(results: dict[str, list[dict]], models: list[str], focus: str = DEFA
             continue
         ranked = sorted(scores, key=lambda n: scores[n][0])
         best = ranked[0]
-        winners[key] = (best, True)                      # (winner, clear: margin above the seed spread)
+        winners[key] = (best, True)  # (winner, clear: margin above the seed spread)
         what = LABELS[key][0] + (" (among the models)" if key in MODELS_ONLY else "")
         text = f"{what}: best is {label(best)}"
         tied = [n for n in ranked if scores[n][0] - scores[best][0] <= 1e-9 * max(1.0, abs(scores[best][0]))]
         if len(tied) > 1 and len(tied) == len(ranked) and "zero motion" in tied:
             # the template-only baseline scores the same as every model: nobody moves what this metric reads
-            text = (f"{what}: the same for every entry, zero motion included: no model moves the region this "
-                    f"metric reads (with prep.region 'mouth' the models animate the mouth crop only and the "
-                    f"upper face stays the template), so it does not separate them")
+            text = (
+                f"{what}: the same for every entry, zero motion included: no model moves the region this "
+                f"metric reads (with prep.region 'mouth' the models animate the mouth crop only and the "
+                f"upper face stays the template), so it does not separate them"
+            )
             winners[key] = (None, False)
         elif len(tied) > 1:
             text = f"{what}: {', '.join(label(n) for n in tied)} tie"
@@ -154,30 +171,42 @@ def verdict(results: dict[str, list[dict]], models: list[str], focus: str = DEFA
             if np.isfinite(lve) and np.isfinite(ref):
                 rel = 100 * (ref - lve) / ref
                 word = "beats" if lve < ref else "does NOT beat"
-                lines.append(f"{label(name)} {word} the mean-motion baseline on LVE "
-                             f"({lve * 1e5:.3f} vs {ref * 1e5:.3f} x1e-5 m², {rel:+.1f}%).")
+                lines.append(
+                    f"{label(name)} {word} the mean-motion baseline on LVE "
+                    f"({lve * 1e5:.3f} vs {ref * 1e5:.3f} x1e-5 m², {rel:+.1f}%)."
+                )
     name = label(focus)
     if focus not in models:
         lines.append(f"{name} was not part of this comparison.")
         return lines
-    for key, what in (("lve", "LVE"), ("mouth_corr", "lip sync (mouth-opening correlation)"),
-                      ("closure_rate", "lip closures reached")):
+    for key, what in (
+        ("lve", "LVE"),
+        ("mouth_corr", "lip sync (mouth-opening correlation)"),
+        ("closure_rate", "lip closures reached"),
+    ):
         if key not in winners:
             lines.append(f"{name} on {what}: not measured (no finite values).")
             continue
-        model_best = min((n for n in models if n in results),
-                         key=lambda n: _mean_std([_score(key, m) for m in results[n]])[0])
+        model_best = min(
+            (n for n in models if n in results), key=lambda n: _mean_std([_score(key, m) for m in results[n]])[0]
+        )
         winner, clear = winners[key]
         if winner is None:
             lines.append(f"{name} does NOT win on {what}: it ties with other entries.")
         elif winner == focus:
-            lines.append(f"{name} wins on {what}." if clear else
-                         f"{name} is best on {what}, but by less than the seed spread: not a clear win.")
+            lines.append(
+                f"{name} wins on {what}."
+                if clear
+                else f"{name} is best on {what}, but by less than the seed spread: not a clear win."
+            )
         elif model_best == focus:
             lines.append(f"{name} is the best model on {what} but does not beat the baseline {winner}.")
         else:
-            lines.append(f"{name} does NOT win on {what}: {label(model_best)} is better among the models"
-                         + ("" if winner == model_best else f", and the baseline {winner} is best overall") + ".")
+            lines.append(
+                f"{name} does NOT win on {what}: {label(model_best)} is better among the models"
+                + ("" if winner == model_best else f", and the baseline {winner} is best overall")
+                + "."
+            )
     return lines
 
 
@@ -198,14 +227,15 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     if not (cfg.data.root or cfg.data.data_verts_path or cfg.data.template_path):
-        from vocagan.synth.corpus import builtin_corpus              # no data given: the built-in small corpus
+        from vocagan.synth.corpus import builtin_corpus  # no data given: the built-in small corpus
 
         cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
     settings = {k: getattr(cfg.train, k) for k in SETTINGS}
     fps = cfg.data.fps
     results: dict[str, list[dict]] = {}
     curves: dict[str, list] = {}
-    run_rows, protocol = [], {}
+    run_rows: list[dict] = []
+    protocol: dict = {}
     total, i = len(models) * seeds, 0
     for model in models:
         results[model], curves[label(model)] = [], []
@@ -216,8 +246,10 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
             rcfg = run_config(cfg, model, seed)
             state = run_state(run_dir, rcfg)
             t = time.perf_counter()
-            log(f"[compare] run {i}/{total}: {model} seed {seed} -- "
-                + {"finished": "reusing the finished run", "partial": "resuming", "new": "training"}[state])
+            log(
+                f"[compare] run {i}/{total}: {model} seed {seed} -- "
+                + {"finished": "reusing the finished run", "partial": "resuming", "new": "training"}[state]
+            )
             if state != "finished":
                 train(rcfg, run_dir, resume=state == "partial")
             t_train = time.perf_counter() - t
@@ -228,18 +260,40 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
             # the validation LVE that picked best.pt (logged in units of 1e-5 m^2), beside the test metrics
             results[model].append({**result.metrics, "val_lve": min(v for _, v in val) * 1e-5 if val else None})
             curves[label(model)].append(([e for e, _ in val], [v for _, v in val]))
-            run_rows.append({"model": model, "seed": seed, "state": state, "epochs": len(rows),
-                             "train_s": round(t_train, 1), "epochs_s": round(sum(r.get("time_s", 0) for r in rows), 1),
-                             "lve": result.metrics["lve"]})
-            log(f"[compare] run {i}/{total}: {model} seed {seed} done: test LVE {_cell([result.metrics['lve']], 1e5)} "
-                f"x1e-5 m^2 ({time.perf_counter() - t:.0f} s)")
+            run_rows.append(
+                {
+                    "model": model,
+                    "seed": seed,
+                    "state": state,
+                    "epochs": len(rows),
+                    "train_s": round(t_train, 1),
+                    "epochs_s": round(sum(r.get("time_s", 0) for r in rows), 1),
+                    "lve": result.metrics["lve"],
+                }
+            )
+            log(
+                f"[compare] run {i}/{total}: {model} seed {seed} done: test LVE {_cell([result.metrics['lve']], 1e5)} "
+                f"x1e-5 m^2 ({time.perf_counter() - t:.0f} s)"
+            )
     log("[compare] baselines: zero motion, mean motion, ridge")
     base_cfg = run_config(cfg, models[0], cfg.train.seed)
     for name, res in evaluate_baselines(base_cfg, out_dir / "eval" / "baselines", fps).items():
         results[name] = [res.metrics]
     seconds = time.perf_counter() - t0
-    return _report(out_dir, results, models, seeds, settings, curves, run_rows, protocol, seconds, focus,
-                   plot_bars, plot_curves_side_by_side)
+    return _report(
+        out_dir,
+        results,
+        models,
+        seeds,
+        settings,
+        curves,
+        run_rows,
+        protocol,
+        seconds,
+        focus,
+        plot_bars,
+        plot_curves_side_by_side,
+    )
 
 
 def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalResult:
@@ -252,8 +306,20 @@ def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalR
     return evaluate(checkpoint, None, eval_dir, fps=fps)
 
 
-def _report(out_dir, results, models, seeds, settings, curves, run_rows, protocol, seconds, focus,
-            plot_bars, plot_curves_side_by_side) -> CompareResult:
+def _report(
+    out_dir,
+    results,
+    models,
+    seeds,
+    settings,
+    curves,
+    run_rows,
+    protocol,
+    seconds,
+    focus,
+    plot_bars,
+    plot_curves_side_by_side,
+) -> CompareResult:
     epochs = settings["epochs"]
     names = list(models) + [b for b in BASELINES if b in results]
     header = "| metric | " + " | ".join(label(n) for n in names) + " |"
@@ -269,40 +335,71 @@ def _report(out_dir, results, models, seeds, settings, curves, run_rows, protoco
         what, scale = LABELS[key]
         stats = [_mean_std([m.get(key) for m in results[n]]) for n in names]
         if all(np.isfinite(s[0]) for s in stats):
-            path = plot_bars([label(n) for n in names], [s[0] * scale for s in stats],
-                             out_dir / f"bar_{key}.png", f"{what}: mean ± std over {seeds} seed(s)", what,
-                             errors=[s[1] * scale for s in stats])
+            path = plot_bars(
+                [label(n) for n in names],
+                [s[0] * scale for s in stats],
+                out_dir / f"bar_{key}.png",
+                f"{what}: mean ± std over {seeds} seed(s)",
+                what,
+                errors=[s[1] * scale for s in stats],
+            )
             figures.append(path)
-    curve_png = plot_curves_side_by_side(curves, out_dir / "val_curves.png", "validation LVE per epoch",
-                                         "val LVE (x1e-5 m^2)")
+    curve_png = plot_curves_side_by_side(
+        curves, out_dir / "val_curves.png", "validation LVE per epoch", "val LVE (x1e-5 m^2)"
+    )
     report = out_dir / "report.md"
-    runs_table = ["| model | seed | run | epochs | epochs' time s | train call s | test LVE (x1e-5 m²) |",
-                  "|---|---|---|---|---|---|---|"]
-    runs_table += [f"| {r['model']} | {r['seed']} | {r['state']} | {r['epochs']} | {r['epochs_s']} | {r['train_s']} | "
-                   f"{_cell([r['lve']], 1e5)} |" for r in run_rows]
+    runs_table = [
+        "| model | seed | run | epochs | epochs' time s | train call s | test LVE (x1e-5 m²) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    runs_table += [
+        f"| {r['model']} | {r['seed']} | {r['state']} | {r['epochs']} | {r['epochs_s']} | {r['train_s']} | "
+        f"{_cell([r['lve']], 1e5)} |"
+        for r in run_rows
+    ]
     reused = sum(r["state"] == "finished" for r in run_rows)
     p = protocol
-    text = ["# Model comparison", "",
-            f"- models: {', '.join(label(m) for m in models)}; {seeds} seed(s) each; {epochs} epochs per run "
-            f"(early stopping may end a run sooner), batch size {settings['batch_size']}, "
-            f"{settings['warmup_steps']} warm-up steps; wall time of this call {seconds / 60:.1f} min"
-            + (f" ({reused} of {len(run_rows)} finished runs reused, not retrained)" if reused else ""),
-            "- baselines: zero motion (template only), mean motion (mean train mouth offset), ridge regression "
-            "(audio features ± 2 frames -> PCA coefficients, fitted on train, λ chosen on val)",
-            f"- evaluation fps {p.get('fps')}; {p.get('n_sequences')} test sequences, {p.get('n_frames')} frames; "
-            f"subjects {', '.join(p.get('subjects', []))}",
-            f"- conditions: {p.get('conditions')} (baselines are style-independent)",
-            f"- lip region: {p.get('region_source')}",
-            "- LVE frame-pooled over all test frames unless labelled sequence-averaged; every cell is mean ± std "
-            "(sample std) over seeds; baselines are deterministic (one run)", "",
-            "## Results", "", table, "", "## Verdict", "", *[f"- {s}" for s in sentences], "",
-            "## Figures", ""]
+    text = [
+        "# Model comparison",
+        "",
+        f"- models: {', '.join(label(m) for m in models)}; {seeds} seed(s) each; {epochs} epochs per run "
+        f"(early stopping may end a run sooner), batch size {settings['batch_size']}, "
+        f"{settings['warmup_steps']} warm-up steps; wall time of this call {seconds / 60:.1f} min"
+        + (f" ({reused} of {len(run_rows)} finished runs reused, not retrained)" if reused else ""),
+        "- baselines: zero motion (template only), mean motion (mean train mouth offset), ridge regression "
+        "(audio features ± 2 frames -> PCA coefficients, fitted on train, λ chosen on val)",
+        f"- evaluation fps {p.get('fps')}; {p.get('n_sequences')} test sequences, {p.get('n_frames')} frames; "
+        f"subjects {', '.join(p.get('subjects', []))}",
+        f"- conditions: {p.get('conditions')} (baselines are style-independent)",
+        f"- lip region: {p.get('region_source')}",
+        "- LVE frame-pooled over all test frames unless labelled sequence-averaged; every cell is mean ± std "
+        "(sample std) over seeds; baselines are deterministic (one run)",
+        "",
+        "## Results",
+        "",
+        table,
+        "",
+        "## Verdict",
+        "",
+        *[f"- {s}" for s in sentences],
+        "",
+        "## Figures",
+        "",
+    ]
     text += [f"![{f.stem}]({f.name})" for f in figures]
     if curve_png:
         text += ["", f"![validation curves]({curve_png.name})"]
     text += ["", "## Runs", "", *runs_table, ""]
     atomic_write_text(report, "\n".join(text))
-    summary = {"models": models, "seeds": seeds, "train": settings, "seconds": seconds, "results": results,
-               "runs": run_rows, "protocol": protocol, "verdict": sentences}
+    summary = {
+        "models": models,
+        "seeds": seeds,
+        "train": settings,
+        "seconds": seconds,
+        "results": results,
+        "runs": run_rows,
+        "protocol": protocol,
+        "verdict": sentences,
+    }
     atomic_write_json(out_dir / "compare.json", finite_or_none(summary))
     return CompareResult(out_dir, report, epochs, seconds, table, sentences, {m: results[m] for m in models})

@@ -27,13 +27,18 @@ from vocagan.fields import build_section, number_or_text, option
 
 # The standard VOCASET split. The train order is the one-hot "style" order used by VOCA and peers.
 TRAIN_SUBJECTS = [
-    "FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
-    "FaceTalk_170915_00223_TA", "FaceTalk_170811_03274_TA", "FaceTalk_170913_03279_TA",
-    "FaceTalk_170904_03276_TA", "FaceTalk_170912_03278_TA",
+    "FaceTalk_170728_03272_TA",
+    "FaceTalk_170904_00128_TA",
+    "FaceTalk_170725_00137_TA",
+    "FaceTalk_170915_00223_TA",
+    "FaceTalk_170811_03274_TA",
+    "FaceTalk_170913_03279_TA",
+    "FaceTalk_170904_03276_TA",
+    "FaceTalk_170912_03278_TA",
 ]
 VAL_SUBJECTS = ["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"]
 TEST_SUBJECTS = ["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"]
-SPLITS = ("train", "val", "test")   # DataConfig.<split>_subjects / <split>_sentences name each one
+SPLITS = ("train", "val", "test")  # DataConfig.<split>_subjects / <split>_sentences name each one
 DEFAULT_MODEL = "transformer_gan"
 
 
@@ -45,16 +50,16 @@ class DataConfig:
     """
 
     root: str | None = None
-    data_verts_path: str | None = None        # data_verts.npy
-    audio_pkl_path: str | None = None         # processed_audio_deepspeech.pkl
-    raw_audio_path: str | None = None         # raw_audio_fixed.pkl
-    idx_map_path: str | None = None           # subj_seq_to_idx.pkl
-    template_path: str | None = None          # templates.pkl
-    template_ply_path: str | None = None      # FLAME_sample.ply (faces, mouth region geometry)
-    masks_path: str | None = None             # FLAME_masks.pkl (lips/forehead/eye_region/...)
-    mouth_indices_path: str | None = None     # optional .npy/.txt of mouth vertex indices
-    source_fps: int = option(60, lo=1, hi=1000)   # capture rate of data_verts.npy
-    fps: int = option(30, lo=1, hi=1000)          # training/evaluation rate (must divide source_fps)
+    data_verts_path: str | None = None  # data_verts.npy
+    audio_pkl_path: str | None = None  # processed_audio_deepspeech.pkl
+    raw_audio_path: str | None = None  # raw_audio_fixed.pkl
+    idx_map_path: str | None = None  # subj_seq_to_idx.pkl
+    template_path: str | None = None  # templates.pkl
+    template_ply_path: str | None = None  # FLAME_sample.ply (faces, mouth region geometry)
+    masks_path: str | None = None  # FLAME_masks.pkl (lips/forehead/eye_region/...)
+    mouth_indices_path: str | None = None  # optional .npy/.txt of mouth vertex indices
+    source_fps: int = option(60, lo=1, hi=1000)  # capture rate of data_verts.npy
+    fps: int = option(30, lo=1, hi=1000)  # training/evaluation rate (must divide source_fps)
     train_subjects: list[str] = option(factory=lambda: list(TRAIN_SUBJECTS))
     val_subjects: list[str] = option(factory=lambda: list(VAL_SUBJECTS))
     test_subjects: list[str] = option(factory=lambda: list(TEST_SUBJECTS))
@@ -64,8 +69,9 @@ class DataConfig:
 
     def check(self, where: str) -> None:
         if self.source_fps % self.fps:
-            raise VocaganError(f"{where}.fps={self.fps} must divide {where}.source_fps={self.source_fps} "
-                               "(e.g. 60, 30, 20, 15)")
+            raise VocaganError(
+                f"{where}.fps={self.fps} must divide {where}.source_fps={self.source_fps} (e.g. 60, 30, 20, 15)"
+            )
 
 
 @dataclass
@@ -92,12 +98,12 @@ class FeatureConfig:
 class PrepConfig:
     """Preprocessing: region crop, PCA, normalisation, cache."""
 
-    region: str = option("mouth", choices=("mouth", "face"))   # cropped Δmesh of the mouth, or all vertices
-    pca_variance: float = option(0.999, lo=0.0, hi=1.0, lo_open=True)   # keep the fewest components explaining this...
-    pca_max_components: int = option(64, lo=1, hi=100000)      # ...but never more than this
-    pca_components: int = option(0, lo=0, hi=100000)            # >0 forces an exact count (overrides the two above)
-    normalize: bool = True           # z-score PCA coefficients with train-split stats
-    cache_dir: str | None = None     # default: $VOCAGAN_CACHE or ~/.cache/vocagan
+    region: str = option("mouth", choices=("mouth", "face"))  # cropped Δmesh of the mouth, or all vertices
+    pca_variance: float = option(0.999, lo=0.0, hi=1.0, lo_open=True)  # keep the fewest components explaining this...
+    pca_max_components: int = option(64, lo=1, hi=100000)  # ...but never more than this
+    pca_components: int = option(0, lo=0, hi=100000)  # >0 forces an exact count (overrides the two above)
+    normalize: bool = True  # z-score PCA coefficients with train-split stats
+    cache_dir: str | None = None  # default: $VOCAGAN_CACHE or ~/.cache/vocagan
 
 
 @dataclass
@@ -107,15 +113,15 @@ class TrainConfig:
     lr: float = option(1e-3, lo=0.0, hi=10.0, lo_open=True)
     weight_decay: float = option(1e-2, lo=0.0, hi=10.0)
     warmup_steps: int = option(100, lo=0)
-    grad_clip: float = option(1.0, lo=0.0)          # 0: no clipping
-    patience: int = option(30, lo=0)                # early stopping on validation LVE (epochs without improvement; 0: off)
-    crop_frames: int = option(120, lo=0)            # random training crops (frames at cfg.data.fps); 0 = whole sequences
-    vtlp: float = option(0.0, lo=0.0, hi=0.5, hi_open=True)   # vocal-tract-length perturbation: warp in [1-vtlp, 1+vtlp]
+    grad_clip: float = option(1.0, lo=0.0)  # 0: no clipping
+    patience: int = option(30, lo=0)  # early stopping on validation LVE (epochs without improvement; 0: off)
+    crop_frames: int = option(120, lo=0)  # random training crops (frames at cfg.data.fps); 0 = whole sequences
+    vtlp: float = option(0.0, lo=0.0, hi=0.5, hi_open=True)  # vocal-tract-length perturbation: warp in [1-vtlp, 1+vtlp]
     seed: int = option(0, lo=0, hi=2**32 - 1)
     device: str = "auto"
-    bf16: bool = True                # bf16 autocast on CUDA only
+    bf16: bool = True  # bf16 autocast on CUDA only
     num_workers: int = option(0, lo=0, hi=256)
-    checkpoint_every: int = option(1, lo=1)         # epochs between last.pt checkpoints (for --resume)
+    checkpoint_every: int = option(1, lo=1)  # epochs between last.pt checkpoints (for --resume)
 
 
 @dataclass
@@ -235,8 +241,12 @@ def _too_large(obj, limit: int) -> bool:
     return False
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                defaults: dict | None = None, given: dict | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    defaults: dict | None = None,
+    given: dict | None = None,
+) -> Config:
     """Library defaults <- `defaults` (a command's own starting values) <- the YAML file <- `given`
     (values from command-line flags) <- dotted overrides (`--set`): each layer wins over the ones before."""
     raw: dict = {}
@@ -282,7 +292,7 @@ def config_differences(saved: dict, cfg: Config, ignore=frozenset()) -> list[str
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
+    out: dict = {}
     for k, v in d.items():
         key = f"{prefix}.{k}" if prefix else k
         out.update(_flatten(v, key) if isinstance(v, dict) else {key: v})

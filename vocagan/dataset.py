@@ -59,21 +59,25 @@ class SequenceDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         info = self.prepared.seqs[self.split][i]
         audio, motion = self.prepared.sequence(self.split, i)
-        if self.vtlp:                            # its own stream: the crops stay those of vtlp = 0
+        if self.vtlp:  # its own stream: the crops stay those of vtlp = 0
             from vocagan.prep.features import vtlp_warp
 
             alpha = np.random.default_rng([self.seed, self.epoch, i, int(self._draws[i]), 1]).uniform(
-                1.0 - self.vtlp, 1.0 + self.vtlp)
+                1.0 - self.vtlp, 1.0 + self.vtlp
+            )
             audio = vtlp_warp(audio, alpha, self.feature_spec)
         if 0 < self.crop_frames < info.length:
             rng = np.random.default_rng([self.seed, self.epoch, i, int(self._draws[i])])
             self._draws[i] += 1
             start = int(rng.integers(0, info.length - self.crop_frames + 1))
-            audio, motion = audio[start:start + self.crop_frames], motion[start:start + self.crop_frames]
-        return {"audio": torch.from_numpy(np.array(audio, np.float32)),
-                "motion": torch.from_numpy(np.array(motion, np.float32)),
-                "style": self.prepared.style_index(info.subject),
-                "subject": info.subject, "sentence": info.sentence}
+            audio, motion = audio[start : start + self.crop_frames], motion[start : start + self.crop_frames]
+        return {
+            "audio": torch.from_numpy(np.array(audio, np.float32)),
+            "motion": torch.from_numpy(np.array(motion, np.float32)),
+            "style": self.prepared.style_index(info.subject),
+            "subject": info.subject,
+            "sentence": info.sentence,
+        }
 
 
 def collate(items: list[dict]) -> dict:
@@ -87,6 +91,12 @@ def collate(items: list[dict]) -> dict:
         audio[b, : len(x["audio"])] = x["audio"]
         motion[b, : len(x["motion"])] = x["motion"]
     mask = torch.arange(t)[None, :] < lengths[:, None]
-    return {"audio": audio, "motion": motion, "mask": mask,
-            "style": torch.tensor([x["style"] for x in items], dtype=torch.long), "lengths": lengths,
-            "subject": [x["subject"] for x in items], "sentence": [x["sentence"] for x in items]}
+    return {
+        "audio": audio,
+        "motion": motion,
+        "mask": mask,
+        "style": torch.tensor([x["style"] for x in items], dtype=torch.long),
+        "lengths": lengths,
+        "subject": [x["subject"] for x in items],
+        "sentence": [x["sentence"] for x in items],
+    }

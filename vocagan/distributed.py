@@ -32,8 +32,9 @@ class Distributed:
 
 def setup_distributed(device_name: str) -> Distributed:
     """Rank and device; under torchrun (WORLD_SIZE > 1) the process group too."""
-    world, rank, local_rank = (int(os.environ.get(k, d)) for k, d in (("WORLD_SIZE", 1), ("RANK", 0),
-                                                                       ("LOCAL_RANK", 0)))
+    world, rank, local_rank = (
+        int(os.environ.get(k, d)) for k, d in (("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0))
+    )
     device = resolve_device(device_name)
     if world > 1:
         import torch.distributed as dist
@@ -86,8 +87,11 @@ def wrap_for_ddp(model, env: Distributed, several_steps: bool) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         # with several steps each one leaves the others' parameters without gradients
-        runner = DDP(runner, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-                     find_unused_parameters=several_steps)
+        runner = DDP(
+            runner,
+            device_ids=[env.device.index] if env.device.type == "cuda" else None,
+            find_unused_parameters=several_steps,
+        )
     return runner
 
 
@@ -112,4 +116,4 @@ def reduce_means(sums: dict, n: int, env: Distributed) -> dict:
         values = values.to(env.device)
         dist.all_reduce(values)  # sum over ranks
         values = values.cpu()
-    return {k: float(v) / max(1.0, float(values[-1])) for k, v in zip(keys, values[:-1])}
+    return {k: float(v) / max(1.0, float(values[-1])) for k, v in zip(keys, values[:-1], strict=True)}

@@ -18,24 +18,35 @@ from vocagan import plotting
 from vocagan.utils import atomic_write_json, atomic_write_text
 
 # (key, label, scale) of the headline metrics, in table order
-TABLE = [("lve", "LVE (x1e-5 m², frame-pooled)", 1e5), ("lve_seq", "LVE (x1e-5 m², sequence-averaged)", 1e5),
-         ("lve_mm", "LVE (mm, frame-pooled)", 1), ("mve_mm", "MVE (mm, all vertices)", 1),
-         ("mve_lips_mm", "MVE lips (mm)", 1), ("fdd", "FDD (x1e-7 m², signed)", 1e7),
-         ("fdd_abs", "|FDD| (x1e-7 m²)", 1e7), ("mouth_corr", "mouth-opening corr. (pred vs gt)", 1),
-         ("mouth_diff_mm", "mouth-opening |diff| (mm)", 1), ("closure_rate", "lip closures reached (%)", 1),
-         ("closure_gap_mm", "opening at gt closures, pred - gt (mm)", 1), ("lag", "lag pred vs gt (frames)", 1),
-         ("audio_lag", "lag pred vs audio energy (frames)", 1), ("audio_lag_gt", "lag gt vs audio energy (frames)", 1),
-         ("accel_mm", "acceleration lips (mm/frame²)", 1), ("accel_gt_mm", "acceleration lips, gt (mm/frame²)", 1),
-         ("jitter_mm", "jitter lips (mm/frame³)", 1), ("diversity_mm", "diversity (mm, mouth crop)", 1)]
+TABLE = [
+    ("lve", "LVE (x1e-5 m², frame-pooled)", 1e5),
+    ("lve_seq", "LVE (x1e-5 m², sequence-averaged)", 1e5),
+    ("lve_mm", "LVE (mm, frame-pooled)", 1),
+    ("mve_mm", "MVE (mm, all vertices)", 1),
+    ("mve_lips_mm", "MVE lips (mm)", 1),
+    ("fdd", "FDD (x1e-7 m², signed)", 1e7),
+    ("fdd_abs", "|FDD| (x1e-7 m²)", 1e7),
+    ("mouth_corr", "mouth-opening corr. (pred vs gt)", 1),
+    ("mouth_diff_mm", "mouth-opening |diff| (mm)", 1),
+    ("closure_rate", "lip closures reached (%)", 1),
+    ("closure_gap_mm", "opening at gt closures, pred - gt (mm)", 1),
+    ("lag", "lag pred vs gt (frames)", 1),
+    ("audio_lag", "lag pred vs audio energy (frames)", 1),
+    ("audio_lag_gt", "lag gt vs audio energy (frames)", 1),
+    ("accel_mm", "acceleration lips (mm/frame²)", 1),
+    ("accel_gt_mm", "acceleration lips, gt (mm/frame²)", 1),
+    ("jitter_mm", "jitter lips (mm/frame³)", 1),
+    ("diversity_mm", "diversity (mm, mouth crop)", 1),
+]
 
 
 @dataclass
 class EvalResult:
     name: str
     out_dir: Path
-    metrics: dict                 # headline (averaged over conditions), keys of TABLE
-    fixed: dict                   # the same for the fixed (first) style
-    protocol: dict                # fps, regions, condition policy, pooling, counts
+    metrics: dict  # headline (averaged over conditions), keys of TABLE
+    fixed: dict  # the same for the fixed (first) style
+    protocol: dict  # fps, regions, condition policy, pooling, counts
     per_sequence: list[dict] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -48,15 +59,25 @@ class EvalResult:
 
     def summary(self) -> str:
         p = self.protocol
-        return "\n".join([f"## Evaluation: {self.name}", "", self.table(), "",
-                          f"- evaluation fps: {p['fps']} (model fps {p['model_fps']}); {p['n_sequences']} test "
-                          f"sequences, {p['n_frames']} frames; subjects {', '.join(p['subjects'])}",
-                          f"- conditions: {p['conditions']}", f"- fixed style: {p['fixed_style']}",
-                          f"- lip region: {p['region_source']}",
-                          "- LVE: per frame the max over lip vertices of the squared error; 'frame-pooled' = mean "
-                          "over all frames of all sequences (published), 'sequence-averaged' = mean of "
-                          "per-sequence means", f"- {p['mouth_opening']}",
-                          *([f"- {p['closures']}"] if p.get("closures") else []), f"- outputs: {self.out_dir}"])
+        return "\n".join(
+            [
+                f"## Evaluation: {self.name}",
+                "",
+                self.table(),
+                "",
+                f"- evaluation fps: {p['fps']} (model fps {p['model_fps']}); {p['n_sequences']} test "
+                f"sequences, {p['n_frames']} frames; subjects {', '.join(p['subjects'])}",
+                f"- conditions: {p['conditions']}",
+                f"- fixed style: {p['fixed_style']}",
+                f"- lip region: {p['region_source']}",
+                "- LVE: per frame the max over lip vertices of the squared error; 'frame-pooled' = mean "
+                "over all frames of all sequences (published), 'sequence-averaged' = mean of "
+                "per-sequence means",
+                f"- {p['mouth_opening']}",
+                *([f"- {p['closures']}"] if p.get("closures") else []),
+                f"- outputs: {self.out_dir}",
+            ]
+        )
 
 
 def _fmt(x, scale: float = 1.0) -> str:
@@ -90,8 +111,12 @@ def write_outputs(result: EvalResult, heat: np.ndarray, template, faces, curve, 
     curve: (title, opening_pred (T,), opening_gt (T,)) in mm at `fps`, the sequence plotted."""
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "metrics.json", finite_or_none({"name": result.name, "metrics": result.metrics,
-                                                            "fixed_style": result.fixed, "protocol": result.protocol}))
+    atomic_write_json(
+        out / "metrics.json",
+        finite_or_none(
+            {"name": result.name, "metrics": result.metrics, "fixed_style": result.fixed, "protocol": result.protocol}
+        ),
+    )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(result.per_sequence[0]))
     writer.writeheader()
@@ -100,13 +125,20 @@ def write_outputs(result: EvalResult, heat: np.ndarray, template, faces, curve, 
     atomic_write_text(out / "metrics.md", result.summary() + "\n")
     files = [out / "metrics.json", out / "per_sequence.csv", out / "metrics.md"]
     fixed_rows = [r for r in result.per_sequence if r["style"] == result.protocol["fixed_style"]]
-    files.append(plotting.plot_bars([f"{_short(r['subject'])} {r['sentence'].replace('sentence', 's')}"
-                                     for r in fixed_rows],
-                                    [r["lve_e5"] for r in fixed_rows], out / "lve_per_sequence.png",
-                                    f"{result.name}: LVE per test sequence (style {result.protocol['fixed_style']})",
-                                    "LVE (x1e-5 m^2)"))
+    files.append(
+        plotting.plot_bars(
+            [f"{_short(r['subject'])} {r['sentence'].replace('sentence', 's')}" for r in fixed_rows],
+            [r["lve_e5"] for r in fixed_rows],
+            out / "lve_per_sequence.png",
+            f"{result.name}: LVE per test sequence (style {result.protocol['fixed_style']})",
+            "LVE (x1e-5 m^2)",
+        )
+    )
     title, pred, gt = curve
     files.append(plotting.plot_mouth_opening(pred, gt, fps, out / "mouth_opening.png", f"mouth opening: {title}"))
-    files.append(plotting.plot_vertex_heatmap(template, faces, heat, out / "error_heatmap.png",
-                                              f"{result.name}: mean per-vertex error (mm)"))
+    files.append(
+        plotting.plot_vertex_heatmap(
+            template, faces, heat, out / "error_heatmap.png", f"{result.name}: mean per-vertex error (mm)"
+        )
+    )
     return [f for f in files if f is not None]

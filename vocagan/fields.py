@@ -21,8 +21,16 @@ from typing import Any
 from vocagan.errors import VocaganError
 
 
-def option(default: Any = dataclasses.MISSING, *, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, hi_open: bool = False, choices: tuple | None = None, factory=None):
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    choices: tuple | None = None,
+    factory=None,
+):
     """A config field with its admissible values: lo <= value <= hi (open bounds exclude the end),
     or one of `choices`. The one place a range is written; `build_section` enforces it."""
     meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices}
@@ -40,11 +48,15 @@ def build_section(cls, values: dict, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(str(k) for k in set(values) - set(known))  # YAML keys may be None/int
     if unknown:
-        raise VocaganError(f"unknown config key(s) {', '.join(where + '.' + k if where else k for k in unknown)}; "
-                           f"valid keys in '{where or 'top level'}': {', '.join(known)}")
+        raise VocaganError(
+            f"unknown config key(s) {', '.join(where + '.' + k if where else k for k in unknown)}; "
+            f"valid keys in '{where or 'top level'}': {', '.join(known)}"
+        )
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _checked(known[name], hints[name], value, f"{where}.{name}" if where else name)
-              for name, value in values.items()}
+    kwargs = {
+        name: _checked(known[name], hints[name], value, f"{where}.{name}" if where else name)
+        for name, value in values.items()
+    }
     obj = cls(**kwargs)
     if hasattr(obj, "check"):
         obj.check(where)
@@ -60,8 +72,10 @@ def _checked(f: dataclasses.Field, hint, value, key: str):
     if typing.get_origin(hint) is list:  # list[str] / list[int]: flat lists of that type only
         item = typing.get_args(hint)[0]
         if not isinstance(value, list) or not all(type(v) is item for v in value):
-            raise VocaganError(f"config key {key} must be a list of {item.__name__}, got "
-                               f"{type(value).__name__} {str(value)[:60] if not isinstance(value, list) else ''}")
+            raise VocaganError(
+                f"config key {key} must be a list of {item.__name__}, got "
+                f"{type(value).__name__} {str(value)[:60] if not isinstance(value, list) else ''}"
+            )
         return value
     target = next((t for t in (bool, int, float, str) if _admits(hint, t)), None)
     if target in (int, float) and isinstance(value, str):

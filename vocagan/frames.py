@@ -17,8 +17,11 @@ from vocagan.errors import VocaganError
 def fps_step(source_fps: int, fps: int, path=None) -> int:
     """k such that fps = source_fps / k; VocaganError when fps does not divide source_fps."""
     if fps <= 0 or source_fps <= 0 or source_fps % fps:
-        raise VocaganError(f"data.fps={fps} must be a positive divisor of the capture rate "
-                           f"data.source_fps={source_fps} (e.g. 60, 30, 20, 15)", path)
+        raise VocaganError(
+            f"data.fps={fps} must be a positive divisor of the capture rate "
+            f"data.source_fps={source_fps} (e.g. 60, 30, 20, 15)",
+            path,
+        )
     return source_fps // fps
 
 
@@ -52,7 +55,7 @@ def resample_frames(x: np.ndarray, src_fps: float, fps: float, n_frames: int | N
         return x[:: int(ratio)][:n]
     if n == 0 or len(x) == 0:
         return np.zeros((n, *x.shape[1:]), np.float32)
-    pos = np.clip(np.arange(n, dtype=np.float64) * ratio, 0.0, len(x) - 1)   # input frame index
+    pos = np.clip(np.arange(n, dtype=np.float64) * ratio, 0.0, len(x) - 1)  # input frame index
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, len(x) - 1)
     w = (pos - i0).astype(np.float32).reshape(-1, *([1] * (x.ndim - 1)))
@@ -64,7 +67,11 @@ def as_vertex_frames(data: np.ndarray, n_vertices: int | None = None) -> np.ndar
     n_vertices given, only a row width of exactly 3 * n_vertices is reshaped. Other shapes pass
     through unchanged: the caller checks the result's shape and names its file."""
     data = np.asarray(data) if not isinstance(data, np.ndarray) else data
-    if data.ndim == 2 and data.shape[1] % 3 == 0 and data.shape[1] > 3 \
-            and (n_vertices is None or data.shape[1] == 3 * n_vertices):
+    if (
+        data.ndim == 2
+        and data.shape[1] % 3 == 0
+        and data.shape[1] > 3
+        and (n_vertices is None or data.shape[1] == 3 * n_vertices)
+    ):
         return data.reshape(len(data), -1, 3)
     return data

@@ -26,18 +26,18 @@ import torch
 from vocagan.errors import VocaganError
 from vocagan.utils import atomic_path, log, progress, resolve_device
 
-CHUNK_SECONDS = 20.0       # model input per forward pass (attention cost per frame grows with it)
-OVERLAP_SECONDS = 4.0      # context shared by consecutive chunks; the cross-fade uses its middle half
-WRITE_BLOCK = 512          # frames decoded to vertices at a time (bounded memory for long audio)
+CHUNK_SECONDS = 20.0  # model input per forward pass (attention cost per frame grows with it)
+OVERLAP_SECONDS = 4.0  # context shared by consecutive chunks; the cross-fade uses its middle half
+WRITE_BLOCK = 512  # frames decoded to vertices at a time (bounded memory for long audio)
 
 
 @dataclass
 class AnimateOutput:
     style: str
     sample: int
-    vertices: Path                     # (T, V, 3) float32 .npy
-    video: Path | None = None          # mp4 with the input audio
-    meshes: list[Path] = field(default_factory=list)   # folders of per-frame PLY/OBJ files
+    vertices: Path  # (T, V, 3) float32 .npy
+    video: Path | None = None  # mp4 with the input audio
+    meshes: list[Path] = field(default_factory=list)  # folders of per-frame PLY/OBJ files
 
 
 @dataclass
@@ -50,7 +50,7 @@ class AnimateResult:
     fps: float
     n_frames: int
     audio_seconds: float
-    compute_seconds: float             # features + model, all styles and samples
+    compute_seconds: float  # features + model, all styles and samples
     outputs: list[AnimateOutput] = field(default_factory=list)
 
     def files(self) -> list[Path]:
@@ -60,10 +60,12 @@ class AnimateResult:
         return out
 
     def summary(self) -> str:
-        lines = [f"animated {self.audio} ({self.audio_seconds:.2f} s -> {self.n_frames} frames at {self.fps:g} fps) "
-                 f"with {self.model_name} ({self.checkpoint}), template {self.template}",
-                 f"  features + model: {self.compute_seconds:.2f} s "
-                 f"(real-time factor {self.compute_seconds / max(self.audio_seconds, 1e-9):.4f})"]
+        lines = [
+            f"animated {self.audio} ({self.audio_seconds:.2f} s -> {self.n_frames} frames at {self.fps:g} fps) "
+            f"with {self.model_name} ({self.checkpoint}), template {self.template}",
+            f"  features + model: {self.compute_seconds:.2f} s "
+            f"(real-time factor {self.compute_seconds / max(self.audio_seconds, 1e-9):.4f})",
+        ]
         for o in self.outputs:
             lines.append(f"  style {o.style}" + (f", sample {o.sample}" if len(self.outputs) > 1 else "") + ":")
             lines.append(f"    {o.vertices}")
@@ -103,7 +105,7 @@ def _whole_clip_feature_norm(model, features: np.ndarray):
     if not fronts:
         yield features
         return
-    whole = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)            # (1, T, F)
+    whole = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)  # (1, T, F)
     normed = fronts[0].normalise(whole, torch.ones(whole.shape[:2], dtype=torch.bool))[0].numpy()
     for m in fronts:
         m.utterance_norm = False
@@ -115,8 +117,16 @@ def _whole_clip_feature_norm(model, features: np.ndarray):
 
 
 @torch.no_grad()
-def predict_motion(model, features: np.ndarray, style: int, n_samples: int = 1, seed: int = 0,
-                   chunk: int = 600, overlap: int = 120, device="cpu") -> np.ndarray:
+def predict_motion(
+    model,
+    features: np.ndarray,
+    style: int,
+    n_samples: int = 1,
+    seed: int = 0,
+    chunk: int = 600,
+    overlap: int = 120,
+    device="cpu",
+) -> np.ndarray:
     """features (T, F) -> normalised coefficients (n_samples, T, K) float32 for one style index.
 
     Chunks of <= `chunk` frames overlapping by `overlap` are predicted independently and
@@ -133,8 +143,19 @@ def predict_motion(model, features: np.ndarray, style: int, n_samples: int = 1, 
         if len(spans) > 1:
             features = stack.enter_context(_whole_clip_feature_norm(model, features))
         for k, (a, b) in enumerate(progress(spans, desc="predict", unit="chunk") if len(spans) > 1 else spans):
-            _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
-                           fade if k > 0 else None, fade if k < len(spans) - 1 else None)
+            _predict_chunk(
+                model,
+                features,
+                style_t,
+                n_samples,
+                seed,
+                device,
+                out,
+                a,
+                b,
+                fade if k > 0 else None,
+                fade if k < len(spans) - 1 else None,
+            )
     return out.astype(np.float32)
 
 
@@ -143,13 +164,13 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
     audio = torch.from_numpy(np.ascontiguousarray(features[a:b], np.float32)).unsqueeze(0).to(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        pred = model.predict(audio, style_t, n_samples=n_samples)           # (S, 1, L, K)
-    pred = pred[:, 0].float().cpu().numpy()                                 # (S, L, K)
+        pred = model.predict(audio, style_t, n_samples=n_samples)  # (S, 1, L, K)
+    pred = pred[:, 0].float().cpu().numpy()  # (S, L, K)
     w = np.ones(b - a)
     if fade_in is not None:
-        w[:len(fade_in)] = fade_in
+        w[: len(fade_in)] = fade_in
     if fade_out is not None:
-        w[-len(fade_out):] = 1.0 - fade_out
+        w[-len(fade_out) :] = 1.0 - fade_out
     out[:, a:b] += pred * w[None, :, None]
 
 
@@ -160,16 +181,23 @@ def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -
 
     spec = ckpt.features
     if spec.kind == "deepspeech":
-        raise VocaganError("this model was trained on precomputed DeepSpeech windows (features.kind=deepspeech), "
-                           "which cannot be computed for new audio; retrain with features.kind=logmel (the default, "
-                           "computed from raw audio) to animate any speech file", where)
+        raise VocaganError(
+            "this model was trained on precomputed DeepSpeech windows (features.kind=deepspeech), "
+            "which cannot be computed for new audio; retrain with features.kind=logmel (the default, "
+            "computed from raw audio) to animate any speech file",
+            where,
+        )
     if spec.kind != "logmel":
-        raise VocaganError(f"features.kind '{spec.kind}' cannot be computed for new audio by animate; "
-                           "retrain with features.kind=logmel", where)
+        raise VocaganError(
+            f"features.kind '{spec.kind}' cannot be computed for new audio by animate; "
+            "retrain with features.kind=logmel",
+            where,
+        )
     n_frames = audio_frames(len(samples), sr, int(fps))
     if n_frames < 1:
-        raise VocaganError(f"audio too short ({len(samples)} samples at {sr} Hz is less than one frame "
-                           f"at {fps:g} fps)", where)
+        raise VocaganError(
+            f"audio too short ({len(samples)} samples at {sr} Hz is less than one frame at {fps:g} fps)", where
+        )
     feats = features_at_fps(samples, sr, spec, fps, n_frames)
     if feats.shape[1] != ckpt.audio_dim:
         raise VocaganError(f"features have width {feats.shape[1]} but the model expects {ckpt.audio_dim}", where)
@@ -205,8 +233,10 @@ def _resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.nda
         if len(verts) != n_vertices:
             raise VocaganError(f"template has {len(verts)} vertices but the model's topology has {n_vertices}", path)
         return path.name, verts, faces if len(faces) else None
-    raise VocaganError(f"unknown template '{template}': not a subject of this checkpoint "
-                       f"({', '.join(names)}) nor a PLY/OBJ file", ckpt.path)
+    raise VocaganError(
+        f"unknown template '{template}': not a subject of this checkpoint ({', '.join(names)}) nor a PLY/OBJ file",
+        ckpt.path,
+    )
 
 
 def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarray) -> Path:
@@ -215,7 +245,7 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
     with atomic_path(path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_frames, n_vertices, 3))
         for a in range(0, n_frames, WRITE_BLOCK):
-            out[a:a + WRITE_BLOCK] = prepared.to_vertices(coefs[a:a + WRITE_BLOCK], template)
+            out[a : a + WRITE_BLOCK] = prepared.to_vertices(coefs[a : a + WRITE_BLOCK], template)
         out.flush()
         del out
     return path
@@ -233,11 +263,25 @@ def _write_meshes(folder: Path, vertices: np.ndarray, faces, kind: str) -> Path:
     return folder
 
 
-def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, template: str | None = None,
-            style: str | None = None, samples: int = 1, fps: float | None = None, video: bool = True,
-            ply: bool = False, obj: bool = False, size: int = 800, *, seed: int = 0, device: str = "auto",
-            backend: str = "auto", chunk_seconds: float = CHUNK_SECONDS,
-            overlap_seconds: float = OVERLAP_SECONDS) -> AnimateResult:
+def animate(
+    checkpoint: str | Path,
+    audio: str | Path,
+    out_dir: str | Path,
+    template: str | None = None,
+    style: str | None = None,
+    samples: int = 1,
+    fps: float | None = None,
+    video: bool = True,
+    ply: bool = False,
+    obj: bool = False,
+    size: int = 800,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "auto",
+    chunk_seconds: float = CHUNK_SECONDS,
+    overlap_seconds: float = OVERLAP_SECONDS,
+) -> AnimateResult:
     """Animate `audio` with the model in `checkpoint`; outputs go to `out_dir` (see module docstring).
 
     template: a subject stored in the checkpoint or a PLY/OBJ mesh of the same topology (default:
@@ -256,38 +300,51 @@ def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, temp
         raise VocaganError(f"fps must be positive, got {fps}")
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=dev)
-    prepared = ckpt.prepared                                     # PCA basis, templates, faces
+    prepared = ckpt.prepared  # PCA basis, templates, faces
     styles = _resolve_styles(ckpt, style)
     template_name, template_verts, template_faces = _resolve_template(ckpt, prepared, template)
     faces = template_faces if template_faces is not None else (prepared.faces if len(prepared.faces) else None)
     if (video or obj) and faces is None:
-        raise VocaganError("the checkpoint holds no faces (trained without a template PLY): pass --template "
-                           "mesh.ply with the same topology, or --no-video", checkpoint)
+        raise VocaganError(
+            "the checkpoint holds no faces (trained without a template PLY): pass --template "
+            "mesh.ply with the same topology, or --no-video",
+            checkpoint,
+        )
     x, sr = load_audio(audio)
     model_fps, out_fps = ckpt.fps, float(fps or ckpt.fps)
 
     started = time.perf_counter()
-    feats = audio_features(ckpt, x, sr, model_fps, where=audio)                   # (T, F) at model fps
+    feats = audio_features(ckpt, x, sr, model_fps, where=audio)  # (T, F) at model fps
     chunk = max(8, int(round(chunk_seconds * model_fps)))
     overlap = min(int(round(overlap_seconds * model_fps)), chunk // 2)
-    coefs = {s: predict_motion(model, feats, ckpt.style_index(s), samples, seed, chunk, overlap, dev)
-             for s in styles}                                                   # style -> (S, T, K)
+    coefs = {
+        s: predict_motion(model, feats, ckpt.style_index(s), samples, seed, chunk, overlap, dev) for s in styles
+    }  # style -> (S, T, K)
     compute = time.perf_counter() - started
-    n_out = len(feats) if out_fps == model_fps else max(1, int(round(len(x) * out_fps / sr)))   # as audio_frames
+    n_out = len(feats) if out_fps == model_fps else max(1, int(round(len(x) * out_fps / sr)))  # as audio_frames
 
-    result = AnimateResult(out_dir=out_dir, checkpoint=checkpoint, audio=audio, model_name=ckpt.model_name,
-                           template=template_name, fps=out_fps, n_frames=n_out, audio_seconds=len(x) / sr,
-                           compute_seconds=compute)
+    result = AnimateResult(
+        out_dir=out_dir,
+        checkpoint=checkpoint,
+        audio=audio,
+        model_name=ckpt.model_name,
+        template=template_name,
+        fps=out_fps,
+        n_frames=n_out,
+        audio_seconds=len(x) / sr,
+        compute_seconds=compute,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in styles:
         for k in range(samples):
             c = coefs[s][k]
             if out_fps != model_fps:
-                c = resample_frames(c, model_fps, out_fps, n_out)             # (T_out, K)
+                c = resample_frames(c, model_fps, out_fps, n_out)  # (T_out, K)
             name = f"{audio.stem}_{s}" + (f"_sample{k}" if samples > 1 else "")
-            out = AnimateOutput(style=s, sample=k, vertices=_write_vertices(out_dir / f"{name}.npy", prepared,
-                                                                            c, template_verts))
-            vertices = np.load(out.vertices, mmap_mode="r")                      # (T, V, 3) stays on disk
+            out = AnimateOutput(
+                style=s, sample=k, vertices=_write_vertices(out_dir / f"{name}.npy", prepared, c, template_verts)
+            )
+            vertices = np.load(out.vertices, mmap_mode="r")  # (T, V, 3) stays on disk
             for kind, wanted in (("ply", ply), ("obj", obj)):
                 if wanted:
                     out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, kind))
@@ -295,8 +352,15 @@ def animate(checkpoint: str | Path, audio: str | Path, out_dir: str | Path, temp
                 from vocagan.render import render_frames
                 from vocagan.video import write_video
 
-                out.video = write_video(out_dir / f"{name}.mp4", render_frames(vertices, faces, size, backend),
-                                        out_fps, audio=audio, total=len(vertices))
+                assert faces is not None  # checked before any work
+
+                out.video = write_video(
+                    out_dir / f"{name}.mp4",
+                    render_frames(vertices, faces, size, backend),
+                    out_fps,
+                    audio=audio,
+                    total=len(vertices),
+                )
             result.outputs.append(out)
             del vertices
     log(f"animate: {len(result.outputs)} output(s) in {out_dir}")

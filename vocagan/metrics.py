@@ -14,8 +14,8 @@ Nothing here knows about files, models or torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def lip_max_sq_error(pred: np.ndarray, gt: np.ndarray, lips: np.ndarray) -> np.n
     """
     _check_pair(pred, gt)
     diff = _f64(pred[:, lips]) - _f64(gt[:, lips])  # (T, L, 3)
-    return (diff ** 2).sum(-1).max(-1)  # (T,)
+    return (diff**2).sum(-1).max(-1)  # (T,)
 
 
 def lip_max_error_mm(pred: np.ndarray, gt: np.ndarray, lips: np.ndarray) -> np.ndarray:
@@ -72,7 +72,7 @@ def pool_sequences(per_frame: Sequence[np.ndarray]) -> float:
 
 def lve(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], lips: np.ndarray) -> float:
     """LVE over several sequences, frame-pooled, in m² (multiply by 1e5 for the usual table unit)."""
-    return pool_frames([lip_max_sq_error(p, g, lips) for p, g in zip(preds, gts)])
+    return pool_frames([lip_max_sq_error(p, g, lips) for p, g in zip(preds, gts, strict=True)])
 
 
 # ----------------------------------------------------------------------------- MVE
@@ -107,7 +107,7 @@ def upper_face_motion_std(verts: np.ndarray, template: np.ndarray, upper: np.nda
     with the population std over frames (ddof=0, numpy's default, as in the published script).
     """
     disp = _f64(verts[:, upper]) - _f64(template[upper])[None]  # (T, U, 3)
-    sq = (disp ** 2).sum(-1)  # (T, U) squared displacement norm
+    sq = (disp**2).sum(-1)  # (T, U) squared displacement norm
     return float(sq.std(axis=0).mean())
 
 
@@ -140,20 +140,23 @@ def closure_events(opening_gt: np.ndarray, closed_mm: float = CLOSED_MM) -> list
     neutral template (mm) is <= closed_mm, leaving out runs that touch the first or the last frame
     (the rest pose before and after speaking, which any still mouth matches)."""
     closed = np.concatenate([[False], np.asarray(opening_gt) <= closed_mm, [False]])
-    edges = np.flatnonzero(np.diff(closed.astype(np.int8)))              # alternating starts, stops
-    runs = zip(edges[::2], edges[1::2])
+    edges = np.flatnonzero(np.diff(closed.astype(np.int8)))  # alternating starts, stops
+    runs = zip(edges[::2], edges[1::2], strict=True)  # padded with False: even count
     return [(int(a), int(b)) for a, b in runs if a > 0 and b < len(opening_gt)]
 
 
-def closure_minima(opening_pred: np.ndarray, opening_gt: np.ndarray, closed_mm: float = CLOSED_MM,
-                   tolerance: int = 1) -> np.ndarray:
+def closure_minima(
+    opening_pred: np.ndarray, opening_gt: np.ndarray, closed_mm: float = CLOSED_MM, tolerance: int = 1
+) -> np.ndarray:
     """(E, 2) per ground-truth closure (`closure_events`): the predicted and the true minimum
     opening above neutral (mm). The prediction's minimum is taken over the closure widened by
     `tolerance` frames each side (timing slack: +-1 frame is +-33 ms at 30 fps). Pool the rows of all
     sequences, then: closures reached = share of rows with predicted minimum <= closed_mm."""
     n = len(opening_gt)
-    rows = [(float(np.min(opening_pred[max(a - tolerance, 0):min(b + tolerance, n)])), float(np.min(opening_gt[a:b])))
-            for a, b in closure_events(opening_gt, closed_mm)]
+    rows = [
+        (float(np.min(opening_pred[max(a - tolerance, 0) : min(b + tolerance, n)])), float(np.min(opening_gt[a:b])))
+        for a, b in closure_events(opening_gt, closed_mm)
+    ]
     return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
 
@@ -172,7 +175,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:  # exactly constant: centring would leave rounding noise
         return float("nan")
     a, b = a - a.mean(), b - b.mean()
-    denom = np.sqrt((a ** 2).sum() * (b ** 2).sum())
+    denom = np.sqrt((a**2).sum() * (b**2).sum())
     return float((a * b).sum() / denom) if denom > 1e-20 else float("nan")
 
 
@@ -185,7 +188,7 @@ def lag_correlations(pred: np.ndarray, ref: np.ndarray, max_lag: int = MAX_LAG) 
     out = np.full(2 * max_lag + 1, np.nan)
     for i, k in enumerate(range(-max_lag, max_lag + 1)):
         if n - abs(k) >= 3:
-            out[i] = pearson(pred[k:], ref[:n - k]) if k >= 0 else pearson(pred[:n + k], ref[-k:])
+            out[i] = pearson(pred[k:], ref[: n - k]) if k >= 0 else pearson(pred[: n + k], ref[-k:])
     return out
 
 
@@ -220,8 +223,8 @@ def audio_energy(samples: np.ndarray, sample_rate: int, fps: int, n_frames: int)
     out = np.zeros(n_frames)
     for i in range(n_frames):
         c = int(round(i * sample_rate / fps))
-        seg = x[max(0, c - half):c + half]
-        out[i] = np.sqrt((seg ** 2).mean()) if seg.size else 0.0
+        seg = x[max(0, c - half) : c + half]
+        out[i] = np.sqrt((seg**2).mean()) if seg.size else 0.0
     return out
 
 

@@ -30,19 +30,24 @@ class PipelineResult:
     eval_summary: str = ""
 
     def summary(self) -> str:
-        lines = [self.eval_summary, "", f"pipeline finished in {sum(self.timings.values()):.0f} s "
-                 f"({', '.join(f'{k} {v:.0f} s' for k, v in self.timings.items())})",
-                 f"  checkpoint: {self.checkpoint}",
-                 f"  evaluation: {self.report}"]
+        lines = [
+            self.eval_summary,
+            "",
+            f"pipeline finished in {sum(self.timings.values()):.0f} s "
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in self.timings.items())})",
+            f"  checkpoint: {self.checkpoint}",
+            f"  evaluation: {self.report}",
+        ]
         if self.video:
             lines.append(f"  video:      {self.video}")
         return "\n".join(lines)
 
 
-def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
-                 output_model: Path | None = None) -> PipelineResult:
-    from vocagan.prep.prepare import prepare
+def run_pipeline(
+    cfg: Config, out_dir: Path, data_given: bool = True, output_model: Path | None = None
+) -> PipelineResult:
     from vocagan.evaluate import evaluate
+    from vocagan.prep.prepare import prepare
     from vocagan.train import train
 
     out_dir = Path(out_dir)
@@ -50,7 +55,7 @@ def run_pipeline(cfg: Config, out_dir: Path, data_given: bool = True,
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    if not data_given:                     # the caller's cfg stays as it was: this run uses a copy
+    if not data_given:  # the caller's cfg stays as it was: this run uses a copy
         cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
         timings["corpus"] = time.perf_counter() - t
 
@@ -108,6 +113,14 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
 
     write_ply(faces_ply, corpus.templates[subject], corpus.faces)
     video = out_dir / f"{subject}_{sentence}.mp4"
-    render_files(matches[0], faces_ply, video, fps=cfg.data.fps, audio=wav,
-                 gt=out_dir / f"{subject}_{sentence}_gt.npy", size=512, backend="auto")
+    render_files(
+        matches[0],
+        faces_ply,
+        video,
+        fps=cfg.data.fps,
+        audio=wav,
+        gt=out_dir / f"{subject}_{sentence}_gt.npy",
+        size=512,
+        backend="auto",
+    )
     return video

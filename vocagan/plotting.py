@@ -80,18 +80,36 @@ def plot_training_curves(rows: list[dict], out_dir: str | Path, baselines: dict 
     if not rows:
         return []
     written = []
-    keys = [("train_loss", "train loss"), ("val_loss", "val loss"), ("train_mouth", "train mouth MSE (mm^2)"),
-            ("val_mouth", "val mouth MSE (mm^2)"), ("train_lip_max", "train lip max (mm^2)"),
-            ("val_lip_max", "val lip max (mm^2)")]
+    keys = [
+        ("train_loss", "train loss"),
+        ("val_loss", "val loss"),
+        ("train_mouth", "train mouth MSE (mm^2)"),
+        ("val_mouth", "val mouth MSE (mm^2)"),
+        ("train_lip_max", "train lip max (mm^2)"),
+        ("val_lip_max", "val lip max (mm^2)"),
+    ]
     if not any("train_mouth" in r for r in rows):  # no vertex-space terms: coefficient-space parts
         keys += [("train_recon", "train recon"), ("val_recon", "val recon")]
     written.append(_plot_keys(rows, keys, out_dir / "loss.png", "losses", "loss", log=True))
     lines = {f"{k} baseline": v for k, v in (baselines or {}).items()}
-    written.append(_plot_keys(rows, [("val_lve", "val LVE")], out_dir / "val_lve.png",
-                              "validation lip vertex error", "LVE (x1e-5 m^2)", hline=lines))
+    written.append(
+        _plot_keys(
+            rows,
+            [("val_lve", "val LVE")],
+            out_dir / "val_lve.png",
+            "validation lip vertex error",
+            "LVE (x1e-5 m^2)",
+            hline=lines,
+        )
+    )
     if any("d_loss" in r for r in rows):
-        keys = [("d_loss", "D total"), ("d_real", "D realism"), ("d_sync", "D sync"),
-                ("train_adv", "G adversarial"), ("train_fm", "G feature matching")]
+        keys = [
+            ("d_loss", "D total"),
+            ("d_real", "D realism"),
+            ("d_sync", "D sync"),
+            ("train_adv", "G adversarial"),
+            ("train_fm", "G feature matching"),
+        ]
         written.append(_plot_keys(rows, keys, out_dir / "gan.png", "GAN losses", "loss"))
     if any("train_kl" in r for r in rows):
         keys = [("train_kl", "train KL (nats)"), ("val_kl", "val KL (nats)")]
@@ -112,15 +130,20 @@ def _plain_figure(title: str, xlabel: str, ylabel: str, size=(6.4, 4.0)):
     return fig, ax
 
 
-def plot_bars(labels: list[str], values: list[float], path: str | Path, title: str, ylabel: str,
-              errors: list[float] | None = None) -> Path:
+def plot_bars(
+    labels: list[str], values: list[float], path: str | Path, title: str, ylabel: str, errors: list[float] | None = None
+) -> Path:
     """One bar per label (optional ± error bars), e.g. LVE per test sequence or a metric per model."""
     fig, ax = _plain_figure(title, "", ylabel, size=(max(6.4, 0.35 * len(labels) + 2), 4.2))
     x = list(range(len(labels)))
     ax.bar(x, values, yerr=errors, capsize=3 if errors else 0, color="tab:blue", alpha=0.85)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=60 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center",
-                       fontsize=7 if len(labels) > 6 else 9)
+    ax.set_xticklabels(
+        labels,
+        rotation=60 if len(labels) > 6 else 0,
+        ha="right" if len(labels) > 6 else "center",
+        fontsize=7 if len(labels) > 6 else 9,
+    )
     return save_figure(fig, Path(path))
 
 
@@ -155,19 +178,21 @@ def plot_vertex_heatmap(template, faces, values, path: str | Path, title: str, c
         from vocagan.render import render_frames
 
         colors = matplotlib.colormaps[cmap](norm(values))[:, :3]
-        image = next(iter(render_frames(np.asarray(template, np.float32)[None], np.asarray(faces), size=512,
-                                        colors=colors)))
+        image = next(
+            iter(render_frames(np.asarray(template, np.float32)[None], np.asarray(faces), size=512, colors=colors))
+        )
         ax.imshow(image)
     else:
-        order = np.argsort(template[:, 2])                     # back to front (+z towards the viewer)
+        order = np.argsort(template[:, 2])  # back to front (+z towards the viewer)
         ax.scatter(template[order, 0], template[order, 1], c=values[order], s=2, cmap=cmap, norm=norm)
         ax.set_aspect("equal")
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.046, pad=0.04)
     return save_figure(fig, Path(path))
 
 
-def plot_curves_side_by_side(curves: dict[str, list[tuple[list, list]]], path: str | Path, title: str,
-                             ylabel: str) -> Path | None:
+def plot_curves_side_by_side(
+    curves: dict[str, list[tuple[list, list]]], path: str | Path, title: str, ylabel: str
+) -> Path | None:
     """One panel per model; in each, one line per run (e.g. seed): curves[model] = [(epochs, values), ...]."""
     from matplotlib.figure import Figure
 
@@ -176,7 +201,7 @@ def plot_curves_side_by_side(curves: dict[str, list[tuple[list, list]]], path: s
         return None
     fig = Figure(figsize=(3.6 * len(names), 3.4), dpi=100)
     axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=True):
         for i, (xs, ys) in enumerate(curves[name]):
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=f"seed {i}")
         ax.set_title(name, fontsize=10)

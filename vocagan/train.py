@@ -26,6 +26,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -33,18 +34,36 @@ from torch import nn
 
 from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vocagan.config import Config, config_differences
+from vocagan.distributed import (
+    Distributed,
+    broadcast_from_main,
+    finish_distributed,
+    main_first,
+    reduce_means,
+    setup_distributed,
+    wrap_for_ddp,
+)
 from vocagan.errors import VocaganError
 from vocagan.models import build
 from vocagan.models.base import OptimStep
 from vocagan.models.layers import LipDecoder
-from vocagan.distributed import (Distributed, broadcast_from_main, finish_distributed, main_first, reduce_means,
-                                 setup_distributed, wrap_for_ddp)
 from vocagan.utils import atomic_write_text, log, progress, seed_everything
 from vocagan.validation import VAL_STYLE, to_device, validate, validation_batches
 
-PLOT_EVERY = 10              # epochs between curve refreshes (and always at the end)
-RESUME_MAY_DIFFER = {"train.epochs", "train.patience", "train.device", "train.num_workers",
-                     "train.checkpoint_every", "prep.cache_dir"}
+if TYPE_CHECKING:
+    from torch.utils.data.distributed import DistributedSampler
+
+    from vocagan.dataset import SequenceDataset
+
+PLOT_EVERY = 10  # epochs between curve refreshes (and always at the end)
+RESUME_MAY_DIFFER = {
+    "train.epochs",
+    "train.patience",
+    "train.device",
+    "train.num_workers",
+    "train.checkpoint_every",
+    "prep.cache_dir",
+}
 
 
 @dataclass
@@ -54,23 +73,25 @@ class TrainResult:
     best_checkpoint: Path
     last_checkpoint: Path
     best_epoch: int
-    best_val_lve: float | None            # x1e-5 m^2
+    best_val_lve: float | None  # x1e-5 m^2
     epochs_run: int
     stopped_early: bool
     seconds: float
     val_style: str = ""
-    baselines: dict = field(default_factory=dict)   # {"zero motion": LVE, "mean motion": LVE}
+    baselines: dict = field(default_factory=dict)  # {"zero motion": LVE, "mean motion": LVE}
     rows: list = field(default_factory=list)
-    rank: int = 0                                    # DDP rank; only rank 0 validates and writes
+    rank: int = 0  # DDP rank; only rank 0 validates and writes
 
     def summary(self) -> str:
         if self.rank:
             return f"[rank {self.rank}] training finished; rank 0 prints the results"
         lve = "n/a (no validation sequences)" if self.best_val_lve is None else f"{self.best_val_lve:.4f}"
-        lines = [f"trained {self.model_name}: {self.epochs_run} epochs in {self.seconds:.0f} s"
-                 + (" (early stop)" if self.stopped_early else ""),
-                 f"  best val LVE {lve} x1e-5 m^2 at epoch {self.best_epoch} "
-                 f"(val subjects animated with training style {self.val_style})"]
+        lines = [
+            f"trained {self.model_name}: {self.epochs_run} epochs in {self.seconds:.0f} s"
+            + (" (early stop)" if self.stopped_early else ""),
+            f"  best val LVE {lve} x1e-5 m^2 at epoch {self.best_epoch} "
+            f"(val subjects animated with training style {self.val_style})",
+        ]
         for name, value in self.baselines.items():
             lines.append(f"  {name} baseline val LVE {value:.4f} x1e-5 m^2")
         lines += [f"  best checkpoint: {self.best_checkpoint}", f"  run folder:      {self.out_dir}"]
@@ -82,10 +103,10 @@ class LoopState:
     """Where the epoch loop stands; saved in last.pt for --resume."""
 
     next_epoch: int = 0
-    best_lve: float = math.inf       # the selection score: val LVE, or the train loss without val data
+    best_lve: float = math.inf  # the selection score: val LVE, or the train loss without val data
     best_epoch: int = -1
     since_best: int = 0
-    finished: bool = False           # the run ended (all epochs, or early stop): nothing left to resume
+    finished: bool = False  # the run ended (all epochs, or early stop): nothing left to resume
     rows: list = field(default_factory=list)
     baselines: dict = field(default_factory=dict)
 
@@ -123,11 +144,21 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
             break
     finish_distributed(env)
     styles = list(prepared.styles)
-    return TrainResult(out_dir=out_dir, model_name=model.name, best_checkpoint=out_dir / "best.pt",
-                       last_checkpoint=out_dir / "last.pt", best_epoch=state.best_epoch,
-                       best_val_lve=state.best_lve if data.val_batches else None, epochs_run=epoch + 1,
-                       stopped_early=stopped_early, seconds=time.perf_counter() - t_start,
-                       val_style=styles[VAL_STYLE], baselines=state.baselines, rows=state.rows, rank=env.rank)
+    return TrainResult(
+        out_dir=out_dir,
+        model_name=model.name,
+        best_checkpoint=out_dir / "best.pt",
+        last_checkpoint=out_dir / "last.pt",
+        best_epoch=state.best_epoch,
+        best_val_lve=state.best_lve if data.val_batches else None,
+        epochs_run=epoch + 1,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - t_start,
+        val_style=styles[VAL_STYLE],
+        baselines=state.baselines,
+        rows=state.rows,
+        rank=env.rank,
+    )
 
 
 def _epoch_end_hook(epoch: int) -> None:
@@ -145,10 +176,10 @@ def prepare_data(cfg: Config, env: Distributed):
 
 @dataclass
 class Data:
-    train_ds: object
+    train_ds: SequenceDataset
     loader: torch.utils.data.DataLoader
-    sampler: object | None
-    generator: torch.Generator         # the loader's shuffling stream (saved for --resume)
+    sampler: DistributedSampler | None
+    generator: torch.Generator  # the loader's shuffling stream (saved for --resume)
     val_batches: list
 
 
@@ -164,23 +195,29 @@ def make_data(prepared, cfg: Config, env: Distributed) -> Data:
         raise VocaganError("the train split is empty: check data.train_subjects / train_sentences", cfg.data.root)
     seed_everything(tc.seed)
     generator = torch.Generator().manual_seed(tc.seed)
-    sampler = None
+    sampler: DistributedSampler | None = None
     if env.on:
         from torch.utils.data.distributed import DistributedSampler
 
         sampler = DistributedSampler(train_ds, num_replicas=env.world, rank=env.rank, shuffle=True, seed=tc.seed)
-    loader = torch.utils.data.DataLoader(train_ds, batch_size=max(1, tc.batch_size // env.world),
-                                         shuffle=sampler is None, sampler=sampler, collate_fn=collate,
-                                         generator=generator, num_workers=tc.num_workers, drop_last=False,
-                                         persistent_workers=False)
+    loader = torch.utils.data.DataLoader(
+        train_ds,
+        batch_size=max(1, tc.batch_size // env.world),
+        shuffle=sampler is None,
+        sampler=sampler,
+        collate_fn=collate,
+        generator=generator,
+        num_workers=tc.num_workers,
+        drop_last=False,
+        persistent_workers=False,
+    )
     val_batches = validation_batches(prepared, val_ds, collate, tc.batch_size) if len(val_ds) else []
     return Data(train_ds, loader, sampler, generator, val_batches)
 
 
 def make_model(cfg: Config, prepared, device: torch.device):
     """The model (on `device`) with the lip decoder its vertex-space losses need."""
-    model = build(cfg.model, prepared.audio["train"].shape[1], prepared.motion["train"].shape[1],
-                  len(prepared.styles))
+    model = build(cfg.model, prepared.audio["train"].shape[1], prepared.motion["train"].shape[1], len(prepared.styles))
     decoder = LipDecoder.from_prepared(prepared)
     model.set_decoder(decoder)
     model.to(device)
@@ -205,8 +242,11 @@ def restore(out_dir: Path, cfg: Config, model, steps: list[OptimStep], data: Dat
         raise VocaganError("not a resumable checkpoint (no optimiser/loop state)", path)
     differ = config_differences(json.loads(saved["config"]), cfg, RESUME_MAY_DIFFER)
     if differ:
-        raise VocaganError(f"config differs from the run being resumed in {', '.join(differ[:8])}"
-                           + (f" and {len(differ) - 8} more" if len(differ) > 8 else ""), path)
+        raise VocaganError(
+            f"config differs from the run being resumed in {', '.join(differ[:8])}"
+            + (f" and {len(differ) - 8} more" if len(differ) > 8 else ""),
+            path,
+        )
     model.load_state_dict(saved["state_dict"])
     for step in steps:
         step.optimizer.load_state_dict(extra["optimizers"][step.name]["optimizer"])
@@ -215,13 +255,16 @@ def restore(out_dir: Path, cfg: Config, model, steps: list[OptimStep], data: Dat
     data.train_ds.load_state_dict(extra["dataset"])
     state = LoopState(**extra["loop"])
     if env.main:
-        log(f"[train] resuming {out_dir} at epoch {state.next_epoch} (best val LVE {state.best_lve:.4f} "
-            f"at epoch {state.best_epoch})")
+        log(
+            f"[train] resuming {out_dir} at epoch {state.next_epoch} (best val LVE {state.best_lve:.4f} "
+            f"at epoch {state.best_epoch})"
+        )
     return state
 
 
-def start_run(out_dir: Path, cfg: Config, model, steps: list[OptimStep], data: Data, env: Distributed,
-              fresh: bool) -> None:
+def start_run(
+    out_dir: Path, cfg: Config, model, steps: list[OptimStep], data: Data, env: Distributed, fresh: bool
+) -> None:
     """config.yaml (every resolved setting) and the opening log line."""
     if fresh and ((out_dir / "last.pt").exists() or (out_dir / "best.pt").exists()):
         log(f"[train] {out_dir} already holds a run; starting a new one over it (use --resume to continue it)")
@@ -230,14 +273,18 @@ def start_run(out_dir: Path, cfg: Config, model, steps: list[OptimStep], data: D
     if fresh:
         counts = " + ".join(f"{step.name} {sum(p.numel() for p in step.params):,}" for step in steps)
         styles = data.train_ds.prepared.styles
-        log(f"[train] {model.name}: {counts} parameters; {len(data.train_ds)} train / "
+        log(
+            f"[train] {model.name}: {counts} parameters; {len(data.train_ds)} train / "
             f"{sum(len(b['mask']) for b in data.val_batches)} val sequences; device {env.device}"
-            + (f" x{env.world} (DDP)" if env.on else "") + f"; val subjects use training style {styles[VAL_STYLE]}")
+            + (f" x{env.world} (DDP)" if env.on else "")
+            + f"; val subjects use training style {styles[VAL_STYLE]}"
+        )
 
 
 # ----------------------------------------------------------------------------- one epoch
-def train_epoch(runner: nn.Module, model, steps: list[OptimStep], data: Data, epoch: int, epochs: int,
-                env: Distributed, autocast) -> dict[str, float]:
+def train_epoch(
+    runner: nn.Module, model, steps: list[OptimStep], data: Data, epoch: int, epochs: int, env: Distributed, autocast
+) -> dict[str, float]:
     """One pass over the training data; every batch runs the model's steps in order. Returns the
     epoch means of the logged loss parts (over all ranks' batches)."""
     model.set_epoch(epoch)
@@ -247,8 +294,11 @@ def train_epoch(runner: nn.Module, model, steps: list[OptimStep], data: Data, ep
     runner.train()
     sums: dict[str, float] = {}
     n_batches = 0
-    bar = progress(data.loader, desc=f"{model.name} epoch {epoch + 1}/{epochs}", unit="batch") \
-        if env.main else data.loader
+    bar = (
+        progress(data.loader, desc=f"{model.name} epoch {epoch + 1}/{epochs}", unit="batch")
+        if env.main
+        else data.loader
+    )
     for batch in bar:
         logged = train_step(runner, to_device(batch, env.device), steps, autocast)
         for k, v in logged.items():
@@ -277,8 +327,17 @@ def train_step(runner: nn.Module, batch: dict, steps: list[OptimStep], autocast)
 
 
 # ----------------------------------------------------------------------------- end of an epoch
-def end_epoch(state: LoopState, model, main_step: OptimStep, data: Data, decoder, epoch: int, means: dict,
-              env: Distributed, autocast) -> tuple[dict, bool]:
+def end_epoch(
+    state: LoopState,
+    model,
+    main_step: OptimStep,
+    data: Data,
+    decoder,
+    epoch: int,
+    means: dict,
+    env: Distributed,
+    autocast,
+) -> tuple[dict, bool]:
     """Rank 0 validates and updates the loop state (best score, epochs since); returns (row, improved)."""
     row = {"epoch": epoch + 1, **means}
     improved = False
@@ -311,24 +370,48 @@ def decide(state: LoopState, tc, epoch: int, env: Distributed) -> bool:
 
 
 def log_epoch(row: dict, improved: bool) -> None:
-    log(f"[train] epoch {row['epoch']}: loss {row.get('train_loss', float('nan')):.4f}"
+    log(
+        f"[train] epoch {row['epoch']}: loss {row.get('train_loss', float('nan')):.4f}"
         + (f", val LVE {row['val_lve']:.4f} x1e-5 m^2" if "val_lve" in row else "")
-        + (" *" if improved else "") + f" ({row['time_s']:.1f} s)")
+        + (" *" if improved else "")
+        + f" ({row['time_s']:.1f} s)"
+    )
 
 
-def snapshot(out_dir: Path, cfg: Config, model, steps: list[OptimStep], data: Data, state: LoopState, stats: dict,
-             epoch: int, improved: bool, stop: bool) -> None:
+def snapshot(
+    out_dir: Path,
+    cfg: Config,
+    model,
+    steps: list[OptimStep],
+    data: Data,
+    state: LoopState,
+    stats: dict,
+    epoch: int,
+    improved: bool,
+    stop: bool,
+) -> None:
     """best.pt when the score improved; last.pt (everything --resume needs) every
     train.checkpoint_every epochs and at the end; metrics.jsonl/csv; curves every PLOT_EVERY epochs."""
     row = state.rows[-1]
     metrics = {k: row.get(k) for k in ("val_lve", "val_lve_mm", "val_loss")}
     if improved:
-        save_checkpoint(out_dir / "best.pt", model, cfg, stats, epoch=epoch + 1,
-                        metrics={**metrics, "val_style": data.train_ds.prepared.styles[VAL_STYLE]})
+        save_checkpoint(
+            out_dir / "best.pt",
+            model,
+            cfg,
+            stats,
+            epoch=epoch + 1,
+            metrics={**metrics, "val_style": data.train_ds.prepared.styles[VAL_STYLE]},
+        )
     if stop or (epoch + 1) % cfg.train.checkpoint_every == 0:
-        extra = {"loop": asdict(state), "rng": rng_state(data.generator), "dataset": data.train_ds.state_dict(),
-                 "optimizers": {s.name: {"optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict()}
-                                for s in steps}}
+        extra = {
+            "loop": asdict(state),
+            "rng": rng_state(data.generator),
+            "dataset": data.train_ds.state_dict(),
+            "optimizers": {
+                s.name: {"optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict()} for s in steps
+            },
+        }
         save_checkpoint(out_dir / "last.pt", model, cfg, stats, extra=extra, epoch=epoch + 1, metrics=metrics)
     _write_metrics(out_dir, state.rows)
     if stop or (epoch + 1) % PLOT_EVERY == 0:

@@ -9,8 +9,9 @@ import os
 import random
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,12 +28,12 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
+    fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, final)
     finally:
         if tmp.exists():
@@ -70,14 +71,29 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def progress(iterable: Iterable[T] | None = None, desc: str = "", total: int | None = None, unit: str = "it",
-             leave: bool = False, **kw):
+def progress(
+    iterable: Iterable[T] | None = None,
+    desc: str = "",
+    total: int | None = None,
+    unit: str = "it",
+    leave: bool = False,
+    **kw,
+):
     """A tqdm progress bar on stderr. Disabled when VOCAGAN_PROGRESS=0 (tests keep logs short)."""
     from tqdm.auto import tqdm
 
     disable = os.environ.get("VOCAGAN_PROGRESS", "1") == "0"
-    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=disable,
-                file=sys.stderr, dynamic_ncols=True, **kw)
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        unit=unit,
+        leave=leave,
+        disable=disable,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        **kw,
+    )
 
 
 def log(msg: str) -> None:
@@ -107,7 +123,7 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str = "auto"):
-    """"auto" -> cuda if available else cpu; anything else is passed to torch.device."""
+    """ "auto" -> cuda if available else cpu; anything else is passed to torch.device."""
     import torch
 
     if device == "auto":

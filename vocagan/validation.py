@@ -16,7 +16,7 @@ import torch
 from vocagan.models.layers import LipDecoder
 from vocagan.prep.regions import lip_positions
 
-VAL_STYLE = 0                # unseen val subjects are animated with the first training style
+VAL_STYLE = 0  # unseen val subjects are animated with the first training style
 
 
 def to_device(batch: dict, device) -> dict:
@@ -33,7 +33,7 @@ def validation_batches(prepared, val_ds, collate, batch_size: int) -> list[dict]
     items = sorted((val_ds[i] for i in range(len(val_ds))), key=lambda it: len(it["motion"]))
     batches = []
     for i in range(0, len(items), max(1, batch_size)):
-        chunk = items[i:i + batch_size]
+        chunk = items[i : i + batch_size]
         batch = collate(chunk)
         batch["style"] = torch.full_like(batch["style"], VAL_STYLE)
         if true is not None:
@@ -42,8 +42,9 @@ def validation_batches(prepared, val_ds, collate, batch_size: int) -> list[dict]
             for b, it in enumerate(chunk):
                 q = where[(it["subject"], it["sentence"])]
                 n = min(q.length, len(it["motion"]))
-                true_lips[b, :n] = torch.from_numpy(np.asarray(true[q.start:q.start + n][:, lips] * 1000.0,
-                                                               dtype=np.float32))
+                true_lips[b, :n] = torch.from_numpy(
+                    np.asarray(true[q.start : q.start + n][:, lips] * 1000.0, dtype=np.float32)
+                )
             batch["true_lips"] = true_lips
         batches.append(batch)
     return batches
@@ -70,17 +71,20 @@ def validate(model, batches: list[dict], decoder: LipDecoder, device, autocast) 
         mask = batch["mask"]
         true_lips = batch.get("true_lips")
         if true_lips is None:
-            true_lips = decoder(batch["motion"])                                  # (B,T,L,3) mm
-        for name, lips in (("model", decoder(pred.float())), ("zero motion", torch.zeros_like(true_lips)),
-                           ("mean motion", decoder(torch.zeros_like(batch["motion"])))):
-            per_frame = (lips.double() - true_lips.double()).pow(2).sum(-1).amax(-1)   # (B,T) mm^2
+            true_lips = decoder(batch["motion"])  # (B,T,L,3) mm
+        for name, lips in (
+            ("model", decoder(pred.float())),
+            ("zero motion", torch.zeros_like(true_lips)),
+            ("mean motion", decoder(torch.zeros_like(batch["motion"]))),
+        ):
+            per_frame = (lips.double() - true_lips.double()).pow(2).sum(-1).amax(-1)  # (B,T) mm^2
             sq_err[name] += float(per_frame[mask].sum())
             if name == "model":
                 err_mm += float(per_frame[mask].sqrt().sum())
         frames += int(mask.sum())
     model.train(was_training)
-    out = {f"val_{k}": v / n_seq for k, v in sums.items()}
-    out["val_lve"] = sq_err["model"] / frames * 0.1      # mm^2 -> x1e-5 m^2 (1 mm^2 = 1e-6 m^2)
+    out: dict[str, float | dict[str, float]] = {f"val_{k}": v / n_seq for k, v in sums.items()}
+    out["val_lve"] = sq_err["model"] / frames * 0.1  # mm^2 -> x1e-5 m^2 (1 mm^2 = 1e-6 m^2)
     out["val_lve_mm"] = err_mm / frames
     out["baselines"] = {k: v / frames * 0.1 for k, v in sq_err.items() if k != "model"}
     return out

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -36,9 +36,14 @@ def ffmpeg_error(stderr: bytes, default: str) -> str:
 
 
 # ----------------------------------------------------------------------------- video
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
-                audio: str | Path | tuple[np.ndarray, int] | None = None, total: int | None = None,
-                crf: int = 18) -> Path:
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: str | Path | tuple[np.ndarray, int] | None = None,
+    total: int | None = None,
+    crf: int = 18,
+) -> Path:
     """Encode (H, W, 3) uint8 frames as H.264 (yuv420p, +faststart) mp4 with optional AAC audio.
 
     audio: a sound file path (anything ffmpeg reads) or (samples float 1-D, sample_rate).
@@ -56,27 +61,42 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
         raise VocaganError(f"frames must be (H, W, 3) uint8, got {first.shape} {first.dtype}", path)
     height, width = first.shape[:2]
     with tempfile.TemporaryDirectory(prefix="vocagan-video-") as tmpdir, atomic_path(path, suffix=".mp4") as tmp:
-        cmd = ffmpeg_command("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
-                             "-i", "-")
+        cmd = ffmpeg_command(
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"
+        )
         if audio is not None:
             cmd += ["-i", str(_audio_file(audio, Path(tmpdir)))]
         cmd += ["-map", "0:v:0"] + (["-map", "1:a:0", "-c:a", "aac", "-b:a", "160k"] if audio is not None else [])
-        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",           # yuv420p needs even sizes
-                "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-movflags", "+faststart", str(tmp)]
+        cmd += [
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",  # yuv420p needs even sizes
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(tmp),
+        ]
         with open(Path(tmpdir) / "ffmpeg.log", "w+b") as errlog:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errlog)
+            assert proc.stdin is not None  # stdin=PIPE
             n = 0
             try:
                 for frame in progress(itertools.chain([first], frames), desc="video", total=total, unit="frame"):
                     if frame.shape != first.shape or frame.dtype != np.uint8:
-                        raise VocaganError(f"frame {n} is {frame.shape} {frame.dtype}, expected {first.shape} uint8",
-                                           path)
+                        raise VocaganError(
+                            f"frame {n} is {frame.shape} {frame.dtype}, expected {first.shape} uint8", path
+                        )
                     proc.stdin.write(np.ascontiguousarray(frame).tobytes())
                     n += 1
                 proc.stdin.close()
             except BrokenPipeError:
-                pass                                              # ffmpeg died: its log says why (below)
+                pass  # ffmpeg died: its log says why (below)
             except BaseException:
                 proc.kill()
                 proc.wait()
@@ -111,7 +131,7 @@ def error_colors(pred: np.ndarray, gt: np.ndarray, vmax_mm: float, cmap: str = "
     """Per-vertex error heat-map colours (T, V, 3) float32 in [0, 1] from pred/gt (T, V, 3) metres."""
     import matplotlib
 
-    err_mm = np.linalg.norm(pred - gt, axis=2) * 1000.0                       # (T, V)
+    err_mm = np.linalg.norm(pred - gt, axis=2) * 1000.0  # (T, V)
     return matplotlib.colormaps[cmap](np.clip(err_mm / vmax_mm, 0, 1))[..., :3].astype(np.float32)
 
 
@@ -147,8 +167,14 @@ def _overlay(size: int, vmax_mm: float, cmap: str = "turbo") -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
-def render_side_by_side(pred: np.ndarray, gt: np.ndarray, faces: np.ndarray, size: int = 800,
-                        backend: str = "auto", vmax_mm: float | None = None) -> Iterator[np.ndarray]:
+def render_side_by_side(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    faces: np.ndarray,
+    size: int = 800,
+    backend: str = "auto",
+    vmax_mm: float | None = None,
+) -> Iterator[np.ndarray]:
     """ground truth | prediction | per-vertex error heat map (with a mm colour bar), one composed
     (size, 3*size, 3) uint8 frame per time step; pred and gt are (T, V, 3) metres of equal shape.
     The colour scale is fixed for the whole sequence (default: 99th percentile of the error)."""
@@ -158,13 +184,15 @@ def render_side_by_side(pred: np.ndarray, gt: np.ndarray, faces: np.ndarray, siz
         raise VocaganError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
     if vmax_mm is None:
         vmax_mm = _nice_ceiling(max(float(np.percentile(np.linalg.norm(pred - gt, axis=2), 99)) * 1000, 0.1))
-    camera = frame_camera(gt[0])                                # one camera for all three panels
-    panels = [render_frames(gt, faces, size, backend, camera=camera),
-              render_frames(pred, faces, size, backend, camera=camera),
-              render_frames(pred, faces, size, backend, colors=error_colors(pred, gt, vmax_mm), camera=camera)]
+    camera = frame_camera(gt[0])  # one camera for all three panels
+    panels = [
+        render_frames(gt, faces, size, backend, camera=camera),
+        render_frames(pred, faces, size, backend, camera=camera),
+        render_frames(pred, faces, size, backend, colors=error_colors(pred, gt, vmax_mm), camera=camera),
+    ]
     overlay = _overlay(size, vmax_mm)
     alpha, rgb = overlay[:, :, 3:], overlay[:, :, :3] * 255.0
-    for images in zip(*panels):
+    for images in zip(*panels, strict=True):  # gt and pred have the same shape
         frame = np.concatenate(images, axis=1).astype(np.float32)
         yield (frame * (1 - alpha) + rgb * alpha + 0.5).astype(np.uint8)
 
@@ -196,14 +224,24 @@ def load_animation(vertices_npy: Path, faces_file: Path) -> tuple[np.ndarray, np
     if len(faces) == 0:
         raise VocaganError("the mesh has no faces", faces_file)
     if faces.max() >= vertices.shape[1]:
-        raise VocaganError(f"vertex count mismatch: the faces index {int(faces.max()) + 1}+ vertices but "
-                           f"{vertices_npy.name} has {vertices.shape[1]} per frame", faces_file)
+        raise VocaganError(
+            f"vertex count mismatch: the faces index {int(faces.max()) + 1}+ vertices but "
+            f"{vertices_npy.name} has {vertices.shape[1]} per frame",
+            faces_file,
+        )
     return check_mesh(vertices, faces, vertices_npy, faces_file)
 
 
-def render_files(vertices_npy: str | Path, faces_ply: str | Path, out_mp4: str | Path, fps: float = 30,
-                 audio: str | Path | None = None, gt: str | Path | None = None, size: int = 800,
-                 backend: str = "auto") -> Path:
+def render_files(
+    vertices_npy: str | Path,
+    faces_ply: str | Path,
+    out_mp4: str | Path,
+    fps: float = 30,
+    audio: str | Path | None = None,
+    gt: str | Path | None = None,
+    size: int = 800,
+    backend: str = "auto",
+) -> Path:
     """`vocagan render`: vertices .npy (T, V, 3) + a mesh file for the faces -> mp4 (with sound).
     With `gt` (.npy of the same topology): ground truth | prediction | error heat map side by side."""
     vertices_npy, faces_ply = Path(vertices_npy), Path(faces_ply)
@@ -214,8 +252,9 @@ def render_files(vertices_npy: str | Path, faces_ply: str | Path, out_mp4: str |
         gt = Path(gt)
         truth, _ = check_mesh(load_vertices(gt), faces, gt, faces_ply)
         if truth.shape[1] != vertices.shape[1]:
-            raise VocaganError(f"ground truth has {truth.shape[1]} vertices per frame, the prediction "
-                               f"{vertices.shape[1]}", gt)
+            raise VocaganError(
+                f"ground truth has {truth.shape[1]} vertices per frame, the prediction {vertices.shape[1]}", gt
+            )
         n = min(len(truth), len(vertices))
         if len(truth) != len(vertices):
             log(f"render: prediction has {len(vertices)} frames, ground truth {len(truth)}; using the first {n}")

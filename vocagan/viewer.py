@@ -33,10 +33,16 @@ from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 THREE_JS = ASSETS / "three.module.min.js"
-BLOCK = 1024                        # frames encoded at a time
-MAX_RAW_AUDIO_BYTES = 8 << 20       # larger audio files are re-encoded to mp3 before embedding
-_AUDIO_MIME = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".flac": "audio/flac",
-               ".m4a": "audio/mp4", ".opus": "audio/ogg"}
+BLOCK = 1024  # frames encoded at a time
+MAX_RAW_AUDIO_BYTES = 8 << 20  # larger audio files are re-encoded to mp3 before embedding
+_AUDIO_MIME = {
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".flac": "audio/flac",
+    ".m4a": "audio/mp4",
+    ".opus": "audio/ogg",
+}
 
 
 def _b64(data: bytes) -> str:
@@ -49,25 +55,38 @@ def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float) -> dict:
     Quantisation step = max |offset| / 32767 (sub-micrometre for speech motion); vertices whose
     offset never exceeds half a step are static and not stored at all.
     """
-    base = vertices[0].astype(np.float32)                                    # (V, 3)
+    base = vertices[0].astype(np.float32)  # (V, 3)
     blocks = [slice(t, t + BLOCK) for t in range(0, len(vertices), BLOCK)]  # bounded memory for long clips
     peak = max(float(np.abs(vertices[b] - base).max()) for b in blocks)
     scale = peak / 32767.0 if peak > 0 else 1.0
     moving_mask = np.zeros(len(base), bool)
     for b in blocks:
         moving_mask |= (np.abs(vertices[b] - base) > scale / 2).any(axis=(0, 2))
-    moving = np.nonzero(moving_mask)[0].astype(np.uint32)                    # (M,)
+    moving = np.nonzero(moving_mask)[0].astype(np.uint32)  # (M,)
     packer = zlib.compressobj(6)
-    offsets = b"".join(packer.compress(np.round((vertices[b][:, moving] - base[moving]) / scale)
-                                       .astype("<i2").tobytes()) for b in blocks) + packer.flush()   # (T, M, 3)
+    offsets = (
+        b"".join(
+            packer.compress(np.round((vertices[b][:, moving] - base[moving]) / scale).astype("<i2").tobytes())
+            for b in blocks
+        )
+        + packer.flush()
+    )  # (T, M, 3)
     index_type = "<u2" if len(base) < 65536 else "<u4"
     return {
-        "fps": float(fps), "n_frames": int(len(vertices)), "n_vertices": int(len(base)),
+        "fps": float(fps),
+        "n_frames": int(len(vertices)),
+        "n_vertices": int(len(base)),
         "base": _b64(base.astype("<f4").tobytes()),
-        "faces": _b64(zlib.compress(faces.astype(index_type).tobytes(), 6)), "faces_u32": index_type == "<u4",
-        "moving": _b64(zlib.compress(moving.astype("<u4").tobytes(), 6)), "n_moving": int(len(moving)),
-        "scale": scale, "offsets": _b64(offsets),
-        "albedo": list(ALBEDO), "background": list(BACKGROUND), "key": KEY_LIGHT, "fill": FILL_LIGHT,
+        "faces": _b64(zlib.compress(faces.astype(index_type).tobytes(), 6)),
+        "faces_u32": index_type == "<u4",
+        "moving": _b64(zlib.compress(moving.astype("<u4").tobytes(), 6)),
+        "n_moving": int(len(moving)),
+        "scale": scale,
+        "offsets": _b64(offsets),
+        "albedo": list(ALBEDO),
+        "background": list(BACKGROUND),
+        "key": KEY_LIGHT,
+        "fill": FILL_LIGHT,
         "ambient": AMBIENT,
     }
 
@@ -84,15 +103,23 @@ def _audio_source(audio_path: Path) -> str:
 
     with tempfile.TemporaryDirectory(prefix="vocagan-html-") as tmp:
         out = Path(tmp) / "audio.mp3"
-        proc = subprocess.run(ffmpeg_command("-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame",
-                                             "-b:a", "96k", str(out)), capture_output=True)
+        proc = subprocess.run(
+            ffmpeg_command("-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k", str(out)),
+            capture_output=True,
+        )
         if proc.returncode != 0:
             raise VocaganError(f"cannot read the audio ({ffmpeg_error(proc.stderr, 'ffmpeg failed')})", audio_path)
         return f"data:audio/mpeg;base64,{_b64(out.read_bytes())}"
 
 
-def export_html(vertices: np.ndarray, faces: np.ndarray, out_html: str | Path, fps: float = 30,
-                audio_path: str | Path | None = None, title: str = "vocagan") -> Path:
+def export_html(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    out_html: str | Path,
+    fps: float = 30,
+    audio_path: str | Path | None = None,
+    title: str = "vocagan",
+) -> Path:
     """Write one self-contained HTML page playing vertices (T, V, 3) with faces (F, 3) at `fps`,
     with the audio file (wav/mp3/ogg/flac; others re-encoded) embedded and kept in sync."""
     out_html = Path(out_html)
@@ -106,17 +133,21 @@ def export_html(vertices: np.ndarray, faces: np.ndarray, out_html: str | Path, f
         raise VocaganError("vendored three.js cannot be inlined (contains a script end tag)", THREE_JS)
     mesh = json.dumps(encode_mesh(vertices, faces, fps)).replace("</", "<\\/")
     audio = _audio_source(Path(audio_path)) if audio_path is not None else ""
-    page = (_PAGE.replace("@TITLE@", _html_escape(title))
-            .replace("@BACKGROUND@", "#%02x%02x%02x" % tuple(int(c * 255) for c in BACKGROUND))
-            .replace("@AUDIO@", f'<audio id="audio" preload="auto" src="{audio}"></audio>' if audio else "")
-            .replace("@MESH@", mesh).replace("@APP@", _APP))
-    page = page.replace("@THREE@", three)       # last: nothing is substituted inside three.js
+    page = (
+        _PAGE.replace("@TITLE@", _html_escape(title))
+        .replace("@BACKGROUND@", "#" + "".join(f"{int(c * 255):02x}" for c in BACKGROUND))
+        .replace("@AUDIO@", f'<audio id="audio" preload="auto" src="{audio}"></audio>' if audio else "")
+        .replace("@MESH@", mesh)
+        .replace("@APP@", _APP)
+    )
+    page = page.replace("@THREE@", three)  # last: nothing is substituted inside three.js
     atomic_write_text(out_html, page)
     return out_html
 
 
-def export_html_files(vertices: str | Path, faces: str | Path, out: str | Path, fps: float = 30,
-                      audio: str | Path | None = None) -> Path:
+def export_html_files(
+    vertices: str | Path, faces: str | Path, out: str | Path, fps: float = 30, audio: str | Path | None = None
+) -> Path:
     """`vocagan export-html`: vertices .npy (T, V, 3) + a PLY/OBJ for the faces (+ audio) -> HTML."""
     vertices = Path(vertices)
     verts, tris = load_animation(vertices, Path(faces))
@@ -124,7 +155,13 @@ def export_html_files(vertices: str | Path, faces: str | Path, out: str | Path, 
 
 
 def _html_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("@", "&#64;")
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("@", "&#64;")
+    )
 
 
 _PAGE = """<!doctype html>
@@ -189,9 +226,11 @@ material.color.setRGB(...M.albedo);
 scene.add(new THREE.Mesh(geometry, material));
 
 // Camera framing as vocagan.render.frame_camera: fit the x/y extent of frame 0, head facing +z.
-const box = geometry.boundingBox, center = box.getCenter(new THREE.Vector3()), half = box.getSize(new THREE.Vector3()).multiplyScalar(0.5);
+const box = geometry.boundingBox, center = box.getCenter(new THREE.Vector3());
+const half = box.getSize(new THREE.Vector3()).multiplyScalar(0.5);
 const camera = new THREE.PerspectiveCamera(20, 1, 0.001, 100);
-for (const [intensity, x, y, z] of [[M.key[1], ...M.key[0]], [M.fill[1], ...M.fill[0]]]) {   // key, fill (as render.py)
+// key, fill (as render.py)
+for (const [intensity, x, y, z] of [[M.key[1], ...M.key[0]], [M.fill[1], ...M.fill[0]]]) {
   const light = new THREE.DirectionalLight(0xffffff, intensity * Math.PI);
   light.position.set(x, y, z);     // in camera space; shining towards the camera's origin
   light.target = camera;
@@ -203,7 +242,8 @@ scene.add(new THREE.AmbientLight(0xffffff, M.ambient * Math.PI));
 const orbit = {theta: 0, phi: 0, radius: 1};
 function placeCamera() {
   const c = Math.cos(orbit.phi);
-  camera.position.set(center.x + orbit.radius * c * Math.sin(orbit.theta), center.y + orbit.radius * Math.sin(orbit.phi),
+  camera.position.set(center.x + orbit.radius * c * Math.sin(orbit.theta),
+                      center.y + orbit.radius * Math.sin(orbit.phi),
                       center.z + orbit.radius * c * Math.cos(orbit.theta));
   camera.lookAt(center);
   camera.near = orbit.radius / 100; camera.far = orbit.radius * 100; camera.updateProjectionMatrix();
@@ -217,7 +257,10 @@ function resize() {
   placeCamera();
 }
 let drag = null;
-view.addEventListener('pointerdown', (e) => { drag = {x: e.clientX, y: e.clientY}; view.setPointerCapture(e.pointerId); });
+view.addEventListener('pointerdown', (e) => {
+  drag = {x: e.clientX, y: e.clientY};
+  view.setPointerCapture(e.pointerId);
+});
 view.addEventListener('pointerup', () => { drag = null; });
 view.addEventListener('pointermove', (e) => {
   if (!drag) return;
@@ -226,8 +269,11 @@ view.addEventListener('pointermove', (e) => {
   drag = {x: e.clientX, y: e.clientY};
   placeCamera();
 });
-view.addEventListener('wheel', (e) => { e.preventDefault(); orbit.radius *= Math.exp(e.deltaY * 0.001); placeCamera(); },
-                      {passive: false});
+view.addEventListener('wheel', (e) => {
+  e.preventDefault();
+  orbit.radius *= Math.exp(e.deltaY * 0.001);
+  placeCamera();
+}, {passive: false});
 window.addEventListener('resize', resize);
 resize();
 

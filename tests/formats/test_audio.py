@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 
 from vocagan.config import FeatureConfig
-from vocagan.formats import audio
 from vocagan.errors import VocaganError
+from vocagan.formats import audio
 
 
 def peak_freq(x: np.ndarray, sr: int) -> float:
@@ -18,8 +18,9 @@ def peak_freq(x: np.ndarray, sr: int) -> float:
 
 
 # ----------------------------------------------------------------------------- load / save
-@pytest.mark.parametrize("subtype,sr", [("PCM_16", 16000), ("PCM_24", 44100), ("FLOAT", 22050),
-                                        ("PCM_U8", 8000), ("PCM_32", 11025)])
+@pytest.mark.parametrize(
+    "subtype,sr", [("PCM_16", 16000), ("PCM_24", 44100), ("FLOAT", 22050), ("PCM_U8", 8000), ("PCM_32", 11025)]
+)
 def test_load_audio_formats_and_rates(tmp_path, subtype, sr, tone):
     x = tone(440, 0.5, sr, amp=0.5)
     path = tmp_path / "a.wav"
@@ -94,19 +95,20 @@ def test_load_audio_errors_name_the_file(tmp_path, tone):
 
 def test_save_wav_roundtrip_atomic(tmp_path, tone):
     x = tone(200, 0.25, 22000, 0.9)
-    x[10] = 3.0                                              # clipped, not wrapped
+    x[10] = 3.0  # clipped, not wrapped
     out = audio.save_wav(tmp_path / "sub" / "o.wav", x, 22000)
     info = sf.info(out)
     assert info.subtype == "PCM_16" and info.samplerate == 22000 and info.frames == len(x)
     y, sr = audio.load_audio(out)
     assert y[10] == pytest.approx(1.0, abs=1e-4)
     np.testing.assert_allclose(np.delete(y, 10), np.delete(x, 10), atol=1e-4)
-    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["o.wav"]   # no temporary left behind
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["o.wav"]  # no temporary left behind
 
 
 # ----------------------------------------------------------------------------- resample
-@pytest.mark.parametrize("sr_in,sr_out", [(44100, 16000), (22050, 16000), (16000, 22000), (8000, 16000),
-                                          (16001, 16000)])
+@pytest.mark.parametrize(
+    "sr_in,sr_out", [(44100, 16000), (22050, 16000), (16000, 22000), (8000, 16000), (16001, 16000)]
+)
 def test_resample_length_and_frequency(sr_in, sr_out, tone):
     x = tone(440, 1.0, sr_in)
     y = audio.resample(x, sr_in, sr_out)
@@ -120,7 +122,7 @@ def test_resample_identity_and_chunked_equals_oneshot(monkeypatch):
 
     x = np.random.default_rng(0).standard_normal(50_000).astype(np.float32)
     assert np.array_equal(audio.resample(x, 16000, 16000), x)
-    monkeypatch.setattr(audio, "_CHUNK_SAMPLES", 4096)      # force the chunked path
+    monkeypatch.setattr(audio, "_CHUNK_SAMPLES", 4096)  # force the chunked path
     for sr_in, sr_out, up, down in [(44100, 16000, 160, 441), (16000, 22050, 441, 320)]:
         oneshot = resample_poly(x, up, down)[: -(-len(x) * up // down)]
         np.testing.assert_allclose(audio.resample(x, sr_in, sr_out), oneshot, atol=1e-5)
@@ -145,11 +147,15 @@ def test_logmel_matches_torch_stft_and_handles_short_input():
     spec = FeatureConfig()
     x = np.random.default_rng(1).standard_normal(16000).astype(np.float32)
     win = torch.nn.functional.pad(torch.hann_window(400, periodic=True), (56, 56))
-    power = torch.stft(torch.from_numpy(x), 512, 160, 512, window=win, center=True, pad_mode="reflect",
-                       return_complex=True).abs() ** 2
+    power = (
+        torch.stft(
+            torch.from_numpy(x), 512, 160, 512, window=win, center=True, pad_mode="reflect", return_complex=True
+        ).abs()
+        ** 2
+    )
     ref = torch.log(power.T @ audio.mel_filterbank(16000, 512, 80, 40.0, 8000.0) + 1e-6).numpy()
     np.testing.assert_allclose(audio.logmel(x, 16000, spec), ref, atol=1e-4)
-    for n in (0, 1, 100):                                   # shorter than one window: still finite
+    for n in (0, 1, 100):  # shorter than one window: still finite
         out = audio.logmel(np.ones(n, np.float32) * 0.1, 16000, spec)
         assert out.shape == (1 + n // 160, 80) and np.isfinite(out).all()
 
@@ -187,7 +193,7 @@ def test_deepspeech_windows_matches_voca_loop():
     t_in, t_out = np.arange(53) / 50.0, np.arange(n60) / 60.0
     feats = np.stack([np.interp(t_out, t_in, logits[:, c]) for c in range(29)], 1)
     padded = np.concatenate([np.zeros((8, 29)), feats, np.zeros((8, 29))])
-    voca = np.stack([padded[i:i + 16] for i in range(0, padded.shape[0] - 16, 1)])
+    voca = np.stack([padded[i : i + 16] for i in range(0, padded.shape[0] - 16, 1)])
     np.testing.assert_allclose(audio.deepspeech_windows(logits, n60), voca, atol=1e-6)
 
 
@@ -196,5 +202,5 @@ def test_deepspeech_like_windows_shape_and_timing(tone):
     x = np.concatenate([np.zeros(sr, np.float32), tone(700, 1.0, sr)])
     w = audio.deepspeech_like_windows(x, sr, 120)
     assert w.shape == (120, 16, 29) and np.isfinite(w).all()
-    centre = w[:, 8, :].mean(axis=1)                        # the window's centre frame = the mesh frame
+    centre = w[:, 8, :].mean(axis=1)  # the window's centre frame = the mesh frame
     assert centre[40:55].mean() < centre[70:110].mean()

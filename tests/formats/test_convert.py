@@ -19,14 +19,21 @@ from vocagan.formats.vocaset import open_vocaset
 
 V = 8  # vertices of the toy mesh
 FACES = np.array([[0, 1, 2], [2, 3, 4], [5, 6, 7]], np.int32)
-SUBJECTS = ["FaceTalk_A_TA", "FaceTalk_B_TA"]      # names with underscores: split at the last one
+SUBJECTS = ["FaceTalk_A_TA", "FaceTalk_B_TA"]  # names with underscores: split at the last one
 SENTENCES = ["sentence01", "sentence02"]
 
 
 def read_cfg(root, **kw) -> DataConfig:
     """Reads every converted pair: subject A is train (sentences 1-2), subject B val (1-2) and test (2)."""
-    base = dict(root=str(root), train_subjects=SUBJECTS[:1], train_sentences=[1, 2], val_subjects=SUBJECTS[1:],
-                val_sentences=[1, 2], test_subjects=SUBJECTS[1:], test_sentences=[2])
+    base = dict(
+        root=str(root),
+        train_subjects=SUBJECTS[:1],
+        train_sentences=[1, 2],
+        val_subjects=SUBJECTS[1:],
+        val_sentences=[1, 2],
+        test_subjects=SUBJECTS[1:],
+        test_sentences=[2],
+    )
     base.update(kw)
     return DataConfig(**base)
 
@@ -57,7 +64,9 @@ def vertices_npy_layout(sequences, root, step: int = 1, flat: bool = True):
     (root / "vertices_npy").mkdir(parents=True)
     for (subject, sentence), seq in sequences.items():
         frames = seq["verts"][::step]
-        np.save(root / "vertices_npy" / f"{subject}_{sentence}.npy", frames.reshape(len(frames), -1) if flat else frames)
+        np.save(
+            root / "vertices_npy" / f"{subject}_{sentence}.npy", frames.reshape(len(frames), -1) if flat else frames
+        )
         write_wav(root / "wav" / f"{subject}_{sentence}.wav", seq)
     return root
 
@@ -76,8 +85,10 @@ def test_convert_registration_layout(sequences, tmp_path):
                 write_ply(folder / f"{sentence}.{i * 7 + 1}.ply", frame, FACES)
             else:
                 write_obj(folder / f"frame_{i * 7 + 1}.obj", frame, FACES)
-        write_wav(src / subject / f"{sentence}.wav" if subject == SUBJECTS[0]
-                  else src / "wav" / f"{subject}_{sentence}.wav", seq)
+        write_wav(
+            src / subject / f"{sentence}.wav" if subject == SUBJECTS[0] else src / "wav" / f"{subject}_{sentence}.wav",
+            seq,
+        )
     template_a = sequences[(SUBJECTS[0], "sentence01")]["template"]
     (src / "templates").mkdir()
     write_ply(src / "templates" / f"{SUBJECTS[0]}.ply", template_a)
@@ -86,9 +97,9 @@ def test_convert_registration_layout(sequences, tmp_path):
     assert result.layout == "registration" and result.input_fps == 60 and not result.skipped
     assert result.n_sequences == 4 and result.n_frames == sum(len(s["verts"]) for s in sequences.values())
     vs = open_vocaset(read_cfg(out))
-    np.testing.assert_array_equal(vs.faces, FACES)                       # from the first input mesh
+    np.testing.assert_array_equal(vs.faces, FACES)  # from the first input mesh
     for (subject, sentence), seq in sequences.items():
-        np.testing.assert_array_equal(vs.load_verts(subject, sentence), seq["verts"])   # PLY and OBJ exact
+        np.testing.assert_array_equal(vs.load_verts(subject, sentence), seq["verts"])  # PLY and OBJ exact
         assert vs.raw_audio(subject, sentence)[1] == seq["sr"]
         assert vs.deepspeech(subject, sentence).shape == (len(seq["verts"]), 16, 29)
     np.testing.assert_array_equal(vs.templates[SUBJECTS[0]], template_a)
@@ -96,8 +107,10 @@ def test_convert_registration_layout(sequences, tmp_path):
     assert result.template_sources[SUBJECTS[0]] == str(src / "templates" / f"{SUBJECTS[0]}.ply")
     assert result.template_sources[SUBJECTS[1]].startswith("first frame")
     summary = result.summary()
-    assert summary.startswith(f"converted 4 sequence(s) of 2 subject(s), {result.n_frames} frames at 60 fps "
-                              "(registration layout, input 60 fps)")
+    assert summary.startswith(
+        f"converted 4 sequence(s) of 2 subject(s), {result.n_frames} frames at 60 fps "
+        "(registration layout, input 60 fps)"
+    )
     assert "first frame" in summary and "resampled" not in summary
 
 
@@ -111,7 +124,7 @@ def test_convert_vertices_npy_layout(sequences, tmp_path, flat):
     out = tmp_path / "out"
     result = convert(src, out)
     assert result.layout == "vertices_npy" and result.n_sequences == 4
-    assert any("without faces" in n for n in result.notes)             # no template_ply, no mesh files
+    assert any("without faces" in n for n in result.notes)  # no template_ply, no mesh files
     assert read_mesh(out / "FLAME_sample.ply")[1].shape == (0, 3)
     vs = open_vocaset(read_cfg(out))
     for (subject, sentence), seq in sequences.items():
@@ -145,9 +158,9 @@ def test_convert_resamples_30_to_60_and_skips_sequences_without_wav(sequences, t
         at30 = seq["verts"][::2]
         got = vs.load_verts(subject, sentence)
         assert len(got) == 2 * len(at30) - 1
-        np.testing.assert_array_equal(got[::2], at30)                            # input frames kept
-        np.testing.assert_allclose(got[1::2], (at30[:-1] + at30[1:]) / 2, atol=1e-7)   # midpoints
-        assert vs.deepspeech(subject, sentence).shape == (len(got), 16, 29)   # windows at the new rate
+        np.testing.assert_array_equal(got[::2], at30)  # input frames kept
+        np.testing.assert_allclose(got[1::2], (at30[:-1] + at30[1:]) / 2, atol=1e-7)  # midpoints
+        assert vs.deepspeech(subject, sentence).shape == (len(got), 16, 29)  # windows at the new rate
         total += len(got)
     assert result.n_frames == total
 
@@ -171,7 +184,9 @@ def test_convert_errors_name_the_file(sequences, tmp_path):
     # rows that are not (T, V*3) vertices
     wrong = vertices_npy_layout({(SUBJECTS[0], "sentence01"): seq}, tmp_path / "wrong_width")
     np.save(wrong / "vertices_npy" / f"{SUBJECTS[0]}_sentence01.npy", np.zeros((5, 7), np.float32))
-    with pytest.raises(VocaganError, match=r"_sentence01\.npy: expected \(T, V\*3\) or \(T, V, 3\) vertices, got \(5, 7\)"):
+    with pytest.raises(
+        VocaganError, match=r"_sentence01\.npy: expected \(T, V\*3\) or \(T, V, 3\) vertices, got \(5, 7\)"
+    ):
         convert(wrong, tmp_path / "out")
     # NaN vertices
     nan = vertices_npy_layout({(SUBJECTS[0], "sentence01"): seq}, tmp_path / "nan")
@@ -193,7 +208,7 @@ def test_convert_errors_name_the_file(sequences, tmp_path):
     write_ply(tmp_path / "small.ply", np.zeros((V - 1, 3)), np.array([[0, 1, 2]], np.int32))
     with pytest.raises(VocaganError, match=rf"small\.ply: mesh has {V - 1} vertices, the sequences have {V}"):
         convert(good, tmp_path / "out", template_ply=tmp_path / "small.ply")
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.npy"))   # nothing written
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.npy"))  # nothing written
 
 
 def test_unknown_layout_says_which_layouts_are_accepted(sequences, tmp_path):

@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from vocagan.formats.mesh import read_mesh, write_obj, write_ply
 from vocagan.errors import VocaganError
+from vocagan.formats.mesh import read_mesh, write_obj, write_ply
 
 
 @pytest.fixture()
@@ -47,8 +47,9 @@ def test_obj_round_trip_is_exact(tmp_path, mesh):
 
 
 def test_obj_quads_slashes_and_negative_indices(tmp_path):
-    (tmp_path / "q.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\n"
-                                    "f 1/1/1 2/1/1 3/1/1 4/1/1\nf -4//1 -3//1 -1//1\n")
+    (tmp_path / "q.obj").write_text(
+        "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nf 1/1/1 2/1/1 3/1/1 4/1/1\nf -4//1 -3//1 -1//1\n"
+    )
     v, f = read_mesh(tmp_path / "q.obj")
     assert v.shape == (4, 3)
     np.testing.assert_array_equal(f, [[0, 1, 2], [0, 2, 3], [0, 1, 3]])
@@ -87,9 +88,11 @@ def test_binary_big_endian_triangles_fast_path(tmp_path, mesh):
 
 
 def test_ascii_ply_with_quads_and_extra_properties(tmp_path):
-    text = ("ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
-            "property float nx\nelement face 1\nproperty list uchar int vertex_index\nend_header\n"
-            "0 0 0 9\n1 0 0 9\n1 1 0 9\n0 1 0 9\n4 0 1 2 3\n")
+    text = (
+        "ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+        "property float nx\nelement face 1\nproperty list uchar int vertex_index\nend_header\n"
+        "0 0 0 9\n1 0 0 9\n1 1 0 9\n0 1 0 9\n4 0 1 2 3\n"
+    )
     (tmp_path / "a.ply").write_text(text)
     v, f = read_mesh(tmp_path / "a.ply")
     assert v.shape == (4, 3) and v[2].tolist() == [1, 1, 0]
@@ -119,8 +122,10 @@ def test_bad_mesh_files_give_one_line_errors(tmp_path, mesh):
     _expect_error(tmp_path / "bad.obj", "line 1")
     (tmp_path / "x.stl").write_bytes(b"solid x")
     _expect_error(tmp_path / "x.stl", "not a PLY or OBJ")
-    (tmp_path / "short.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
-                                        "property float y\nproperty float z\nend_header\n0 0 0\n1 1\n")
+    (tmp_path / "short.ply").write_text(
+        "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
+        "property float y\nproperty float z\nend_header\n0 0 0\n1 1\n"
+    )
     _expect_error(tmp_path / "short.ply", "truncated")
 
 

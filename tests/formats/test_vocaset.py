@@ -15,11 +15,12 @@ import pytest
 import soundfile
 
 from vocagan.config import DataConfig
+from vocagan.errors import VocaganError
 from vocagan.formats.mesh import read_mesh, write_ply
 from vocagan.formats.pickles import safe_load_pickle
-from vocagan.formats.vocaset import open_vocaset, resolve_paths
+from vocagan.formats.vocaset import open_vocaset
+from vocagan.formats.vocaset_files import resolve_paths
 from vocagan.formats.vocaset_writer import VocasetWriter
-from vocagan.errors import VocaganError
 
 V = 30  # vertices of the toy mesh
 FACES = np.array([[0, 1, 2], [2, 3, 4], [5, 6, 7]], np.int32)
@@ -27,8 +28,15 @@ SUBJECTS = ["FaceTalk_A_TA", "FaceTalk_B_TA", "FaceTalk_C_TA"]
 
 
 def _split_cfg(root, **kw) -> DataConfig:
-    base = dict(root=str(root), train_subjects=SUBJECTS[:2], train_sentences=[1, 2],
-                val_subjects=SUBJECTS[2:], val_sentences=[1, 2], test_subjects=SUBJECTS[2:], test_sentences=[2])
+    base = dict(
+        root=str(root),
+        train_subjects=SUBJECTS[:2],
+        train_sentences=[1, 2],
+        val_subjects=SUBJECTS[2:],
+        val_sentences=[1, 2],
+        test_subjects=SUBJECTS[2:],
+        test_sentences=[2],
+    )
     base.update(kw)
     return DataConfig(**base)
 
@@ -50,8 +58,7 @@ def _write_corpus(out: Path, deepspeech=True, masks=None, skip=()) -> dict:
                 audio = (rng.uniform(-0.5, 0.5, size=sr // 10)).astype(np.float32)
                 ds = rng.normal(size=(t, 16, 29)).astype(np.float32) if deepspeech else None
                 w.add_sequence(subject, n, verts, audio, sr, ds)
-                written[(subject, f"sentence{n:02d}")] = dict(verts=verts, audio=audio, sr=sr, ds=ds,
-                                                              template=template)
+                written[(subject, f"sentence{n:02d}")] = dict(verts=verts, audio=audio, sr=sr, ds=ds, template=template)
     return written
 
 
@@ -71,8 +78,15 @@ def _copy(corpus, tmp_path) -> Path:
 def test_writer_reader_round_trip_is_exact(corpus):
     root, written = corpus
     names = sorted(p.name for p in root.iterdir())
-    assert names == ["FLAME_sample.ply", "data_verts.npy", "processed_audio_deepspeech.pkl",
-                     "raw_audio_fixed.pkl", "subj_seq_to_idx.pkl", "templates.pkl", "wav"]
+    assert names == [
+        "FLAME_sample.ply",
+        "data_verts.npy",
+        "processed_audio_deepspeech.pkl",
+        "raw_audio_fixed.pkl",
+        "subj_seq_to_idx.pkl",
+        "templates.pkl",
+        "wav",
+    ]
     for name in ("subj_seq_to_idx.pkl", "templates.pkl", "raw_audio_fixed.pkl", "processed_audio_deepspeech.pkl"):
         assert (root / name).read_bytes()[:2] == b"\x80\x02"  # protocol 2, as the original files
     vs = open_vocaset(_split_cfg(root))
@@ -154,8 +168,9 @@ def test_restricted_unpickler_refuses_code(tmp_path):
         with pytest.raises(VocaganError, match=r"refusing to unpickle (os|posix)\.system") as err:
             safe_load_pickle(path)
         assert str(path) in str(err.value)
-    (tmp_path / "eval.pkl").write_bytes(b"cbuiltins\neval\n(V__import__('os').system('touch %s')\ntR." %
-                                        str(marker).encode())
+    (tmp_path / "eval.pkl").write_bytes(
+        b"cbuiltins\neval\n(V__import__('os').system('touch %s')\ntR." % str(marker).encode()
+    )
     with pytest.raises(VocaganError, match="refusing to unpickle builtins.eval"):
         safe_load_pickle(tmp_path / "eval.pkl")
     assert not marker.exists()
@@ -168,15 +183,29 @@ def _s(b: bytes) -> bytes:
 
 def _dtype(code: bytes) -> bytes:
     # numpy.dtype(code, 0, 1) + __setstate__((3, '<', None, None, None, -1, -1, 0)), as numpy 1.x
-    return (b"cnumpy\ndtype\n" + _s(code) + b"K\x00K\x01\x87R(K\x03" + _s(b"<") +
-            b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    return (
+        b"cnumpy\ndtype\n"
+        + _s(code)
+        + b"K\x00K\x01\x87R(K\x03"
+        + _s(b"<")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
 
 
 def _array(a: np.ndarray) -> bytes:
     # numpy.core.multiarray._reconstruct(ndarray, (0,), 'b') + __setstate__((1, shape, dtype, False, raw))
     shape = b"(" + b"".join(b"J" + struct.pack("<i", n) for n in a.shape) + b"t"
-    return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _s(b"b") + b"\x87R"
-            + b"(K\x01" + shape + _dtype(a.dtype.str[1:].encode()) + b"\x89" + _s(a.tobytes()) + b"tb")
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+        + _s(b"b")
+        + b"\x87R"
+        + b"(K\x01"
+        + shape
+        + _dtype(a.dtype.str[1:].encode())
+        + b"\x89"
+        + _s(a.tobytes())
+        + b"tb"
+    )
 
 
 def _scalar_i8(v: int) -> bytes:
@@ -198,14 +227,30 @@ def test_python2_numpy1_pickles_load(tmp_path):
     written = _write_corpus(root, deepspeech=False)
     subject = SUBJECTS[0]
     pcm = (np.arange(-800, 800, 3) * 40).astype("<i2")
-    raw = _dict([(_s(s.encode()), _dict([(_s(b"sentence01"), _dict([(_s(b"audio"), _array(pcm)),
-                                                                      (_s(b"sample_rate"), _scalar_i8(22000))])),
-                                          (_s(b"sentence02"), _dict([(_s(b"audio"), _array(pcm)),
-                                                                      (_s(b"sample_rate"), b"J\xf0U\x00\x00")]))]))
-                 for s in SUBJECTS])
+    raw = _dict(
+        [
+            (
+                _s(s.encode()),
+                _dict(
+                    [
+                        (
+                            _s(b"sentence01"),
+                            _dict([(_s(b"audio"), _array(pcm)), (_s(b"sample_rate"), _scalar_i8(22000))]),
+                        ),
+                        (
+                            _s(b"sentence02"),
+                            _dict([(_s(b"audio"), _array(pcm)), (_s(b"sample_rate"), b"J\xf0U\x00\x00")]),
+                        ),
+                    ]
+                ),
+            )
+            for s in SUBJECTS
+        ]
+    )
     (root / "raw_audio_fixed.pkl").write_bytes(_py2_pickle(raw))
-    templates = _dict([(_s(s.encode()), _array(written[(s, "sentence01")]["template"].astype("<f8")))
-                       for s in SUBJECTS])
+    templates = _dict(
+        [(_s(s.encode()), _array(written[(s, "sentence01")]["template"].astype("<f8"))) for s in SUBJECTS]
+    )
     (root / "templates.pkl").write_bytes(_py2_pickle(templates))
     assert b"numpy._core" not in (root / "templates.pkl").read_bytes()
     loaded = safe_load_pickle(root / "raw_audio_fixed.pkl")
@@ -234,8 +279,9 @@ def test_bytes_keys_and_frame_gaps(corpus, tmp_path, capsys):
     (root / "subj_seq_to_idx.pkl").write_bytes(pickle.dumps(byte_keyed, protocol=2))
     vs = open_vocaset(_split_cfg(root))
     assert vs.subjects() == SUBJECTS
-    np.testing.assert_array_equal(vs.load_verts(SUBJECTS[0], "sentence01"),
-                                  corpus[1][(SUBJECTS[0], "sentence01")]["verts"])
+    np.testing.assert_array_equal(
+        vs.load_verts(SUBJECTS[0], "sentence01"), corpus[1][(SUBJECTS[0], "sentence01")]["verts"]
+    )
     assert vs.gaps == [(SUBJECTS[0], "sentence01", 1)]
     assert "gaps" in capsys.readouterr().err
 
@@ -251,8 +297,11 @@ def test_missing_pairs_are_skipped_counted_and_logged_once(tmp_path, capsys):
     assert vs.split("train") == [(SUBJECTS[0], "sentence02"), (SUBJECTS[1], "sentence01")]
     # a hole (in some files, not all) is skipped with its reason; a pair in no file is "absent"
     assert vs.skipped == [(SUBJECTS[0], "sentence01", "not in raw_audio_fixed.pkl")]
-    assert sorted(vs.absent) == [(SUBJECTS[1], "sentence02"), ("FaceTalk_gone_TA", "sentence01"),
-                                 ("FaceTalk_gone_TA", "sentence02")]
+    assert sorted(vs.absent) == [
+        (SUBJECTS[1], "sentence02"),
+        ("FaceTalk_gone_TA", "sentence01"),
+        ("FaceTalk_gone_TA", "sentence02"),
+    ]
     assert vs.raw_audio(SUBJECTS[0], "sentence01") is None
     err = capsys.readouterr().err
     assert err.count("vocaset:") == 1 and "skipped 1" in err and "3 requested sequence(s) are in no file" in err
@@ -327,8 +376,12 @@ def test_bad_inputs_give_one_line_errors_naming_the_file(corpus, tmp_path):
     bad = verts.copy()
     bad[safe_load_pickle(root / "subj_seq_to_idx.pkl")[SUBJECTS[1]]["sentence01"][2], 3, 1] = np.nan
     np.save(root / "data_verts.npy", bad)
-    _assert_error(cfg, root / "data_verts.npy", f"NaN/inf in sequence {SUBJECTS[1]}/sentence01 (frame 2",
-                  lambda vs: [vs.load_verts(*p) for p in vs.split("train")])
+    _assert_error(
+        cfg,
+        root / "data_verts.npy",
+        f"NaN/inf in sequence {SUBJECTS[1]}/sentence01 (frame 2",
+        lambda vs: [vs.load_verts(*p) for p in vs.split("train")],
+    )
     restore()
     (root / "templates.pkl").write_bytes(pickle.dumps([np.zeros((V, 3))], protocol=2))
     _assert_error(cfg, root / "templates.pkl", "wrong structure: expected a dict subject")
@@ -357,8 +410,11 @@ def test_resolve_paths_explicit_paths_win(corpus, tmp_path):
     paths = resolve_paths(_split_cfg(corpus[0], template_path=str(other)))
     assert paths.templates == other and paths.data_verts == corpus[0] / "data_verts.npy"
     assert paths.raw_audio is not None and paths.masks is None
-    cfg = DataConfig(data_verts_path=str(corpus[0] / "data_verts.npy"), idx_map_path=str(corpus[0] /
-                     "subj_seq_to_idx.pkl"), template_path=str(other))
+    cfg = DataConfig(
+        data_verts_path=str(corpus[0] / "data_verts.npy"),
+        idx_map_path=str(corpus[0] / "subj_seq_to_idx.pkl"),
+        template_path=str(other),
+    )
     paths = resolve_paths(cfg)
     # the seed's explicit flags only: optional files are found next to data_verts.npy
     assert paths.raw_audio == corpus[0] / "raw_audio_fixed.pkl"
@@ -366,8 +422,13 @@ def test_resolve_paths_explicit_paths_win(corpus, tmp_path):
     lone = tmp_path / "lone"
     lone.mkdir()
     shutil.copy(corpus[0] / "data_verts.npy", lone)
-    paths = resolve_paths(DataConfig(data_verts_path=str(lone / "data_verts.npy"), idx_map_path=str(
-        corpus[0] / "subj_seq_to_idx.pkl"), template_path=str(other)))
+    paths = resolve_paths(
+        DataConfig(
+            data_verts_path=str(lone / "data_verts.npy"),
+            idx_map_path=str(corpus[0] / "subj_seq_to_idx.pkl"),
+            template_path=str(other),
+        )
+    )
     assert paths.deepspeech is None and paths.raw_audio is None and paths.template_ply is None
 
 
@@ -409,9 +470,16 @@ def test_real_flame_template_with_real_masks(shared_data, tmp_path):
     with VocasetWriter(tmp_path, len(vertices), faces=faces) as w:
         w.add_subject("FaceTalk_170728_03272_TA", vertices)
         w.add_sequence("FaceTalk_170728_03272_TA", 1, vertices[None].repeat(3, 0), np.zeros(1600), 16000)
-    vs = open_vocaset(DataConfig(root=str(tmp_path), masks_path=str(shared_data / "regions" / "FLAME_masks.pkl"),
-                                 train_subjects=["FaceTalk_170728_03272_TA"], train_sentences=[1],
-                                 val_subjects=[], test_subjects=[]))
+    vs = open_vocaset(
+        DataConfig(
+            root=str(tmp_path),
+            masks_path=str(shared_data / "regions" / "FLAME_masks.pkl"),
+            train_subjects=["FaceTalk_170728_03272_TA"],
+            train_sentences=[1],
+            val_subjects=[],
+            test_subjects=[],
+        )
+    )
     assert vs.faces.shape == (9976, 3) and len(vs.masks["lips"]) == 254
     assert vs.split("train") == [("FaceTalk_170728_03272_TA", "sentence01")] and vs.split("val") == []
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vocagan.errors import VocaganError
 from vocagan.config import load_config, model_config
+from vocagan.errors import VocaganError
 from vocagan.models import MODELS, build
 from vocagan.models.layers import LipDecoder
 
@@ -16,8 +16,14 @@ TINY = {
     "rnn": {"hidden": 16, "n_layers": 1, "style_dim": 4},
     "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1},
     "transformer_vae": {"d_model": 16, "n_heads": 2, "n_layers": 1, "latent_dim": 4},
-    "transformer_gan": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_channels": 8, "d_layers": 2,
-                        "adv_start_epoch": 0},
+    "transformer_gan": {
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 1,
+        "d_channels": 8,
+        "d_layers": 2,
+        "adv_start_epoch": 0,
+    },
 }
 LONG_OK = {"transformer", "transformer_vae", "transformer_gan"}
 
@@ -33,16 +39,26 @@ def tiny(name: str, **kw):
 def make_batch(B=3, T=20, seed=0):
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(B, T, dtype=torch.bool)
-    mask[1, T - 7:] = False                       # one padded sequence
-    return {"audio": torch.randn(B, T, AUDIO, generator=g), "motion": torch.randn(B, T, MOTION, generator=g),
-            "mask": mask, "style": torch.arange(B) % STYLES, "lengths": mask.sum(1)}
+    mask[1, T - 7 :] = False  # one padded sequence
+    return {
+        "audio": torch.randn(B, T, AUDIO, generator=g),
+        "motion": torch.randn(B, T, MOTION, generator=g),
+        "mask": mask,
+        "style": torch.arange(B) % STYLES,
+        "lengths": mask.sum(1),
+    }
 
 
 def toy_decoder():
     rng = np.random.default_rng(0)
-    M = 5                                          # mouth crop vertices; lips are 3 of them
-    return LipDecoder(rng.normal(size=(MOTION, 3 * M)).astype(np.float32) * 1e-3, np.zeros(3 * M, np.float32),
-                      np.zeros(MOTION, np.float32), np.ones(MOTION, np.float32), np.array([0, 2, 4]))
+    M = 5  # mouth crop vertices; lips are 3 of them
+    return LipDecoder(
+        rng.normal(size=(MOTION, 3 * M)).astype(np.float32) * 1e-3,
+        np.zeros(3 * M, np.float32),
+        np.zeros(MOTION, np.float32),
+        np.ones(MOTION, np.float32),
+        np.array([0, 2, 4]),
+    )
 
 
 def test_registry_has_the_four_models():
@@ -70,7 +86,7 @@ def test_loss_and_gradients_are_finite(name):
     assert {"loss", "recon", "mouth", "velocity", "lip", "lip_max"} <= set(parts)
     assert all(torch.isfinite(v).all() for v in parts.values())
     parts["loss"].backward()
-    gen = model.configure_optimizers(load_config().train, 10)[-1].params     # the model's own step
+    gen = model.configure_optimizers(load_config().train, 10)[-1].params  # the model's own step
     assert gen, "no trainable parameters"
     for n, p in model.named_parameters():
         if any(p is q for q in gen):
@@ -79,7 +95,8 @@ def test_loss_and_gradients_are_finite(name):
     if name == "transformer_vae":
         assert "kl" in parts and float(parts["kl"].detach()) >= 0
     if name == "transformer_gan":
-        assert float(parts["adv"].detach()) > 0 and float(parts["fm"].detach()) > 0   # adversarial terms active at epoch 3
+        # adversarial terms active at epoch 3
+        assert float(parts["adv"].detach()) > 0 and float(parts["fm"].detach()) > 0
 
 
 def test_gan_discriminator_step_trains_only_the_discriminator():
@@ -103,7 +120,7 @@ def test_models_without_a_critic_have_one_step_over_every_parameter():
     (step,) = model.configure_optimizers(load_config(overrides=["train.lr=0.002"]).train, 10)
     assert step.name == "model" and step.log_prefix == "train_" and len(step.params) == len(list(model.parameters()))
     assert step.optimizer.defaults["lr"] == 0.002
-    assert step.scheduler.get_last_lr()[0] == pytest.approx(0.002 / 100)     # warm-up over 100 steps: step 1 of 100
+    assert step.scheduler.get_last_lr()[0] == pytest.approx(0.002 / 100)  # warm-up over 100 steps: step 1 of 100
 
 
 def test_gan_discriminator_learns_audio_motion_sync():
@@ -115,8 +132,12 @@ def test_gan_discriminator_learns_audio_motion_sync():
     for _ in range(40):
         audio = torch.randn(8, 40, AUDIO, generator=g)
         motion = audio[..., :MOTION].roll(1, 1) * 0.8
-        batch = {"audio": audio, "motion": motion, "mask": torch.ones(8, 40, dtype=torch.bool),
-                 "style": torch.zeros(8, dtype=torch.long)}
+        batch = {
+            "audio": audio,
+            "motion": motion,
+            "mask": torch.ones(8, 40, dtype=torch.bool),
+            "style": torch.zeros(8, dtype=torch.long),
+        }
         parts = model.discriminator_loss(batch)
         opt.zero_grad()
         parts["loss"].backward()
@@ -162,7 +183,7 @@ def test_predict_samples(name):
     audio, style = torch.randn(2, 30, AUDIO), torch.tensor([0, 2])
     one = model.predict(audio, style, n_samples=1)
     again = model.predict(audio, style, n_samples=1)
-    torch.testing.assert_close(one, again)          # n_samples=1 is deterministic for every model
+    torch.testing.assert_close(one, again)  # n_samples=1 is deterministic for every model
     many = model.predict(audio, style, n_samples=4)
     assert many.shape == (4, 2, 30, MOTION)
     spread = float(many.std(0).mean())
@@ -219,8 +240,9 @@ def test_utterance_norm_ignores_per_sequence_feature_offsets(name):
     model = tiny(name).eval()
     audio, style = torch.randn(1, 40, AUDIO), torch.tensor([0])
     offset, gain = torch.randn(1, 1, AUDIO) * 3, 1.5
-    torch.testing.assert_close(model.predict(audio * gain + offset, style), model.predict(audio, style),
-                               atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(
+        model.predict(audio * gain + offset, style), model.predict(audio, style), atol=1e-4, rtol=1e-3
+    )
     plain = tiny(name, utterance_norm=False).eval()
     assert float((plain.predict(audio + offset, style) - plain.predict(audio, style)).abs().max()) > 1e-3
 

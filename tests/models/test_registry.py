@@ -22,8 +22,9 @@ def _choices(command: str, flag: str) -> list[str]:
     return list(action.choices)
 
 
-@pytest.mark.parametrize("command, flag", [("train", "--model"), ("pipeline", "--model"), ("compare", "--models"),
-                                           ("compare", "--focus")])
+@pytest.mark.parametrize(
+    "command, flag", [("train", "--model"), ("pipeline", "--model"), ("compare", "--models"), ("compare", "--focus")]
+)
 def test_cli_choices_are_the_registry(command, flag):
     assert _choices(command, flag) == list(MODELS)
 
@@ -47,7 +48,7 @@ def test_each_model_has_a_config_file_a_label_and_builds_from_it(name):
     assert label(name) == MODELS[name].label and label(name) != name
     model = build(cfg.model, audio_dim=8, motion_dim=4, n_styles=2)
     assert model.name == name
-    assert {"name": name, **model.describe()["config"]} == cfg.to_dict()["model"]   # every field recorded
+    assert {"name": name, **model.describe()["config"]} == cfg.to_dict()["model"]  # every field recorded
 
 
 def test_labels_are_distinct_and_baselines_keep_their_names():

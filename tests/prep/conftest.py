@@ -24,8 +24,9 @@ def _head(n_theta: int = 24, n_phi: int = 20) -> np.ndarray:
     return np.concatenate([pts, cavity]).astype(np.float32)
 
 
-def _make_micro_corpus(out: Path, seed: int = 0, val_modes_scale: float = 1.0, short_audio: int = 2,
-                       deepspeech: bool = True) -> Path:
+def _make_micro_corpus(
+    out: Path, seed: int = 0, val_modes_scale: float = 1.0, short_audio: int = 2, deepspeech: bool = True
+) -> Path:
     """12 subjects (the real names) x sentences 21-22, rank-4 mouth motion, 16 kHz noise audio.
     One sequence's audio (first train subject, sentence21) is `short_audio` frames (at 60 fps)
     shorter than its mesh."""
@@ -34,8 +35,8 @@ def _make_micro_corpus(out: Path, seed: int = 0, val_modes_scale: float = 1.0, s
     rng = np.random.default_rng(seed)
     base = _head()
     mouth_centre = np.array([0.0, -0.04, 0.06])
-    weight = np.exp(-((base - mouth_centre) ** 2).sum(1) / 0.03 ** 2)[:, None]        # (V, 1)
-    modes = rng.standard_normal((4, len(base), 3)) * weight * 0.004                     # (4, V, 3)
+    weight = np.exp(-((base - mouth_centre) ** 2).sum(1) / 0.03**2)[:, None]  # (V, 1)
+    modes = rng.standard_normal((4, len(base), 3)) * weight * 0.004  # (4, V, 3)
     with VocasetWriter(out, n_vertices=len(base)) as w:
         for s, subject in enumerate(TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS):
             template = base + rng.normal(0, 0.001, 3).astype(np.float32)

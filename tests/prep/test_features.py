@@ -45,7 +45,7 @@ def test_features_at_fps_alignment(sr, fps, tone):
 def test_features_at_fps_pads_with_edge_values_and_rejects_other_kinds(tone):
     spec = FeatureConfig()
     x = tone(500, 0.5, 16000)
-    f = features_at_fps(x, 16000, spec, 60, 60)       # 1 s of frames for 0.5 s of audio
+    f = features_at_fps(x, 16000, spec, 60, 60)  # 1 s of frames for 0.5 s of audio
     assert np.array_equal(f[-1], f[31]) and np.isfinite(f).all()
     with pytest.raises(VocaganError, match="deepspeech"):
         features_at_fps(x, 16000, FeatureConfig(kind="deepspeech"), 60, 10)
@@ -57,7 +57,7 @@ def test_features_at_fps_pads_with_edge_values_and_rejects_other_kinds(tone):
 def test_features_fast_and_long_audio_bounded():
     spec = FeatureConfig()
     x = np.random.default_rng(3).standard_normal(10 * 44100).astype(np.float32) * 0.1
-    features_at_fps(x[:4410], 44100, spec, 60, 6)     # warm-up (torch start, filterbank cache)
+    features_at_fps(x[:4410], 44100, spec, 60, 6)  # warm-up (torch start, filterbank cache)
     best = min(_timed(lambda: features_at_fps(x, 44100, spec, 60, 600)) for _ in range(3))
     assert best < 0.1, f"10 s of 44.1 kHz audio took {best:.3f} s"
     # 10 minutes at 16 kHz: works (chunked STFT) and gives one row per mesh frame
@@ -91,7 +91,7 @@ def test_identity_at_alpha_one():
 
 @pytest.mark.parametrize("alpha", [0.9, 1.1])
 def test_warp_moves_a_tone_to_alpha_times_its_frequency(alpha, tone):
-    mel = features_at_fps(tone(1000.0, 0.5, 16000), 16000, SPEC, 30, 10)            # (10, n_mels)
+    mel = features_at_fps(tone(1000.0, 0.5, 16000), 16000, SPEC, 30, 10)  # (10, n_mels)
     warped = vtlp_warp(mel, alpha, SPEC)
     assert warped.shape == mel.shape and warped.dtype == np.float32
     assert int(warped[5].argmax()) == peak_band(tone(1000.0 * alpha, 0.5, 16000))

@@ -38,10 +38,10 @@ def test_prepare_end_to_end(micro_prepared):
     p = micro_prepared
     assert [len(p.seqs[s]) for s in ("train", "val", "test")] == [16, 4, 4]
     assert p.styles == TRAIN_SUBJECTS and p.fps == 30
-    assert p.meta["trimmed_frames"] == 2 and p.meta["trimmed_sequences"] == 1   # the short-audio sequence
+    assert p.meta["trimmed_frames"] == 2 and p.meta["trimmed_sequences"] == 1  # the short-audio sequence
     assert np.isin(p.regions.lips, p.crop).all() and len(p.crop) < p.meta["n_vertices"]
     k = p.motion_dim
-    assert 1 <= k <= 4                                           # rank-4 motion
+    assert 1 <= k <= 4  # rank-4 motion
     assert p.explained_variance_ratio.sum() >= 0.999
     for s in ("train", "val", "test"):
         frames = sum(q.length for q in p.seqs[s])
@@ -67,17 +67,17 @@ def test_fps_and_offsets_match_the_raw_data(micro_corpus, micro_prepared, micro_
         assert info.length == len(range(0, len(verts), 2))
         expect = verts[::2][:, p.crop] - vs.templates[info.subject][p.crop]
         assert np.allclose(p.true_offsets_of("val", i), expect, atol=1e-7)
-    first = p.seqs["train"][0]                        # the short-audio sequence (subject 0, sentence21)
+    first = p.seqs["train"][0]  # the short-audio sequence (subject 0, sentence21)
     assert (first.subject, first.sentence) == (TRAIN_SUBJECTS[0], "sentence21")
     assert first.length == len(range(0, len(vs.load_verts(first.subject, first.sentence)) - 2, 2))
 
 
 def test_decode_matches_true_offsets(micro_prepared):
     p = micro_prepared
-    true = p.true_offsets["val"]                                  # (sum T, M, 3) un-PCA'd
+    true = p.true_offsets["val"]  # (sum T, M, 3) un-PCA'd
     decoded = p.decode(p.motion["val"])
     assert decoded.shape == true.shape
-    assert np.abs(decoded - true).max() < 1e-3 * np.abs(true).max() + 1e-7   # rank-4 data, near exact
+    assert np.abs(decoded - true).max() < 1e-3 * np.abs(true).max() + 1e-7  # rank-4 data, near exact
     torch_decoded = p.decode(torch.from_numpy(p.motion["val"]))
     assert isinstance(torch_decoded, torch.Tensor) and np.allclose(torch_decoded.numpy(), decoded, atol=1e-6)
     info = p.seqs["val"][0]
@@ -99,14 +99,14 @@ def test_stats_dict_round_trip(micro_prepared):
 
 
 def test_pca_uses_the_train_split_only(micro_corpus, micro_prepared, tmp_path, micro_config, make_micro_corpus):
-    other = make_micro_corpus(tmp_path / "other", val_modes_scale=3.0)     # same train data, different val motion
+    other = make_micro_corpus(tmp_path / "other", val_modes_scale=3.0)  # same train data, different val motion
     p2 = pp.prepare(micro_config(other, tmp_path / "cache"))
     assert p2.path != micro_prepared.path
     for name in ("pca_components", "pca_mean", "coef_mean", "coef_std", "explained_variance_ratio"):
         assert np.array_equal(getattr(p2, name), getattr(micro_prepared, name)), name
     assert np.array_equal(p2.motion["train"], micro_prepared.motion["train"])
     assert not np.allclose(p2.motion["val"], micro_prepared.motion["val"])
-    assert np.abs(p2.motion["val"]).std() > 2 * np.abs(micro_prepared.motion["val"]).std()   # not re-normalised
+    assert np.abs(p2.motion["val"]).std() > 2 * np.abs(micro_prepared.motion["val"]).std()  # not re-normalised
 
 
 def test_exact_component_count_and_deepspeech(micro_corpus, tmp_path, micro_config):
@@ -132,7 +132,7 @@ def test_logmel_splits_do_not_depend_on_the_deepspeech_pickle(tmp_path, micro_co
     del ds[TRAIN_SUBJECTS[1]]["sentence22"]
     with open(ds_path, "wb") as f:
         pickle.dump(ds, f, protocol=2)
-    train = lambda p: {(q.subject, q.sentence) for q in p.seqs["train"]}      # noqa: E731
+    train = lambda p: {(q.subject, q.sentence) for q in p.seqs["train"]}  # noqa: E731
     logmel = pp.prepare(micro_config(root, tmp_path / "cache"))
     assert (TRAIN_SUBJECTS[1], "sentence22") in train(logmel)
     cfg = micro_config(root, tmp_path / "cache")
@@ -143,7 +143,7 @@ def test_logmel_splits_do_not_depend_on_the_deepspeech_pickle(tmp_path, micro_co
 
 def test_face_region_incremental_matches_exact(micro_corpus, tmp_path, monkeypatch, micro_config):
     exact = pp.prepare(micro_config(micro_corpus, tmp_path / "a", region="face", pca_components=3))
-    monkeypatch.setattr(pp, "EXACT_MAX_DIM", 10)                   # force the incremental path
+    monkeypatch.setattr(pp, "EXACT_MAX_DIM", 10)  # force the incremental path
     inc = pp.prepare(micro_config(micro_corpus, tmp_path / "b", region="face", pca_components=3))
     assert exact.meta["pca_method"].startswith("exact") and inc.meta["pca_method"] == "incremental SVD"
     assert len(inc.crop) == inc.meta["n_vertices"]
@@ -168,9 +168,9 @@ def test_cache_hit_is_fast_and_identical(micro_corpus, tmp_path, capsys, micro_c
         assert np.array_equal(first.motion[s], second.motion[s]) and np.array_equal(first.audio[s], second.audio[s])
         assert [vars(q) for q in first.seqs[s]] == [vars(q) for q in second.seqs[s]]
     assert first.meta == second.meta
-    assert [f.name for f in tmp_path.iterdir()] == [first.path.name]      # no temporary file left
-    cfg.data.fps = 20                                                   # a config change -> a new cache file
-    from vocagan.formats.vocaset import resolve_paths
+    assert [f.name for f in tmp_path.iterdir()] == [first.path.name]  # no temporary file left
+    cfg.data.fps = 20  # a config change -> a new cache file
+    from vocagan.formats.vocaset_files import resolve_paths
 
     assert pp.cache_key(resolve_paths(cfg.data), cfg) != first.path.stem
 
@@ -184,7 +184,7 @@ def test_cache_written_atomically(micro_prepared, tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(RuntimeError):
         micro_prepared.save(target)
-    assert list(tmp_path.iterdir()) == []                              # nothing half-written, no temp file
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, no temp file
     monkeypatch.undo()
     threads = [threading.Thread(target=micro_prepared.save, args=(target,)) for _ in range(3)]
     for t in threads:

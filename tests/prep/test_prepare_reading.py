@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vocagan.errors import VocaganError
+from vocagan.formats.vocaset import open_vocaset
+from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.frames import audio_frames, resample_frames
 from vocagan.prep import prepare as pp
 from vocagan.prep.prepared import Prepared
-from vocagan.formats.vocaset import open_vocaset
-from vocagan.formats.vocaset_writer import VocasetWriter
-from vocagan.errors import VocaganError
 
 
 # ----------------------------------------------------------------------------- reading
@@ -32,7 +32,7 @@ def test_load_verts_reads_the_rows_of_the_index_map(tmp_path, monkeypatch, micro
         for n in (1, 2):
             w.add_sequence("S", n, rng.normal(size=(7, 9, 3)).astype(np.float32), np.zeros(800, np.float32), 8000)
     index = pickle.loads((tmp_path / "subj_seq_to_idx.pkl").read_bytes())
-    index["S"]["sentence02"] = {0: 13, 1: 12, 2: 2, 3: 3, 4: 4, 6: 0}      # reversed, a run, a gap
+    index["S"]["sentence02"] = {0: 13, 1: 12, 2: 2, 3: 3, 4: 4, 6: 0}  # reversed, a run, a gap
     (tmp_path / "subj_seq_to_idx.pkl").write_bytes(pickle.dumps(index, protocol=2))
     cfg = micro_config(tmp_path, Path("unused")).data
     cfg.train_subjects, cfg.train_sentences = ["S"], [1, 2]
@@ -82,19 +82,19 @@ def test_prepare_equals_a_straightforward_float64_pca(micro_corpus, micro_prepar
             verts = vs.load_verts(q.subject, q.sentence)
             samples, sr = vs.raw_audio(q.subject, q.sentence)
             verts, _ = pp.align(verts, audio_frames(len(samples), sr, 60))
-            cropped = pp.crop(resample_frames(verts, 60, 30), vs.templates[q.subject], crop)    # (T, M, 3)
+            cropped = pp.crop(resample_frames(verts, 60, 30), vs.templates[q.subject], crop)  # (T, M, 3)
             out.append(cropped.reshape(len(cropped), -1))
         return np.concatenate(out).astype(np.float64)
 
     train = offsets("train")
     w, v = np.linalg.eigh(np.cov(train.T))
     k = p.motion_dim
-    ref = v[:, ::-1][:, :k].T                                            # (K, D)
+    ref = v[:, ::-1][:, :k].T  # (K, D)
     assert np.allclose(np.abs((ref * p.pca_components).sum(1)), 1, atol=1e-6)
     assert np.allclose(p.explained_variance_ratio, w[::-1][:k] / w.sum(), rtol=1e-5)
     assert np.allclose(p.pca_mean, train.mean(0), atol=1e-9)
     sign = np.sign((ref * p.pca_components).sum(1))
-    coefs = (train - train.mean(0)) @ ref.T * sign                       # (T, K) with prepare's signs
+    coefs = (train - train.mean(0)) @ ref.T * sign  # (T, K) with prepare's signs
     assert np.allclose(p.coef_std, coefs.std(0, ddof=1), rtol=1e-4)
     for split in ("train", "test"):
         c = (offsets(split) - train.mean(0)) @ ref.T * sign
@@ -115,7 +115,7 @@ def test_cache_comparison_accepts_sign_flips_and_catches_changes(micro_prepared,
     bench = bench_prepare
     assert bench.compare_main(micro_prepared.path, micro_prepared.path) == 0
     flipped = Prepared.load(micro_prepared.path)
-    flipped.pca_components[0] *= -1                                      # same basis, other sign
+    flipped.pca_components[0] *= -1  # same basis, other sign
     flipped.coef_mean[0] *= -1
     for split in ("train", "val", "test"):
         flipped.motion[split][:, 0] *= -1

@@ -35,10 +35,10 @@ def test_geometric_regions_are_deterministic_and_consistent():
         assert np.array_equal(getattr(a, name), getattr(b, name))
         idx = getattr(a, name)
         assert idx.dtype == np.int64 and len(idx) > 0 and np.all(np.diff(idx) > 0)
-    assert np.isin(a.lips, a.mouth).all()                     # the crop always covers LVE vertices
-    assert not np.intersect1d(a.mouth, a.upper_face).size     # mouth below the nose, upper face above
+    assert np.isin(a.lips, a.mouth).all()  # the crop always covers LVE vertices
+    assert not np.intersect1d(a.mouth, a.upper_face).size  # mouth below the nose, upper face above
     assert head[a.lips, 1].mean() < head[a.upper_face, 1].mean()
-    assert head[a.mouth, 2].min() > -0.05                     # front of the head only, not the back
+    assert head[a.mouth, 2].min() > -0.05  # front of the head only, not the back
     assert a.source.startswith("geometry:") and "mouth cavity" in a.source
 
 
@@ -80,7 +80,7 @@ def test_index_file_npy_and_txt(tmp_path):
     assert load_index_file(tmp_path / "mouth.npy", len(head)).tolist() == [1, 2, 3]
     assert load_index_file(tmp_path / "mouth.txt", len(head)).tolist() == [1, 2, 3]
     r = resolve_regions(head, mouth_indices_path=tmp_path / "mouth.txt")
-    assert np.array_equal(r.mouth, np.union1d([1, 2, 3], geo.lips))   # lips are always added
+    assert np.array_equal(r.mouth, np.union1d([1, 2, 3], geo.lips))  # lips are always added
     assert "index file mouth.txt" in r.source and "lip vertices it lacked" in r.source
     (tmp_path / "bad.txt").write_text("1 two 3")
     with pytest.raises(VocaganError, match="bad.txt"):
@@ -120,16 +120,19 @@ def test_real_flame_template_against_flame_masks(shared_data, capsys):
     upper_iou = _iou(geo.upper_face, flame_upper)
     geo_nofaces = geometric_regions(verts)
     with capsys.disabled():
-        print(f"\n[FLAME] geometric mouth region ({len(geo.mouth)} v) contains {contained:.1%} of FLAME lips; "
-              f"lips IoU {lips_iou:.3f} ({len(geo.lips)} vs {len(flame_lips)}); upper-face IoU {upper_iou:.3f} "
-              f"(with faces), {_iou(geo_nofaces.upper_face, flame_upper):.3f} (vertices only)")
+        print(
+            f"\n[FLAME] geometric mouth region ({len(geo.mouth)} v) contains {contained:.1%} of FLAME lips; "
+            f"lips IoU {lips_iou:.3f} ({len(geo.lips)} vs {len(flame_lips)}); upper-face IoU {upper_iou:.3f} "
+            f"(with faces), {_iou(geo_nofaces.upper_face, flame_upper):.3f} (vertices only)"
+        )
     assert contained >= 0.95
     assert lips_iou >= 0.7
     assert upper_iou >= 0.7
     assert np.isin(flame_lips, geo_nofaces.mouth).mean() >= 0.95
 
-    with_masks = resolve_regions(verts, masks, masks_source=str(shared_data / "regions" / "FLAME_masks.pkl"),
-                                 faces=faces)
+    with_masks = resolve_regions(
+        verts, masks, masks_source=str(shared_data / "regions" / "FLAME_masks.pkl"), faces=faces
+    )
     assert len(with_masks.lips) == 250 and len(with_masks.upper_face) == len(flame_upper)
     assert np.isin(flame_lips, with_masks.mouth).all()
 
@@ -142,7 +145,7 @@ def test_geometry_on_the_procedural_synthetic_head():
     geo = geometric_regions(head.vertices, head.faces)
     lips = head.regions["lips"]
     assert np.isin(lips, geo.mouth).mean() >= 0.95
-    assert np.isin(geo.lips, lips).mean() >= 0.9               # the geometric lips are lip vertices
+    assert np.isin(geo.lips, lips).mean() >= 0.9  # the geometric lips are lip vertices
     assert abs(geo.source.count("mouth cavity")) == 1
 
 
@@ -152,8 +155,9 @@ def test_geometric_mouth_region_covers_the_speech_motion(tiny_corpus):
     from vocagan.config import DataConfig
     from vocagan.formats.vocaset import open_vocaset
 
-    vs = open_vocaset(DataConfig(root=str(tiny_corpus), train_sentences=[1, 2], val_sentences=[21],
-                                 test_sentences=[21]))
+    vs = open_vocaset(
+        DataConfig(root=str(tiny_corpus), train_sentences=[1, 2], val_sentences=[21], test_sentences=[21])
+    )
     pairs = vs.split("train")
     energy = np.zeros(vs.n_vertices)
     for subject, sentence in pairs:

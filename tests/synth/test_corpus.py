@@ -11,17 +11,21 @@ import numpy as np
 import pytest
 
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS, DataConfig
-from vocagan.synth import face
-from vocagan.synth import corpus as synthetic
 from vocagan.errors import VocaganError
+from vocagan.synth import corpus as synthetic
+from vocagan.synth import face
 
 TINY_DATA = dict(train_sentences=[1, 2], val_sentences=[21, 22], test_sentences=[21, 22])
 
 
 def frame_energy_db(x: np.ndarray, sr: int, n_frames: int, fps: int = 60) -> np.ndarray:
     hop = sr / fps
-    return np.array([10 * np.log10(np.mean(x[int(max(0, (i - 0.5) * hop)):int((i + 0.5) * hop)] ** 2) + 1e-12)
-                     for i in range(n_frames)])
+    return np.array(
+        [
+            10 * np.log10(np.mean(x[int(max(0, (i - 0.5) * hop)) : int((i + 0.5) * hop)] ** 2) + 1e-12)
+            for i in range(n_frames)
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- the written corpus
@@ -39,12 +43,12 @@ def test_tiny_corpus_reads_back_in_vocaset_format(tiny_corpus):
         audio, sr = ds.raw_audio(subject, sentence)
         windows = ds.deepspeech(subject, sentence)
         assert sr in (16000, 22000, 22050) and audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
-        assert len(verts) == round(len(audio) / sr * 60)                   # T60 = round(duration * 60)
+        assert len(verts) == round(len(audio) / sr * 60)  # T60 = round(duration * 60)
         assert windows.shape[1:] == (16, 29) and abs(len(windows) - len(verts)) <= 1
         mismatched += len(windows) != len(verts)
         assert (tiny_corpus / "wav" / f"{subject}_{sentence}.wav").is_file()
         assert 1.2 < len(audio) / sr < 2.3
-    assert 1 <= mismatched <= 4                                           # a few off-by-one sequences
+    assert 1 <= mismatched <= 4  # a few off-by-one sequences
     masks = safe_load_pickle(tiny_corpus / "region_masks.pkl")
     assert {"lips", "forehead", "eye_region", "face"} <= set(masks)
     assert all(m.dtype == np.int64 and m.max() < ds.n_vertices for m in masks.values())
@@ -82,10 +86,16 @@ def test_learnable_mouth_opening_follows_audio_energy(tiny_corpus, lip_aperture)
         energy = frame_energy_db(audio, sr, len(verts))
         corrs.append(np.corrcoef(opening, energy)[0, 1])
         n = len(opening)
-        lags.append(max(range(-5, 6), key=lambda k: np.corrcoef(opening[max(0, -k):n - max(0, k)],
-                                                                energy[max(0, k):n - max(0, -k)])[0, 1]))
+        lags.append(
+            max(
+                range(-5, 6),
+                key=lambda k: np.corrcoef(opening[max(0, -k) : n - max(0, k)], energy[max(0, k) : n - max(0, -k)])[
+                    0, 1
+                ],
+            )
+        )
     assert np.mean(corrs) > 0.4 and min(corrs) > 0.1
-    assert 0 <= np.median(lags) <= 3                                      # motion leads the sound slightly
+    assert 0 <= np.median(lags) <= 3  # motion leads the sound slightly
 
 
 def test_bilabial_closures_are_quiet_then_burst(lip_aperture):
@@ -107,7 +117,7 @@ def test_bilabial_closures_are_quiet_then_burst(lip_aperture):
         for s in seq.timeline:
             if s.phone in ("p", "b") and s.release - s.start > 0.05:
                 mid = int(round((0.5 * (s.start + s.release)) * 60))
-                after = energy[int(round(s.release * 60)):int(round(s.release * 60)) + 3].max()
+                after = energy[int(round(s.release * 60)) : int(round(s.release * 60)) + 3].max()
                 assert opening[mid] < 0.0015, (s, opening[mid])
                 assert energy[mid] < after - 10, (s, energy[mid], after)
                 checked += 1
@@ -118,8 +128,8 @@ def test_subjects_differ_in_identity_voice_and_style(lip_aperture):
     profiles = synthetic.subject_profiles(0)
     base = face.procedural_head(*synthetic.SCALES["tiny"].mesh)
     templates = [synthetic.subject_geometry(base, p)[0] for p in profiles]
-    dists = [np.sqrt(((a - b) ** 2).sum(1).mean()) for i, a in enumerate(templates) for b in templates[i + 1:]]
-    assert min(dists) > 3e-4                                              # every pair differs by > 0.3 mm rms
+    dists = [np.sqrt(((a - b) ** 2).sum(1).mean()) for i, a in enumerate(templates) for b in templates[i + 1 :]]
+    assert min(dists) > 3e-4  # every pair differs by > 0.3 mm rms
     f0 = np.array([p.voice.f0 for p in profiles])
     assert f0.min() >= 90 and f0.max() <= 250 and (f0 < 150).sum() >= 3 and (f0 > 160).sum() >= 3
     amps = np.array([p.style.amp for p in profiles])
@@ -165,7 +175,7 @@ def test_flame_template_motion_lands_on_the_lips(shared_data, tmp_path):
     flame_v, flame_f = read_mesh(ply)
     frame, _ = face.locate_mouth(flame_v, flame_f)
     lips_v = flame_v[masks["lips"]]
-    assert lips_v[:, 1].min() < frame.centre[1] < lips_v[:, 1].max()     # the lip line is between the lips
+    assert lips_v[:, 1].min() < frame.centre[1] < lips_v[:, 1].max()  # the lip line is between the lips
     assert abs(frame.centre[1] - np.median(lips_v[:, 1])) < 0.006
 
     result = synthetic.generate(tmp_path / "flame", scale="tiny", seed=0, template_ply=ply)
@@ -176,10 +186,10 @@ def test_flame_template_motion_lands_on_the_lips(shared_data, tmp_path):
     lips = np.unique(masks["lips"])
     for subject, sentence in ds.split("train") + ds.split("test"):
         motion = ds.load_verts(subject, sentence) - ds.templates[subject]
-        rms = np.sqrt((motion ** 2).sum(2).mean(0))                      # (V,) per-vertex motion
+        rms = np.sqrt((motion**2).sum(2).mean(0))  # (V,) per-vertex motion
         rank = np.empty(len(rms), int)
-        rank[np.argsort(-rms)] = np.arange(len(rms))                     # 0 = moves most
-        assert np.mean(rank[lips] < 0.15 * len(rms)) > 0.95              # lips are among the top 15 % movers
+        rank[np.argsort(-rms)] = np.arange(len(rms))  # 0 = moves most
+        assert np.mean(rank[lips] < 0.15 * len(rms)) > 0.95  # lips are among the top 15 % movers
         assert np.median(rank[lips]) < 0.1 * len(rms)
         assert rms[lips].mean() > 2 * rms[masks["face"]].mean()
-        assert rms[masks["scalp"]].max() < 3e-4                          # the skull stays still
+        assert rms[masks["scalp"]].max() < 3e-4  # the skull stays still

@@ -7,6 +7,8 @@ floor white)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_timeline_durations_phones_and_determinism():
     b = speech.make_timeline(np.random.default_rng(5), 3.0, 1.0)
     assert [(s.phone, s.start, s.end) for s in a] == [(s.phone, s.start, s.end) for s in b]
     assert a[0].phone == "sil" and a[-1].phone == "sil" and a[0].start == 0.0
-    assert all(x.end == pytest.approx(y.start) for x, y in zip(a, a[1:]))
+    assert all(x.end == pytest.approx(y.start) for x, y in pairwise(a))
     assert 2.5 < a[-1].end < 3.6
     for seg in a[1:-1]:
         assert seg.phone in speech.PHONES
@@ -50,20 +52,20 @@ def test_synthesised_audio_has_pitch_formant_noise_and_bursts():
     sr = 16000
     vowels = [s for s in timeline if s.phone in speech.VOWELS and s.end - s.start > 0.09]
     assert vowels
-    for s in vowels[:3]:                                                  # pitch near f0 (declination, accents)
-        seg = x[int((s.start + 0.02) * sr):int((s.end - 0.02) * sr)].astype(np.float64)
-        ac = np.correlate(seg, seg, "full")[len(seg) - 1:]
-        lag = 40 + int(np.argmax(ac[40:320]))                             # 50-400 Hz
+    for s in vowels[:3]:  # pitch near f0 (declination, accents)
+        seg = x[int((s.start + 0.02) * sr) : int((s.end - 0.02) * sr)].astype(np.float64)
+        ac = np.correlate(seg, seg, "full")[len(seg) - 1 :]
+        lag = 40 + int(np.argmax(ac[40:320]))  # 50-400 Hz
         assert 80 < sr / lag < 170
     fric = [s for s in timeline if s.phone == "s"]
-    for s in fric[:2]:                                                    # /s/: energy high in the spectrum
-        q = (s.end - s.start) / 4                                         # its middle half
-        seg = x[int((s.start + q) * sr):int((s.end - q) * sr)]
+    for s in fric[:2]:  # /s/: energy high in the spectrum
+        q = (s.end - s.start) / 4  # its middle half
+        seg = x[int((s.start + q) * sr) : int((s.end - q) * sr)]
         spec = np.abs(np.fft.rfft(seg)) ** 2
         freqs = np.fft.rfftfreq(len(seg), 1 / sr)
         assert (spec * freqs).sum() / spec.sum() > 3000
     sil = x[: int((timeline[0].end - 0.05) * sr)]
-    assert np.sqrt(np.mean(sil ** 2)) < 1e-3                              # leading silence is quiet
+    assert np.sqrt(np.mean(sil**2)) < 1e-3  # leading silence is quiet
 
 
 # ----------------------------------------------------------------------------- what a model hears
@@ -74,34 +76,41 @@ def sentences():
     for seed in range(6):
         rng = np.random.default_rng(seed)
         timeline = speech.make_timeline(rng, 4.0, 1.0)
-        voice = speech.Voice(f0=120.0 if seed % 2 else 210.0, formant_scale=1.0 if seed % 2 else 1.15,
-                             sample_rate=SR, gain=0.6)
+        voice = speech.Voice(
+            f0=120.0 if seed % 2 else 210.0, formant_scale=1.0 if seed % 2 else 1.15, sample_rate=SR, gain=0.6
+        )
         out.append((timeline, speech.synthesize(timeline, voice, rng).astype(np.float64)))
     return out
 
 
 def cut(x, a, b):
-    return x[int(a * SR):int(b * SR)]
+    return x[int(a * SR) : int(b * SR)]
 
 
 def test_vowels_have_energy_above_3khz(sentences):
-    share = [band_db(seg, 3000, 6000) - band_db(seg, 0, 8000)
-             for tl, x in sentences for s in tl if s.phone in speech.VOWELS and s.end - s.start > 0.08
-             for seg in [cut(x, s.start + 0.02, s.end - 0.02)]]
+    share = [
+        band_db(seg, 3000, 6000) - band_db(seg, 0, 8000)
+        for tl, x in sentences
+        for s in tl
+        if s.phone in speech.VOWELS and s.end - s.start > 0.08
+        for seg in [cut(x, s.start + 0.02, s.end - 0.02)]
+    ]
     assert len(share) > 30
-    assert -42 < np.median(share) < -15          # real vowels: ~-25..-40 dB; version 1: -55 dB
+    assert -42 < np.median(share) < -15  # real vowels: ~-25..-40 dB; version 1: -55 dB
 
 
 def test_voiced_closures_carry_a_low_frequency_voice_bar(sentences):
     checked = 0
     for tl, x in sentences:
-        vowel_rms = np.sqrt(np.mean(np.concatenate([cut(x, s.start, s.end) for s in tl if s.phone in speech.VOWELS]) ** 2))
+        vowel_rms = np.sqrt(
+            np.mean(np.concatenate([cut(x, s.start, s.end) for s in tl if s.phone in speech.VOWELS]) ** 2)
+        )
         for s in tl:
             if s.phone in ("b", "d", "g") and s.release - s.start > 0.05:
                 closure = cut(x, s.start + 0.015, s.release - 0.01)
-                assert band_db(closure, 0, 400) - band_db(closure, 1000, 8000) > 22     # low-passed
-                level = 20 * np.log10(np.sqrt(np.mean(closure ** 2)) / vowel_rms)
-                assert -40 < level < -5, (s, level)                                    # present, below the vowels
+                assert band_db(closure, 0, 400) - band_db(closure, 1000, 8000) > 22  # low-passed
+                level = 20 * np.log10(np.sqrt(np.mean(closure**2)) / vowel_rms)
+                assert -40 < level < -5, (s, level)  # present, below the vowels
                 checked += 1
     assert checked >= 5
 
@@ -113,21 +122,25 @@ def test_voiceless_bursts_are_followed_by_aspiration(sentences):
             if s.phone in ("p", "t", "k"):
                 closure, after = cut(x, s.start + 0.015, s.release - 0.01), cut(x, s.release + 0.008, s.end)
                 if len(closure) > 100 and len(after) > 100:
-                    rises.append(10 * np.log10(np.mean(after ** 2) / np.mean(closure ** 2)))
+                    rises.append(10 * np.log10(np.mean(after**2) / np.mean(closure**2)))
     assert len(rises) > 10 and min(rises) > 10
 
 
 def test_silence_has_a_quiet_hum_floor(sentences):
     for tl, x in sentences:
         lead = cut(x, 0.0, tl[0].end - 0.05)
-        rms = np.sqrt(np.mean(lead ** 2))
-        assert 0 < rms < 0.6 * 10 ** (-50 / 20)                # below -50 dB re the 0.6 peak, never digital zero
-        assert band_db(lead, 0, 200) - band_db(lead, 0, 8000) > -3   # mostly hum below 200 Hz (as CMU ARCTIC)
+        rms = np.sqrt(np.mean(lead**2))
+        assert 0 < rms < 0.6 * 10 ** (-50 / 20)  # below -50 dB re the 0.6 peak, never digital zero
+        assert band_db(lead, 0, 200) - band_db(lead, 0, 8000) > -3  # mostly hum below 200 Hz (as CMU ARCTIC)
 
 
 def test_same_rng_same_audio_and_version_is_recorded():
-    a = speech.synthesize(speech.make_timeline(np.random.default_rng(1), 2.0, 1.0), speech.Voice(), np.random.default_rng(2))
-    b = speech.synthesize(speech.make_timeline(np.random.default_rng(1), 2.0, 1.0), speech.Voice(), np.random.default_rng(2))
+    a = speech.synthesize(
+        speech.make_timeline(np.random.default_rng(1), 2.0, 1.0), speech.Voice(), np.random.default_rng(2)
+    )
+    b = speech.synthesize(
+        speech.make_timeline(np.random.default_rng(1), 2.0, 1.0), speech.Voice(), np.random.default_rng(2)
+    )
     assert np.array_equal(a, b) and speech.SYNTH_VERSION >= 2
 
 
@@ -142,10 +155,10 @@ def test_corpus_records_the_version_and_pipeline_rewrites_an_old_one(tiny_corpus
     corpus.mkdir()
     for name in ("data_verts.npy", "templates.pkl"):
         (corpus / name).write_bytes(b"x")
-    pipeline.builtin_corpus(corpus)                           # no stamp: written by version 1
+    pipeline.builtin_corpus(corpus)  # no stamp: written by version 1
     assert calls == [corpus]
     (corpus / synthetic.VERSION_FILE).write_text(f"{speech.SYNTH_VERSION}\n")
-    assert pipeline.builtin_corpus(corpus) == corpus and len(calls) == 1   # current version: reused
+    assert pipeline.builtin_corpus(corpus) == corpus and len(calls) == 1  # current version: reused
 
 
 class _Summary:

@@ -15,6 +15,7 @@ import functools
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -22,12 +23,12 @@ from vocagan.config import FeatureConfig
 from vocagan.errors import VocaganError
 from vocagan.utils import atomic_path, log, one_torch_thread
 
-DS_WINDOW = 16          # VOCA: frames per DeepSpeech window (centred on the mesh frame)
-DS_CHARS = 29           # DeepSpeech v0.1.0 output alphabet size
-DS_FPS = 50             # DeepSpeech logit rate
-LOG_EPS = 1e-6          # log(mel + eps): finite on digital silence
-_CHUNK_SAMPLES = 1 << 20   # resampling chunk (~1 M input samples)
-_CHUNK_FRAMES = 4096       # STFT chunk in frames (~41 s at 100 fps)
+DS_WINDOW = 16  # VOCA: frames per DeepSpeech window (centred on the mesh frame)
+DS_CHARS = 29  # DeepSpeech v0.1.0 output alphabet size
+DS_FPS = 50  # DeepSpeech logit rate
+LOG_EPS = 1e-6  # log(mel + eps): finite on digital silence
+_CHUNK_SAMPLES = 1 << 20  # resampling chunk (~1 M input samples)
+_CHUNK_FRAMES = 4096  # STFT chunk in frames (~41 s at 100 fps)
 
 
 # ----------------------------------------------------------------------------- I/O
@@ -45,7 +46,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise VocaganError("audio file not found", path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad files
+    except Exception as e:  # noqa: BLE001 - soundfile raises LibsndfileError/RuntimeError/TypeError for bad files
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise VocaganError(f"cannot read audio ({detail})", path) from None
     if sr is None or int(sr) <= 0:
@@ -116,10 +117,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         e = min(x.size, s + step)
         lo, hi = max(0, s - pad), min(x.size, e + pad)
         y = resample_poly(x[lo:hi], up, down)
-        o0 = s * up // down                      # first output sample of this chunk (exact: s % down == 0)
+        o0 = s * up // down  # first output sample of this chunk (exact: s % down == 0)
         o1 = n_out if e == x.size else e * up // down
-        skip = o0 - lo * up // down              # outputs produced by the left context
-        out[o0:o1] = y[skip:skip + (o1 - o0)]
+        skip = o0 - lo * up // down  # outputs produced by the left context
+        out[o0:o1] = y[skip : skip + (o1 - o0)]
     return out
 
 
@@ -141,11 +142,11 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
     fmin = max(0.0, min(float(fmin), fmax - 1.0))
     freqs = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]   # (n_mels, 1)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (n_mels, 1)
     up = (freqs[None] - lower) / np.maximum(centre - lower, 1e-9)
     down = (upper - freqs[None]) / np.maximum(upper - centre, 1e-9)
-    fb = np.maximum(0.0, np.minimum(up, down))                                   # (n_mels, n_freq)
-    fb *= (2.0 / np.maximum(upper - lower, 1e-9))                                 # equal area per band
+    fb = np.maximum(0.0, np.minimum(up, down))  # (n_mels, n_freq)
+    fb *= 2.0 / np.maximum(upper - lower, 1e-9)  # equal area per band
     # a band narrower than one FFT bin would be all-zero: give it its nearest bin
     empty = fb.sum(axis=1) == 0
     if empty.any():
@@ -169,7 +170,7 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
     fb = mel_filterbank(int(sr), n_fft, int(spec.n_mels), float(spec.fmin), float(spec.fmax))
     n_frames = 1 + x.size // hop
     half = n_fft // 2
-    mode = "reflect" if x.size > half else "constant"
+    mode: Literal["reflect", "constant"] = "reflect" if x.size > half else "constant"
     padded = np.pad(x, (half, n_fft - half), mode=mode) if x.size else np.zeros(n_fft, np.float32)
     window = torch.hann_window(win, periodic=True, dtype=torch.float32)
     window = torch.nn.functional.pad(window, ((n_fft - win) // 2, n_fft - win - (n_fft - win) // 2))
@@ -178,11 +179,11 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
     with one_torch_thread():
         for f0 in range(0, n_frames, _CHUNK_FRAMES):
             f1 = min(n_frames, f0 + _CHUNK_FRAMES)
-            seg = signal[f0 * hop: (f1 - 1) * hop + n_fft]           # frames f0..f1-1, un-centred
-            frames = seg.unfold(0, n_fft, hop)[: f1 - f0]             # (n, n_fft)
-            spectrum = torch.fft.rfft(frames * window, dim=-1)        # (n, n_fft//2+1) complex
+            seg = signal[f0 * hop : (f1 - 1) * hop + n_fft]  # frames f0..f1-1, un-centred
+            frames = seg.unfold(0, n_fft, hop)[: f1 - f0]  # (n, n_fft)
+            spectrum = torch.fft.rfft(frames * window, dim=-1)  # (n, n_fft//2+1) complex
             power = spectrum.real.square() + spectrum.imag.square()
-            out[f0:f1] = torch.log(power @ fb + LOG_EPS).numpy()      # (n, n_mels)
+            out[f0:f1] = torch.log(power @ fb + LOG_EPS).numpy()  # (n, n_mels)
     return out
 
 
@@ -201,7 +202,7 @@ def deepspeech_windows(logits_50fps: np.ndarray, n_frames_60: int) -> np.ndarray
     at60 = np.stack([np.interp(t_out, t_in, logits[:, c]) for c in range(logits.shape[1])], axis=1)
     half = DS_WINDOW // 2
     padded = np.concatenate([np.zeros((half, logits.shape[1])), at60, np.zeros((half, logits.shape[1]))])
-    idx = np.arange(int(n_frames_60))[:, None] + np.arange(DS_WINDOW)[None, :]      # (T60, 16)
+    idx = np.arange(int(n_frames_60))[:, None] + np.arange(DS_WINDOW)[None, :]  # (T60, 16)
     return padded[idx].astype(np.float32)
 
 
@@ -212,8 +213,9 @@ def deepspeech_like_windows(x: np.ndarray, sr: int, n_frames_60: int) -> np.ndar
     VOCA's windowing (`deepspeech_windows`). It carries no linguistic knowledge: it only gives the
     DeepSpeech input path data of the right shape and timing.
     """
-    spec = FeatureConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=320, n_mels=DS_CHARS,
-                         fmin=60.0, fmax=7600.0)
-    mel = logmel(resample(x, int(sr), spec.sample_rate), spec.sample_rate, spec)    # (T50, 29)
+    spec = FeatureConfig(
+        sample_rate=16000, n_fft=512, win_length=400, hop_length=320, n_mels=DS_CHARS, fmin=60.0, fmax=7600.0
+    )
+    mel = logmel(resample(x, int(sr), spec.sample_rate), spec.sample_rate, spec)  # (T50, 29)
     mel = (mel - mel.mean(axis=0)) / (mel.std(axis=0) + 1e-3)
     return deepspeech_windows(mel, n_frames_60)

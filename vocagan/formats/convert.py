@@ -16,7 +16,8 @@ import numpy as np
 from vocagan.errors import VocaganError
 from vocagan.formats.mesh import read_mesh
 from vocagan.formats.pickles import nested_dict, safe_load_pickle
-from vocagan.formats.vocaset import SOURCE_FPS, TEMPLATES, VERTICES_NPY, WAV_DIR, open_npy, split_stem
+from vocagan.formats.vocaset import open_npy, split_stem
+from vocagan.formats.vocaset_files import SOURCE_FPS, TEMPLATES, VERTICES_NPY, WAV_DIR
 from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.frames import as_vertex_frames, resample_frames
 from vocagan.utils import progress
@@ -25,17 +26,19 @@ from vocagan.utils import progress
 @dataclass
 class ConvertResult:
     out_dir: Path
-    layout: str                                   # "registration" | "vertices_npy"
+    layout: str  # "registration" | "vertices_npy"
     input_fps: int
     n_sequences: int = 0
-    n_frames: int = 0                             # at 60 fps, written
+    n_frames: int = 0  # at 60 fps, written
     template_sources: dict[str, str] = field(default_factory=dict)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"converted {self.n_sequences} sequence(s) of {len(self.template_sources)} subject(s), "
-                 f"{self.n_frames} frames at 60 fps ({self.layout} layout, input {self.input_fps} fps) -> {self.out_dir}"]
+        lines = [
+            f"converted {self.n_sequences} sequence(s) of {len(self.template_sources)} subject(s), "
+            f"{self.n_frames} frames at 60 fps ({self.layout} layout, input {self.input_fps} fps) -> {self.out_dir}"
+        ]
         for subject, source in self.template_sources.items():
             lines.append(f"  template {subject}: {source}")
         lines += [f"  skipped {s}/{q}: {why}" for s, q, why in self.skipped]
@@ -50,15 +53,19 @@ def _frame_number(path: Path) -> int:
     return int(digits[-1])
 
 
-def _find_sequences(root: Path) -> tuple[str, list[tuple[str, str, object, Path | None]]]:
+# (subject, sentence, frames source: a (T, V*3) .npy or the frame meshes in order, wav or None)
+FoundSequence = tuple[str, str, Path | list[Path], Path | None]
+
+
+def _find_sequences(root: Path) -> tuple[str, list[FoundSequence]]:
     """-> (layout, [(subject, sentence, frames source, wav or None)]) for both accepted layouts."""
-    seqs = []
+    seqs: list[FoundSequence] = []
     if (root / VERTICES_NPY).is_dir():
         for f in sorted((root / VERTICES_NPY).glob("*.npy")):
             if (pair := split_stem(f.stem)) is None:
                 raise VocaganError("expected <subject>_<sentence>.npy", f)
-            wav = root / WAV_DIR / f"{f.stem}.wav"
-            seqs.append((*pair, f, wav if wav.is_file() else None))
+            wav_path = root / WAV_DIR / f"{f.stem}.wav"
+            seqs.append((*pair, f, wav_path if wav_path.is_file() else None))
         return "vertices_npy", seqs
     for subject_dir in sorted(d for d in root.iterdir() if d.is_dir() and d.name not in (WAV_DIR, "templates")):
         for seq_dir in sorted(d for d in subject_dir.iterdir() if d.is_dir()):
@@ -67,13 +74,19 @@ def _find_sequences(root: Path) -> tuple[str, list[tuple[str, str, object, Path 
                 continue
             meshes.sort(key=_frame_number)
             subject, sentence = subject_dir.name, seq_dir.name
-            wav = next((w for w in (subject_dir / f"{sentence}.wav", root / WAV_DIR / f"{subject}_{sentence}.wav")
-                        if w.is_file()), None)
+            wav = next(
+                (
+                    w
+                    for w in (subject_dir / f"{sentence}.wav", root / WAV_DIR / f"{subject}_{sentence}.wav")
+                    if w.is_file()
+                ),
+                None,
+            )
             seqs.append((subject, sentence, meshes, wav))
     return "registration", seqs
 
 
-def _load_frames(source, n_vertices: int | None) -> np.ndarray:
+def _load_frames(source: Path | list[Path], n_vertices: int | None) -> np.ndarray:
     """A sequence's frames (T, V, 3) float32 from a list of mesh files or a (T, V*3) .npy."""
     if isinstance(source, Path):
         frames, where = as_vertex_frames(np.asarray(open_npy(source), np.float32)), source
@@ -97,8 +110,9 @@ def _mesh_vertices(path: Path, n_vertices: int) -> np.ndarray:
     return vertices
 
 
-def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
-            template_ply: str | Path | None = None) -> ConvertResult:
+def convert(
+    input_dir: str | Path, out_dir: str | Path, input_fps: int = 60, template_ply: str | Path | None = None
+) -> ConvertResult:
     """Turn your own per-sequence meshes + wavs into the VOCASET files (`vocagan convert`).
 
     Accepted input layouts (subject and sentence names are taken from the folder/file names):
@@ -114,9 +128,9 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
     Meshes at `input_fps` != 60 are resampled to 60 fps by linear interpolation in time. A sequence
     without a wav is skipped (and listed). Faces for FLAME_sample.ply come from `template_ply`, else
     from the first input mesh (layout a). processed_audio_deepspeech.pkl is written with the audio
-    module's DeepSpeech stand-in (`deepspeech_like_windows`, no real DeepSpeech here) when present.
+    module's DeepSpeech stand-in (`deepspeech_like_windows`, no real DeepSpeech here).
     """
-    from vocagan.formats.audio import load_audio
+    from vocagan.formats.audio import deepspeech_like_windows, load_audio
 
     root, out_dir = Path(input_dir), Path(out_dir)
     if not root.is_dir():
@@ -128,17 +142,15 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
     result.skipped = [(s, q, "no wav") for s, q, _, wav in seqs if wav is None]
     seqs = [x for x in seqs if x[3] is not None]
     if not seqs:
-        raise VocaganError("no sequences with audio found (expected <subject>/<sentence>/*.ply + wav, or "
-                           f"{VERTICES_NPY}/<subject>_<sentence>.npy + {WAV_DIR}/<subject>_<sentence>.wav)", root)
-    try:
-        from vocagan.formats.audio import deepspeech_like_windows
-    except ImportError:
-        deepspeech_like_windows = None
-        result.notes.append("processed_audio_deepspeech.pkl not written (no DeepSpeech stand-in available); "
-                            "training uses raw-audio features")
-    else:
-        result.notes.append("processed_audio_deepspeech.pkl holds a DeepSpeech stand-in computed from the "
-                            "audio (log-mel, not real DeepSpeech logits)")
+        raise VocaganError(
+            "no sequences with audio found (expected <subject>/<sentence>/*.ply + wav, or "
+            f"{VERTICES_NPY}/<subject>_<sentence>.npy + {WAV_DIR}/<subject>_<sentence>.wav)",
+            root,
+        )
+    result.notes.append(
+        "processed_audio_deepspeech.pkl holds a DeepSpeech stand-in computed from the "
+        "audio (log-mel, not real DeepSpeech logits)"
+    )
     if input_fps != SOURCE_FPS:
         result.notes.append(f"meshes resampled from {input_fps} to 60 fps (linear interpolation)")
 
@@ -148,14 +160,16 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
     if template_ply is not None:
         ply_vertices, faces = read_mesh(template_ply)
         if len(ply_vertices) != n_vertices:
-            raise VocaganError(f"mesh has {len(ply_vertices)} vertices, the sequences have {n_vertices}",
-                               template_ply)
-    elif layout == "registration":
+            raise VocaganError(f"mesh has {len(ply_vertices)} vertices, the sequences have {n_vertices}", template_ply)
+    elif isinstance(seqs[0][2], list):  # the registration layout: one mesh per frame
         faces = read_mesh(seqs[0][2][0])[1]
     else:
         result.notes.append("FLAME_sample.ply written without faces (pass --template-ply to copy faces)")
-    templates_pkl = (nested_dict(safe_load_pickle(root / TEMPLATES), root / TEMPLATES, "a dict subject -> (V, 3)", 1)
-                     if (root / TEMPLATES).is_file() else {})
+    templates_pkl = (
+        nested_dict(safe_load_pickle(root / TEMPLATES), root / TEMPLATES, "a dict subject -> (V, 3)", 1)
+        if (root / TEMPLATES).is_file()
+        else {}
+    )
 
     with VocasetWriter(out_dir, n_vertices, faces=faces, template_ply_vertices=ply_vertices) as writer:
         for i, (subject, sentence, source, wav) in enumerate(progress(seqs, desc="convert", unit="seq")):
@@ -166,15 +180,16 @@ def convert(input_dir: str | Path, out_dir: str | Path, input_fps: int = 60,
                 result.template_sources[subject] = src
             verts = resample_frames(frames, input_fps, SOURCE_FPS)
             samples, sr = load_audio(wav)
-            ds = deepspeech_like_windows(samples, sr, len(verts)) if deepspeech_like_windows else None
+            ds = deepspeech_like_windows(samples, sr, len(verts))
             writer.add_sequence(subject, sentence, verts, samples, sr, ds)
             result.n_sequences += 1
             result.n_frames += len(verts)
     return result
 
 
-def _template_for(root: Path, subject: str, templates_pkl: dict, first_frame: np.ndarray,
-                  n_vertices: int) -> tuple[np.ndarray, str]:
+def _template_for(
+    root: Path, subject: str, templates_pkl: dict, first_frame: np.ndarray, n_vertices: int
+) -> tuple[np.ndarray, str]:
     """The subject's neutral face and where it came from (never invented: a file or the first frame)."""
     ply = root / "templates" / f"{subject}.ply"
     if ply.is_file():
@@ -184,6 +199,8 @@ def _template_for(root: Path, subject: str, templates_pkl: dict, first_frame: np
     else:
         return first_frame, "first frame of its first sequence (no templates/<subject>.ply or templates.pkl)"
     if template.shape != (n_vertices, 3):
-        raise VocaganError(f"template of {subject} has shape {template.shape}, expected ({n_vertices}, 3)",
-                           ply if ply.is_file() else root / TEMPLATES)
+        raise VocaganError(
+            f"template of {subject} has shape {template.shape}, expected ({n_vertices}, 3)",
+            ply if ply.is_file() else root / TEMPLATES,
+        )
     return template, source

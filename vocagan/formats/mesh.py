@@ -18,10 +18,22 @@ from vocagan.utils import atomic_path
 
 # PLY scalar type names (both spellings) -> numpy type codes without byte order.
 _PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
 }
 
 
@@ -71,7 +83,7 @@ def _parse_ply_header(data: bytes, path: Path):
     return fmt, elements, body_start
 
 
-def _read_ply(data: bytes, path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+def _read_ply(data: bytes, path: Path) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
     fmt, elements, start = _parse_ply_header(data, path)
     rows: dict[str, dict[str, np.ndarray | list]] = {}
     if fmt == "ascii":
@@ -98,7 +110,7 @@ def _ascii_element(el: dict, tokens: list[bytes], pos: int, path: Path):
     try:
         if all(isinstance(t, str) for _, t in props):  # scalars only: one reshape
             k = len(props)
-            table = np.array(tokens[pos:pos + n * k], dtype=np.float64).reshape(n, k)
+            table = np.array(tokens[pos : pos + n * k], dtype=np.float64).reshape(n, k)
             return {name: table[:, i] for i, (name, _) in enumerate(props)}, pos + n * k
         out: dict[str, list] = {name: [] for name, _ in props}
         for _ in range(n):
@@ -108,7 +120,7 @@ def _ascii_element(el: dict, tokens: list[bytes], pos: int, path: Path):
                     pos += 1
                 else:
                     count = int(tokens[pos])
-                    out[name].append(np.array(tokens[pos + 1:pos + 1 + count], dtype=np.int64))
+                    out[name].append(np.array(tokens[pos + 1 : pos + 1 + count], dtype=np.int64))
                     if len(out[name][-1]) != count:
                         raise IndexError
                     pos += 1 + count
@@ -119,12 +131,12 @@ def _ascii_element(el: dict, tokens: list[bytes], pos: int, path: Path):
 
 def _binary_element(el: dict, data: bytes, pos: int, order: str, path: Path):
     n, props = el["count"], el["props"]
-    truncated = VocaganError(f"truncated PLY: element '{el['name']}' ({n} rows) runs past the end of the file",
-                             path)
+    truncated = VocaganError(f"truncated PLY: element '{el['name']}' ({n} rows) runs past the end of the file", path)
     lists = [name for name, t in props if not isinstance(t, str)]
     if n > 0 and len(lists) <= 1:
         # Fast path: scalars only, or one list whose every row has the first row's count (triangles).
-        fields, offset = [], pos
+        fields: list[tuple] = []  # numpy structured dtype: (name, type) or (name, type, shape)
+        offset = pos
         for name, t in props:
             if isinstance(t, str):
                 fields.append((name, order + t))
@@ -141,10 +153,10 @@ def _binary_element(el: dict, data: bytes, pos: int, order: str, path: Path):
         if len(data) >= pos + n * dtype.itemsize:
             table = np.frombuffer(data, dtype, n, pos)
             if not lists or np.all(table[lists[0] + "#n"] == table[lists[0] + "#n"][0]):
-                out = {name: table[name] for name, _ in props}
+                columns = {name: table[name] for name, _ in props}
                 if lists:
-                    out[lists[0]] = table[lists[0]].astype(np.int64)  # (n, count)
-                return out, pos + n * dtype.itemsize
+                    columns[lists[0]] = table[lists[0]].astype(np.int64)  # (n, count)
+                return columns, pos + n * dtype.itemsize
         elif not lists:
             raise truncated
     # Slow path: variable-length lists (mixed triangles/quads), row by row.
@@ -207,8 +219,9 @@ def _triangulate(polygons, n_vertices: int, path: Path) -> np.ndarray:
             tris.append(np.stack([np.full(len(poly) - 2, poly[0]), poly[1:-1], poly[2:]], axis=1))
         faces = np.concatenate(tris)
     if faces.min() < 0 or faces.max() >= n_vertices:
-        raise VocaganError(f"face index out of range (mesh has {n_vertices} vertices, "
-                           f"faces use {faces.min()}..{faces.max()})", path)
+        raise VocaganError(
+            f"face index out of range (mesh has {n_vertices} vertices, faces use {faces.min()}..{faces.max()})", path
+        )
     return faces.astype(np.int32)
 
 
@@ -230,8 +243,10 @@ def write_ply(path: str | Path, vertices, faces=None, binary: bool = True) -> No
     path = Path(path)
     vertices, faces = _check_arrays(path, vertices, faces)
     fmt = "binary_little_endian" if binary else "ascii"
-    header = (f"ply\nformat {fmt} 1.0\ncomment written by vocagan\nelement vertex {len(vertices)}\n"
-              "property float x\nproperty float y\nproperty float z\n")
+    header = (
+        f"ply\nformat {fmt} 1.0\ncomment written by vocagan\nelement vertex {len(vertices)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+    )
     if len(faces):
         header += f"element face {len(faces)}\nproperty list uchar int vertex_indices\n"
     header += "end_header\n"
@@ -245,8 +260,8 @@ def write_ply(path: str | Path, vertices, faces=None, binary: bool = True) -> No
                 f.write(table.tobytes())
         else:
             # %.9g keeps every float32 bit, so ASCII round trips are exact
-            f.write("".join("%.9g %.9g %.9g\n" % tuple(v) for v in vertices.tolist()).encode())
-            f.write("".join("3 %d %d %d\n" % tuple(t) for t in faces.tolist()).encode())
+            f.write("".join(f"{x:.9g} {y:.9g} {z:.9g}\n" for x, y, z in vertices.tolist()).encode())
+            f.write("".join(f"3 {a:d} {b:d} {c:d}\n" for a, b, c in faces.tolist()).encode())
 
 
 def write_obj(path: str | Path, vertices, faces=None) -> None:
@@ -254,7 +269,7 @@ def write_obj(path: str | Path, vertices, faces=None) -> None:
     path = Path(path)
     vertices, faces = _check_arrays(path, vertices, faces)
     lines = ["# written by vocagan\n"]
-    lines += ["v %.9g %.9g %.9g\n" % tuple(v) for v in vertices.tolist()]
-    lines += ["f %d %d %d\n" % tuple(t) for t in (faces + 1).tolist()]
+    lines += [f"v {x:.9g} {y:.9g} {z:.9g}\n" for x, y, z in vertices.tolist()]
+    lines += [f"f {a:d} {b:d} {c:d}\n" for a, b, c in (faces + 1).tolist()]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(lines))

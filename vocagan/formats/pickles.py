@@ -13,6 +13,7 @@ import numpy as np
 
 from vocagan.errors import VocaganError
 
+
 def _numpy_attr(submodule: str, name: str):
     """numpy._core.<submodule>.<name> (numpy 2), else numpy.core.<submodule>.<name> (numpy 1)."""
     for package in ("numpy._core", "numpy.core"):
@@ -33,7 +34,7 @@ def _latin1_encode(text, encoding="latin1", *rest):
 def _allowed_globals() -> dict:
     import collections
 
-    allowed = {}
+    allowed: dict[tuple[str, str], object] = {}  # (module, name) -> class or function
     for mod in ("builtins", "__builtin__"):  # __builtin__: Python 2 pickles
         for cls in (dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool):
             allowed[(mod, cls.__name__)] = cls
@@ -60,8 +61,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise VocaganError(f"refusing to unpickle {module}.{name} (only numpy arrays, dicts, lists, "
-                               "strings and numbers are allowed)", self._path) from None
+            raise VocaganError(
+                f"refusing to unpickle {module}.{name} (only numpy arrays, dicts, lists, "
+                "strings and numbers are allowed)",
+                self._path,
+            ) from None
 
 
 def safe_load_pickle(path: str | Path) -> object:
@@ -75,8 +79,10 @@ def safe_load_pickle(path: str | Path) -> object:
     except VocaganError:
         raise
     except MemoryError as e:  # a few corrupt/hostile bytes can ask for a 400 GB array
-        raise VocaganError(f"unpickling needs more memory than is available ({str(e) or 'MemoryError'}); "
-                           "corrupt or hostile file?", path) from None
+        raise VocaganError(
+            f"unpickling needs more memory than is available ({str(e) or 'MemoryError'}); corrupt or hostile file?",
+            path,
+        ) from None
     except Exception as e:  # noqa: BLE001 - any failure while decoding untrusted bytes means a bad file
         raise VocaganError(f"corrupt or truncated pickle ({type(e).__name__}: {e})", path) from None
 

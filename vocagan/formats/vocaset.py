@@ -10,7 +10,8 @@ at 60 fps, `subj_seq_to_idx.pkl` (subject -> "sentenceNN" -> frame -> row of dat
   once) the sequences missing from any file it read (the DeepSpeech pickle only when asked). It
   also reads the converted layout of later repos (`vertices_npy/<subject>_<sentenceNN>.npy`
   (T, V*3) + `wav/` + `templates.pkl`).
-- `formats/vocaset_writer.py` (`VocasetWriter`) writes them; `formats/pickles.py` loads pickles safely.
+- `formats/vocaset_files.py` names the files and finds them (`resolve_paths`); `formats/vocaset_writer.py`
+  (`VocasetWriter`) writes them; `formats/pickles.py` loads pickles safely.
 
 `vocagan.formats.convert` turns a user's own meshes + wavs into these files.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import mmap
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,80 +29,13 @@ from vocagan.config import DataConfig
 from vocagan.errors import VocaganError
 from vocagan.formats.mesh import read_mesh
 from vocagan.formats.pickles import nested_dict, safe_load_pickle
+from vocagan.formats.vocaset_files import VERTICES_NPY, WAV_DIR, resolve_paths, sentence_name
 from vocagan.frames import as_vertex_frames
 from vocagan.utils import log
 
-DATA_VERTS, IDX_MAP, TEMPLATES = "data_verts.npy", "subj_seq_to_idx.pkl", "templates.pkl"
-DEEPSPEECH, RAW_AUDIO, TEMPLATE_PLY = "processed_audio_deepspeech.pkl", "raw_audio_fixed.pkl", "FLAME_sample.ply"
-FLAME_MASKS, REGION_MASKS = "FLAME_masks.pkl", "region_masks.pkl"
-VERTICES_NPY, WAV_DIR = "vertices_npy", "wav"
-SOURCE_FPS = 60
-
-
-def sentence_name(sentence: int | str) -> str:
-    """1 -> "sentence01"; a string is kept as it is."""
-    return f"sentence{sentence:02d}" if isinstance(sentence, (int, np.integer)) else str(sentence)
-
-
-# ============================================================================ reader
-@dataclass
-class VocasetPaths:
-    """Resolved input files. `data_verts`/`idx_map` are None in the converted layout, where the
-    sequences are `vertices_dir/<subject>_<sentence>.npy`; `wav_dir` is the raw-audio fallback."""
-
-    data_verts: Path | None
-    idx_map: Path | None
-    templates: Path
-    deepspeech: Path | None = None
-    raw_audio: Path | None = None
-    template_ply: Path | None = None
-    masks: Path | None = None
-    wav_dir: Path | None = None
-    vertices_dir: Path | None = None
-    layout: str = "vocaset"  # "vocaset" | "converted"
-
-
+# subject -> sentence -> rows of data_verts.npy (VOCASET layout) or the sequence's .npy (converted layout)
+Index = dict[str, dict[str, np.ndarray | Path]]
 _REPORTED: set[str] = set()  # holes already reported in this process
-
-
-def resolve_paths(cfg: DataConfig) -> VocasetPaths:
-    """Explicit paths win over `cfg.root`/<standard name>; a missing required file is an error."""
-    root = Path(cfg.root) if cfg.root else None
-    if root is not None and not root.is_dir():
-        raise VocaganError("data folder not found", root)
-    # With only the seed's explicit flags, optional files (raw_audio_fixed.pkl, masks) are looked
-    # for next to data_verts.npy: VOCASET ships its training files in one folder.
-    siblings = Path(cfg.data_verts_path).parent if root is None and cfg.data_verts_path else None
-
-    def pick(explicit: str | None, name: str, required: bool) -> Path | None:
-        if explicit:
-            if not Path(explicit).is_file():
-                raise VocaganError("file not found", explicit)
-            return Path(explicit)
-        if root is None:
-            if required:
-                raise VocaganError(f"no {name}: give the data folder (data.root / --data) or its explicit path")
-            return siblings / name if siblings is not None and (siblings / name).is_file() else None
-        if (root / name).is_file():
-            return root / name
-        if required:
-            raise VocaganError("file not found", root / name)
-        return None
-
-    converted = (root is not None and not cfg.data_verts_path and not (root / DATA_VERTS).is_file()
-                 and (root / VERTICES_NPY).is_dir())
-    masks = pick(cfg.masks_path, FLAME_MASKS, False) or pick(None, REGION_MASKS, False)
-    wav_dir = root / WAV_DIR if root is not None and (root / WAV_DIR).is_dir() else None
-    return VocasetPaths(
-        data_verts=None if converted else pick(cfg.data_verts_path, DATA_VERTS, True),
-        idx_map=None if converted else pick(cfg.idx_map_path, IDX_MAP, True),
-        templates=pick(cfg.template_path, TEMPLATES, True),
-        deepspeech=pick(cfg.audio_pkl_path, DEEPSPEECH, False),
-        raw_audio=pick(cfg.raw_audio_path, RAW_AUDIO, False),
-        template_ply=pick(cfg.template_ply_path, TEMPLATE_PLY, False),
-        masks=masks, wav_dir=wav_dir,
-        vertices_dir=root / VERTICES_NPY if converted else None,
-        layout="converted" if converted else "vocaset")
 
 
 def open_npy(path: Path) -> np.ndarray:
@@ -117,13 +50,13 @@ def _release_map(memmap: np.ndarray) -> None:
     """Unmap the pages just copied out of a read-only memory map (they stay in the OS page cache).
     Without this, every page ever read through the map counts in the process's RSS: reading all
     of VOCASET's data_verts.npy once would show ~7 GB resident although little is allocated."""
-    mm = getattr(memmap, "_mmap", None)      # np.memmap keeps its mmap.mmap here
+    mm = getattr(memmap, "_mmap", None)  # np.memmap keeps its mmap.mmap here
     if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-        mm.madvise(mmap.MADV_DONTNEED)       # read-only shared map: pages re-fault from the cache
+        mm.madvise(mmap.MADV_DONTNEED)  # read-only shared map: pages re-fault from the cache
 
 
 def split_stem(stem: str) -> tuple[str, str] | None:
-    """"FaceTalk_170728_03272_TA_sentence01" -> (subject, "sentence01")."""
+    """ "FaceTalk_170728_03272_TA_sentence01" -> (subject, "sentence01")."""
     subject, _, sentence = stem.rpartition("_")
     return (subject, sentence) if subject and sentence else None
 
@@ -150,16 +83,19 @@ class Vocaset:
         self.layout, self.source_fps = p.layout, int(cfg.source_fps)
         self.templates = self._load_templates(p.templates)
         self.gaps: list[tuple[str, str, int]] = []  # (subject, sentence, missing frame indices)
+        self._index: Index
         if p.layout == "vocaset":
-            self.verts: np.ndarray | None = open_npy(p.data_verts)
-            if self.verts.ndim != 3 or self.verts.shape[2] != 3:
-                raise VocaganError(f"data_verts must have shape (frames, vertices, 3), got {self.verts.shape}",
-                                   p.data_verts)
-            if not np.issubdtype(self.verts.dtype, np.floating):
-                raise VocaganError(f"data_verts must hold floats, got {self.verts.dtype}", p.data_verts)
-            self.n_vertices = int(self.verts.shape[1])
-            self._index = self._load_index(p.idx_map)
+            assert p.data_verts is not None and p.idx_map is not None  # resolve_paths sets both for this layout
+            verts = open_npy(p.data_verts)
+            if verts.ndim != 3 or verts.shape[2] != 3:
+                raise VocaganError(f"data_verts must have shape (frames, vertices, 3), got {verts.shape}", p.data_verts)
+            if not np.issubdtype(verts.dtype, np.floating):
+                raise VocaganError(f"data_verts must hold floats, got {verts.dtype}", p.data_verts)
+            self.verts: np.ndarray | None = verts
+            self.n_vertices = int(verts.shape[1])
+            self._index = self._load_index(p.idx_map, len(verts))
         else:
+            assert p.vertices_dir is not None  # resolve_paths sets it for the converted layout
             self.verts = None
             self.n_vertices = int(next(iter(self.templates.values())).shape[0]) if self.templates else 0
             self._index = {}
@@ -168,22 +104,30 @@ class Vocaset:
                     self._index.setdefault(pair[0], {})[pair[1]] = f
         for subject, template in self.templates.items():
             if template.shape[0] != self.n_vertices:
-                raise VocaganError(f"template of {subject} has {template.shape[0]} vertices, the sequences have "
-                                   f"{self.n_vertices}", p.templates)
+                raise VocaganError(
+                    f"template of {subject} has {template.shape[0]} vertices, the sequences have {self.n_vertices}",
+                    p.templates,
+                )
         self.faces = self.template_mesh = None
         if p.template_ply is not None:
             self.template_mesh, self.faces = read_mesh(p.template_ply)
             if len(self.template_mesh) != self.n_vertices:
-                raise VocaganError(f"mesh has {len(self.template_mesh)} vertices, the sequences have "
-                                   f"{self.n_vertices}", p.template_ply)
-        self._raw = (nested_dict(safe_load_pickle(p.raw_audio), p.raw_audio, "a dict subject -> sentence -> audio", 2)
-                     if p.raw_audio else None)
+                raise VocaganError(
+                    f"mesh has {len(self.template_mesh)} vertices, the sequences have {self.n_vertices}", p.template_ply
+                )
+        self._raw = (
+            nested_dict(safe_load_pickle(p.raw_audio), p.raw_audio, "a dict subject -> sentence -> audio", 2)
+            if p.raw_audio
+            else None
+        )
         self._wavs: dict[tuple[str, str], Path] = {}
         if self._raw is None and p.wav_dir is not None:
             self._wavs = {pair: f for f in sorted(p.wav_dir.glob("*.wav")) if (pair := split_stem(f.stem))}
-        self._deepspeech = (nested_dict(safe_load_pickle(p.deepspeech), p.deepspeech,
-                                    "a dict subject -> sentence -> features", 2)
-                            if p.deepspeech and deepspeech else None)
+        self._deepspeech = (
+            nested_dict(safe_load_pickle(p.deepspeech), p.deepspeech, "a dict subject -> sentence -> features", 2)
+            if p.deepspeech and deepspeech
+            else None
+        )
         self.masks, self.masks_source = self._load_masks(p.masks)
         self.skipped: list[tuple[str, str, str]] = []  # (subject, sentence, why): in some files, not all
         self.absent: list[tuple[str, str]] = []  # requested by a split but in no file
@@ -200,11 +144,10 @@ class Vocaset:
             out[subject] = t.astype(np.float32)
         return out
 
-    def _load_index(self, path: Path) -> dict[str, dict[str, np.ndarray]]:
-        """subject -> sentence -> rows of data_verts in frame order (frame keys sorted)."""
+    def _load_index(self, path: Path, n_rows: int) -> Index:
+        """subject -> sentence -> rows of data_verts (n_rows rows) in frame order (frame keys sorted)."""
         raw = nested_dict(safe_load_pickle(path), path, "a dict subject -> sentence -> {frame: row}", 3)
-        n_rows = len(self.verts)
-        index: dict[str, dict[str, np.ndarray]] = {}
+        index: Index = {}
         for subject, sentences in raw.items():
             for sentence, frames in sentences.items():
                 try:
@@ -216,8 +159,11 @@ class Vocaset:
                     continue
                 rows = np.array([by_int[k] for k in keys], np.int64)
                 if rows.min() < 0 or rows.max() >= n_rows:
-                    raise VocaganError(f"{subject}/{sentence}: row {int(rows.max() if rows.max() >= n_rows else rows.min())}"
-                                       f" is outside data_verts.npy ({n_rows} frames)", path)
+                    raise VocaganError(
+                        f"{subject}/{sentence}: row {int(rows.max() if rows.max() >= n_rows else rows.min())}"
+                        f" is outside data_verts.npy ({n_rows} frames)",
+                        path,
+                    )
                 if (missing := keys[-1] - keys[0] + 1 - len(keys)) > 0:
                     self.gaps.append((subject, sentence, missing))
                 index.setdefault(subject, {})[sentence] = rows
@@ -244,20 +190,26 @@ class Vocaset:
             why.append(f"not in {p.idx_map.name if p.idx_map else VERTICES_NPY + '/'}")
         if subject not in self.templates:
             why.append(f"no template in {p.templates.name}")
-        if self._raw is not None and sentence not in self._raw.get(subject, {}):
+        if self._raw is not None and p.raw_audio is not None and sentence not in self._raw.get(subject, {}):
             why.append(f"not in {p.raw_audio.name}")
         if self._raw is None and p.wav_dir is not None and (subject, sentence) not in self._wavs:
             why.append(f"no {WAV_DIR}/{subject}_{sentence}.wav")
-        if self._deepspeech is not None and sentence not in self._deepspeech.get(subject, {}):
+        if (
+            self._deepspeech is not None
+            and p.deepspeech is not None
+            and sentence not in self._deepspeech.get(subject, {})
+        ):
             why.append(f"not in {p.deepspeech.name}")
         return why
 
     def _anywhere(self, subject: str, sentence: str) -> bool:
         """Whether any file holds (subject, sentence): meshes, raw audio, wavs or DeepSpeech windows."""
-        return (sentence in self._index.get(subject, {})
-                or (self._raw is not None and sentence in self._raw.get(subject, {}))
-                or (subject, sentence) in self._wavs
-                or (self._deepspeech is not None and sentence in self._deepspeech.get(subject, {})))
+        return (
+            sentence in self._index.get(subject, {})
+            or (self._raw is not None and sentence in self._raw.get(subject, {}))
+            or (subject, sentence) in self._wavs
+            or (self._deepspeech is not None and sentence in self._deepspeech.get(subject, {}))
+        )
 
     def _build_split(self, name: str) -> tuple[list[tuple[str, str]], int]:
         subjects = getattr(self.cfg, f"{name}_subjects")
@@ -283,14 +235,21 @@ class Vocaset:
         if self.skipped:
             reasons = Counter(r for _, _, why in self.skipped for r in why.split("; "))
             examples = ", ".join(f"{s}/{q}" for s, q, _ in self.skipped[:3])
-            parts.append(f"skipped {len(self.skipped)} requested sequence(s) missing from some file ("
-                         + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) + f"; e.g. {examples})")
+            parts.append(
+                f"skipped {len(self.skipped)} requested sequence(s) missing from some file ("
+                + ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+                + f"; e.g. {examples})"
+            )
         if self.absent:
-            parts.append(f"{len(self.absent)} requested sequence(s) are in no file (the data holds fewer "
-                         f"subjects/sentences than the split asks for; e.g. {self.absent[0][0]}/{self.absent[0][1]})")
+            parts.append(
+                f"{len(self.absent)} requested sequence(s) are in no file (the data holds fewer "
+                f"subjects/sentences than the split asks for; e.g. {self.absent[0][0]}/{self.absent[0][1]})"
+            )
         if self.gaps:
-            parts.append(f"{len(self.gaps)} sequence(s) have frame-index gaps (e.g. {self.gaps[0][0]}/"
-                         f"{self.gaps[0][1]}: {self.gaps[0][2]} missing), frames taken in index order")
+            parts.append(
+                f"{len(self.gaps)} sequence(s) have frame-index gaps (e.g. {self.gaps[0][0]}/"
+                f"{self.gaps[0][1]}: {self.gaps[0][2]} missing), frames taken in index order"
+            )
         message = "vocaset: " + "; ".join(parts)
         if parts and message not in _REPORTED:  # once per process, though prepare/evaluate reopen the data
             _REPORTED.add(message)
@@ -319,8 +278,9 @@ class Vocaset:
         try:
             return self._index[subject][sentence]
         except KeyError:
-            raise VocaganError(f"no sequence {subject}/{sentence}",
-                               self.paths.idx_map or self.paths.vertices_dir) from None
+            raise VocaganError(
+                f"no sequence {subject}/{sentence}", self.paths.idx_map or self.paths.vertices_dir
+            ) from None
 
     def sequence_length(self, subject: str, sentence: str) -> int:
         """Frames of a sequence at `source_fps`, without loading it."""
@@ -338,13 +298,15 @@ class Vocaset:
             data = open_npy(path)
             data = as_vertex_frames(data, self.n_vertices)
             if data.ndim != 3 or data.shape[1:] != (self.n_vertices, 3):
-                raise VocaganError(f"expected (T, {self.n_vertices * 3}) or (T, {self.n_vertices}, 3), "
-                                   f"got {data.shape}", path)
+                raise VocaganError(
+                    f"expected (T, {self.n_vertices * 3}) or (T, {self.n_vertices}, 3), got {data.shape}", path
+                )
             verts = np.array(data, np.float32)
         if not np.isfinite(verts).all():
             bad = np.flatnonzero(~np.isfinite(verts).reshape(len(verts), -1).all(axis=1))
-            raise VocaganError(f"NaN/inf in sequence {subject}/{sentence} (frame {int(bad[0])}, "
-                               f"{len(bad)} frame(s))", path)
+            raise VocaganError(
+                f"NaN/inf in sequence {subject}/{sentence} (frame {int(bad[0])}, {len(bad)} frame(s))", path
+            )
         return verts
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -355,24 +317,24 @@ class Vocaset:
         and threads can read at the same time (prepare reads with two). All of the VOCASET-sized
         corpus: 2.2 s of CPU, against 2.4-3.3 s through the memory map (page faults, then
         `_release_map`). Other layouts (Fortran order, no preadv) go through the memory map."""
-        v = self.verts
-        if not v.flags.c_contiguous or not hasattr(os, "preadv"):
+        v, path = self.verts, self.paths.data_verts
+        assert v is not None and path is not None  # rows index data_verts.npy: the VOCASET layout
+        if not isinstance(v, np.memmap) or not v.flags.c_contiguous or not hasattr(os, "preadv"):
             contiguous = np.all(np.diff(rows) == 1)
-            verts = np.array(v[rows[0]:rows[-1] + 1] if contiguous else v[rows], np.float32)
+            verts = np.array(v[rows[0] : rows[-1] + 1] if contiguous else v[rows], np.float32)
             _release_map(v)
             return verts
         out = np.empty((len(rows), self.n_vertices, 3), v.dtype)
         frame_bytes = out[0].nbytes if len(out) else 0
-        starts = [0, *(np.flatnonzero(np.diff(rows) != 1) + 1).tolist()]       # runs of consecutive rows
-        with open(self.paths.data_verts, "rb", buffering=0) as f:
-            for begin, end in zip(starts, [*starts[1:], len(rows)]):
-                block = memoryview(out[begin:end]).cast("B")
+        starts = [0, *(np.flatnonzero(np.diff(rows) != 1) + 1).tolist()]  # runs of consecutive rows
+        with open(path, "rb", buffering=0) as f:
+            for begin, end in zip(starts, [*starts[1:], len(rows)], strict=True):
+                block = out[begin:end].data.cast("B")
                 offset, done = int(v.offset) + int(rows[begin]) * frame_bytes, 0
-                while done < len(block):                # a read may return less than asked
+                while done < len(block):  # a read may return less than asked
                     n = os.preadv(f.fileno(), [block[done:]], offset + done)
                     if n <= 0:
-                        raise VocaganError(f"row {int(rows[begin])} onwards is cut short (truncated file?)",
-                                           self.paths.data_verts)
+                        raise VocaganError(f"row {int(rows[begin])} onwards is cut short (truncated file?)", path)
                     done += n
         return out.astype(np.float32, copy=False)
 
@@ -389,7 +351,9 @@ class Vocaset:
                 raise VocaganError(f"{subject}/{sentence}: 'audio' is not a 1-D sample array", self.paths.raw_audio)
             sr = entry["sample_rate"]
             if not isinstance(sr, (int, float, np.number)) or not np.isfinite(sr) or int(sr) <= 0:
-                raise VocaganError(f"{subject}/{sentence}: invalid sample_rate {sr!r} (must be > 0)", self.paths.raw_audio)
+                raise VocaganError(
+                    f"{subject}/{sentence}: invalid sample_rate {sr!r} (must be > 0)", self.paths.raw_audio
+                )
             return samples, int(sr)
         wav = self._wavs.get((subject, sentence))
         if wav is None:
@@ -404,8 +368,9 @@ class Vocaset:
             return None
         features = np.asarray(entry["audio"] if isinstance(entry, dict) else entry, np.float32)
         if features.ndim != 3 or features.shape[1:] != (16, 29):
-            raise VocaganError(f"{subject}/{sentence}: expected (T, 16, 29) windows, got {features.shape}",
-                               self.paths.deepspeech)
+            raise VocaganError(
+                f"{subject}/{sentence}: expected (T, 16, 29) windows, got {features.shape}", self.paths.deepspeech
+            )
         return features
 
 

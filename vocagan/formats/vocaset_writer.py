@@ -14,15 +14,24 @@ import numpy as np
 
 from vocagan.errors import VocaganError
 from vocagan.formats.mesh import write_ply
-from vocagan.formats.vocaset import (DATA_VERTS, DEEPSPEECH, IDX_MAP, RAW_AUDIO, REGION_MASKS, TEMPLATE_PLY,
-                                     TEMPLATES, WAV_DIR, sentence_name)
+from vocagan.formats.vocaset_files import (
+    DATA_VERTS,
+    DEEPSPEECH,
+    IDX_MAP,
+    RAW_AUDIO,
+    REGION_MASKS,
+    TEMPLATE_PLY,
+    TEMPLATES,
+    WAV_DIR,
+    sentence_name,
+)
 
 _NPY_HEADER_BYTES = 128  # magic + version + length + padded dict; room for any realistic row count
 
 
 def _npy_header(n_rows: int, n_vertices: int) -> bytes:
     """A fixed-size .npy v1.0 header for a (n_rows, n_vertices, 3) '<f4' C-order array."""
-    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, 3), }" % (n_rows, n_vertices)
+    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({n_rows:d}, {n_vertices:d}, 3), }}"
     body = _NPY_HEADER_BYTES - 10
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + (text.ljust(body - 1) + "\n").encode("latin1")
 
@@ -41,8 +50,14 @@ class VocasetWriter:
     Pickled audio is kept in memory until `close()` (it must be pickled whole); vertices are not.
     """
 
-    def __init__(self, out_dir: str | Path, n_vertices: int, faces=None, template_ply_vertices=None,
-                 masks: dict[str, np.ndarray] | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        n_vertices: int,
+        faces=None,
+        template_ply_vertices=None,
+        masks: dict[str, np.ndarray] | None = None,
+    ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.n_vertices = int(n_vertices)
@@ -68,7 +83,7 @@ class VocasetWriter:
         self._pending.append((Path(tmp), folder / name))
         return Path(tmp)
 
-    def __enter__(self) -> "VocasetWriter":
+    def __enter__(self) -> VocasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -80,13 +95,13 @@ class VocasetWriter:
     def add_subject(self, subject: str, template) -> None:
         template = np.asarray(template, np.float32)
         if template.shape != (self.n_vertices, 3) or not np.isfinite(template).all():
-            raise VocaganError(f"template of {subject} must be finite ({self.n_vertices}, 3), got "
-                               f"{template.shape}", self.out_dir)
+            raise VocaganError(
+                f"template of {subject} must be finite ({self.n_vertices}, 3), got {template.shape}", self.out_dir
+            )
         self.templates[subject] = template
         self.index.setdefault(subject, {})
 
-    def add_sequence(self, subject: str, sentence: str | int, verts, audio, sample_rate: int,
-                     deepspeech=None) -> None:
+    def add_sequence(self, subject: str, sentence: str | int, verts, audio, sample_rate: int, deepspeech=None) -> None:
         """Append one sequence: verts (T60, V, 3) metres, audio float32 1-D at `sample_rate` Hz,
         deepspeech (T60, 16, 29) windows or None."""
         sentence = sentence_name(sentence)
@@ -116,8 +131,7 @@ class VocasetWriter:
             deepspeech = np.asarray(deepspeech, np.float32)
             if deepspeech.ndim != 3 or deepspeech.shape[1:] != (16, 29):
                 raise VocaganError(f"{where}: deepspeech must be (T, 16, 29), got {deepspeech.shape}", self.out_dir)
-            self.deepspeech.setdefault(subject, {})[sentence] = {"audio": deepspeech,
-                                                                 "sample_rate": int(sample_rate)}
+            self.deepspeech.setdefault(subject, {})[sentence] = {"audio": deepspeech, "sample_rate": int(sample_rate)}
         import soundfile
 
         wav = self._tmp(f"{subject}_{sentence}.wav", self.out_dir / WAV_DIR)

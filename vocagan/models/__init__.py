@@ -16,12 +16,15 @@ from vocagan.models.transformer import TransformerModel
 from vocagan.models.transformer_gan import TransformerGANModel
 from vocagan.models.transformer_vae import TransformerVAEModel
 
-MODELS: dict[str, type[MotionModel]] = {cls.name: cls for cls in (
-    RNNModel,
-    TransformerModel,
-    TransformerVAEModel,
-    TransformerGANModel,
-)}
+MODELS: dict[str, type[MotionModel]] = {
+    cls.name: cls
+    for cls in (
+        RNNModel,
+        TransformerModel,
+        TransformerVAEModel,
+        TransformerGANModel,
+    )
+}
 
 
 def model_class(name: str) -> type[MotionModel]:

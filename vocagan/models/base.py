@@ -32,7 +32,7 @@ from vocagan.utils import log
 if TYPE_CHECKING:
     from vocagan.config import TrainConfig
 
-MIN_LR_RATIO = 0.05          # the cosine schedule decays to 5% of the peak learning rate
+MIN_LR_RATIO = 0.05  # the cosine schedule decays to 5% of the peak learning rate
 
 
 @dataclass
@@ -41,18 +41,18 @@ class ModelConfig:
     weights of the reconstruction losses. The vertex-space terms need `set_decoder` (the trainer
     installs it); without it only `recon` and a coefficient-space `velocity` are computed."""
 
-    conv_layers: int = option(2, lo=0, hi=64)          # front-end residual temporal convolutions
-    conv_kernel: int = option(5, lo=1, hi=255)         # frames; context = conv_layers * (kernel // 2) each side
+    conv_layers: int = option(2, lo=0, hi=64)  # front-end residual temporal convolutions
+    conv_kernel: int = option(5, lo=1, hi=255)  # frames; context = conv_layers * (kernel // 2) each side
     dropout: float = option(0.1, lo=0.0, hi=1.0, hi_open=True)
-    utterance_norm: bool = True      # z-score each audio feature over the sequence (speaker/channel invariance)
-    freq_masks: int = option(2, lo=0, hi=64)           # training augmentation: feature bands zeroed per sequence...
-    freq_mask_width: int = option(8, lo=0, hi=1024)    # ...each up to this many features wide
-    freq_shift: int = option(0, lo=0, hi=1024)         # training augmentation: shift features by up to +-this many bins
-    recon_weight: float = option(0.1, lo=0.0)          # MSE on normalised PCA coefficients (all components equally)
-    mouth_weight: float = option(1.0, lo=0.0)          # mean squared mouth-crop vertex error, mm^2
-    velocity_weight: float = option(1.0, lo=0.0)       # the same on frame-to-frame differences (timing)
-    lip_weight: float = option(0.5, lo=0.0)            # mean squared lip-vertex error, mm^2
-    lip_max_weight: float = option(0.5, lo=0.0)        # per-frame max over lip vertices (the LVE itself), mm^2
+    utterance_norm: bool = True  # z-score each audio feature over the sequence (speaker/channel invariance)
+    freq_masks: int = option(2, lo=0, hi=64)  # training augmentation: feature bands zeroed per sequence...
+    freq_mask_width: int = option(8, lo=0, hi=1024)  # ...each up to this many features wide
+    freq_shift: int = option(0, lo=0, hi=1024)  # training augmentation: shift features by up to +-this many bins
+    recon_weight: float = option(0.1, lo=0.0)  # MSE on normalised PCA coefficients (all components equally)
+    mouth_weight: float = option(1.0, lo=0.0)  # mean squared mouth-crop vertex error, mm^2
+    velocity_weight: float = option(1.0, lo=0.0)  # the same on frame-to-frame differences (timing)
+    lip_weight: float = option(0.5, lo=0.0)  # mean squared lip-vertex error, mm^2
+    lip_max_weight: float = option(0.5, lo=0.0)  # per-frame max over lip vertices (the LVE itself), mm^2
     # squared error of the mouth opening (upper-lower lip gap), mm^2, counted (1 + boost) times on frames
     # whose true lips are closed (<= prep.regions.CLOSED_MM above rest). 1 / 4 vs 0 / 0 (demo GAN, 5 seeds,
     # when closed meant <= 0 mm): test LVE 0.337 +- 0.013 vs 0.347 +- 0.021, mouth corr. 0.923 vs 0.904,
@@ -72,7 +72,7 @@ class OptimStep:
     params: list
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    grad_clip: float = 0.0           # max gradient norm over `params` (0: no clipping)
+    grad_clip: float = 0.0  # max gradient norm over `params` (0: no clipping)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -83,13 +83,22 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress_))
 
 
-def optim_step(name: str, log_prefix: str, params, tc: "TrainConfig", total_steps: int, lr_scale: float = 1.0,
-               betas: tuple[float, float] = (0.9, 0.999)) -> OptimStep:
+def optim_step(
+    name: str,
+    log_prefix: str,
+    params,
+    tc: TrainConfig,
+    total_steps: int,
+    lr_scale: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> OptimStep:
     """AdamW (no weight decay on biases, norms and other 1-D parameters) at tc.lr * lr_scale, with the
     warm-up + cosine schedule over `total_steps` and gradient clipping at tc.grad_clip."""
     params = [p for p in params if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=tc.lr * lr_scale, betas=betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup_steps, total_steps))
     return OptimStep(name, log_prefix, params, opt, sched, tc.grad_clip)
@@ -99,8 +108,8 @@ class MotionModel(nn.Module):
     """Base class: stores dims and config, validates inputs, shares losses and `predict`."""
 
     Config = ModelConfig  # subclasses replace it with their own dataclass (which includes these fields)
-    name = "base"         # the registry key (vocagan.models.MODELS)
-    label = "base"        # how reports name the model
+    name = "base"  # the registry key (vocagan.models.MODELS)
+    label = "base"  # how reports name the model
 
     def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int):
         super().__init__()
@@ -118,15 +127,22 @@ class MotionModel(nn.Module):
         """Install the lip-vertex decoder so `loss` adds the vertex-space lip terms."""
         self.lip_decoder = decoder
         if decoder is not None and decoder.opening_basis is None and self.cfg.opening_weight > 0:
-            log(f"[{self.name}] the mouth-opening loss is off (model.opening_weight={self.cfg.opening_weight} "
-                "asked for it): the lip region has no upper and lower lip to measure an opening between")
+            log(
+                f"[{self.name}] the mouth-opening loss is off (model.opening_weight={self.cfg.opening_weight} "
+                "asked for it): the lip region has no upper and lower lip to measure an opening between"
+            )
 
     def describe(self) -> dict:
         """Everything needed to rebuild this model: name, hyper-parameters, dims."""
-        return {"name": self.name, "config": asdict(self.cfg), "audio_dim": self.audio_dim,
-                "motion_dim": self.motion_dim, "n_styles": self.n_styles}
+        return {
+            "name": self.name,
+            "config": asdict(self.cfg),
+            "audio_dim": self.audio_dim,
+            "motion_dim": self.motion_dim,
+            "n_styles": self.n_styles,
+        }
 
-    def configure_optimizers(self, tc: "TrainConfig", total_steps: int) -> list[OptimStep]:
+    def configure_optimizers(self, tc: TrainConfig, total_steps: int) -> list[OptimStep]:
         """The optimisation steps of one training iteration, in order: here the one step over every
         parameter (a GAN adds its critic's step first)."""
         return [optim_step("model", "train_", self.parameters(), tc, total_steps)]
@@ -137,6 +153,11 @@ class MotionModel(nn.Module):
 
     # ------------------------------------------------------------------ interface
     def forward(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """audio (B,T,F), style (B,), mask (B,T) or None (every frame real) -> motion (B,T,K)."""
+        return self.motion(audio, style, self.mask_or_full(audio, mask))
+
+    def motion(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The model's own forward pass; mask (B,T) bool, True on real frames."""
         raise NotImplementedError
 
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -146,8 +167,9 @@ class MotionModel(nn.Module):
         return parts
 
     @torch.no_grad()
-    def predict(self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def predict(
+        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B,T,F), (B,) -> (n_samples, B, T, K). Deterministic models repeat the one prediction."""
         self.check_inputs(audio, style)
         out = self(audio, style, mask)
@@ -160,8 +182,10 @@ class MotionModel(nn.Module):
         if style.shape != audio.shape[:1]:
             raise VocaganError(f"style must be (B,) = ({audio.shape[0]},), got {tuple(style.shape)}")
         if style.numel() and (int(style.min()) < 0 or int(style.max()) >= self.n_styles):
-            raise VocaganError(f"style index out of range 0..{self.n_styles - 1} (unseen subjects need a "
-                               f"training style): {style.tolist()}")
+            raise VocaganError(
+                f"style index out of range 0..{self.n_styles - 1} (unseen subjects need a "
+                f"training style): {style.tolist()}"
+            )
 
     def front_end(self, d_model: int) -> ConvFrontEnd:
         return make_front_end(self.cfg, self.audio_dim, d_model)
@@ -171,8 +195,8 @@ class MotionModel(nn.Module):
         in mm^2 per frame^2; without the decoder it is the coefficient-space velocity MSE)."""
         pred = pred.float()
         parts = {"recon": masked_mean((pred - target).pow(2), mask)}
-        pair = mask[:, 1:] & mask[:, :-1]                                         # (B,T-1) both frames valid
-        dv = (pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])     # (B,T-1,K)
+        pair = mask[:, 1:] & mask[:, :-1]  # (B,T-1) both frames valid
+        dv = (pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])  # (B,T-1,K)
         dec = self.lip_decoder
         if dec is None:
             parts["velocity"] = masked_mean(dv.pow(2), pair) if dv.shape[1] else pred.sum() * 0
@@ -191,8 +215,12 @@ class MotionModel(nn.Module):
         c = self.cfg
         total = c.recon_weight * parts["recon"] + c.velocity_weight * parts["velocity"]
         if "lip" in parts:
-            total = total + c.mouth_weight * parts["mouth"] + c.lip_weight * parts["lip"] \
+            total = (
+                total
+                + c.mouth_weight * parts["mouth"]
+                + c.lip_weight * parts["lip"]
                 + c.lip_max_weight * parts["lip_max"]
+            )
         if "opening" in parts and c.opening_weight:
             total = total + c.opening_weight * parts["opening"]
         return total
@@ -201,27 +229,64 @@ class MotionModel(nn.Module):
     def mask_or_full(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return full_mask(audio) if mask is None else mask.bool()
 
-    @staticmethod
-    def prior_codes(n_samples: int, batch: int, dim: int, device) -> list[torch.Tensor]:
-        """Codes for `predict` of a generative model: the prior mean (zeros) when one sample is asked
-        for, so that output is deterministic; standard-normal draws otherwise. Each (batch, dim)."""
+
+class GenerativeModel(MotionModel):
+    """A model that decodes motion from (audio, style, a code (B, code_dim)) with a N(0, I) prior on
+    the code (the VAE's latent, the GAN's noise). Its deterministic output (`forward`, `predict` with
+    n_samples=1) is the prior mean, a zero code; `predict` with n_samples>1 draws one code per sample."""
+
+    @property
+    def code_dim(self) -> int:
+        raise NotImplementedError
+
+    def generate(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor, code: torch.Tensor):
+        """(B,T,F), (B,), (B,T) bool, (B, code_dim) -> motion (B,T,K)."""
+        raise NotImplementedError
+
+    def motion(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.generate(audio, style, mask, self.prior_codes(1, audio.shape[0], audio.device)[0])
+
+    @torch.no_grad()
+    def predict(
+        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self.check_inputs(audio, style)
+        mask = self.mask_or_full(audio, mask)
+        codes = self.prior_codes(n_samples, audio.shape[0], audio.device)
+        return torch.stack([self.generate(audio, style, mask, code) for code in codes])  # (S,B,T,K)
+
+    def prior_codes(self, n_samples: int, batch: int, device) -> list[torch.Tensor]:
+        """The prior mean (zeros) when one sample is asked for, so that output is deterministic;
+        standard-normal draws otherwise. Each (batch, code_dim)."""
         if n_samples == 1:
-            return [torch.zeros(batch, dim, device=device)]
-        return [torch.randn(batch, dim, device=device) for _ in range(n_samples)]
+            return [torch.zeros(batch, self.code_dim, device=device)]
+        return [torch.randn(batch, self.code_dim, device=device) for _ in range(n_samples)]
 
 
-def opening_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, dec: LipDecoder,
-                 close_boost: float = 0.0) -> torch.Tensor:
+def opening_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, dec: LipDecoder, close_boost: float = 0.0
+) -> torch.Tensor:
     """Mean squared error of the mouth opening (mm^2): the one dimension that decides lip contact,
     which the many-vertex MSE terms weight like any other. Frames whose true lips are closed (opening
     at most `dec.closed_mm` above rest) count (1 + close_boost) times."""
-    err = (pred.float() - target) @ dec.opening_basis                          # (B,T) mm, linear in coefs
-    weight = 1.0 + close_boost * (target @ dec.opening_basis + dec.opening_offset <= dec.closed_mm).float()
+    basis, offset = dec.opening_basis, dec.opening_offset
+    if basis is None or offset is None:
+        raise ValueError("the opening loss needs a LipDecoder built with `opening` weights")
+    err = (pred.float() - target) @ basis  # (B,T) mm, linear in coefs
+    weight = 1.0 + close_boost * (target @ basis + offset <= dec.closed_mm).float()
     return masked_mean(weight * err.pow(2), mask) if close_boost else masked_mean(err.pow(2), mask)
 
 
 def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontEnd:
     """The audio front end configured by the shared ModelConfig fields."""
-    return ConvFrontEnd(audio_dim, d_model, cfg.conv_layers, cfg.conv_kernel, cfg.dropout,
-                        utterance_norm=cfg.utterance_norm, freq_masks=cfg.freq_masks,
-                        freq_mask_width=cfg.freq_mask_width, freq_shift=cfg.freq_shift)
+    return ConvFrontEnd(
+        audio_dim,
+        d_model,
+        cfg.conv_layers,
+        cfg.conv_kernel,
+        cfg.dropout,
+        utterance_norm=cfg.utterance_norm,
+        freq_masks=cfg.freq_masks,
+        freq_mask_width=cfg.freq_mask_width,
+        freq_shift=cfg.freq_shift,
+    )

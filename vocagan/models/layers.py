@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 # ----------------------------------------------------------------------------- masked helpers
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of x (B,T,...) over the valid frames of mask (B,T) and all trailing dims -> scalar."""
@@ -48,8 +47,18 @@ class ConvFrontEnd(nn.Module):
     convolution so a sequence's output does not depend on how much padding its batch has.
     """
 
-    def __init__(self, audio_dim: int, d_model: int, n_layers: int = 2, kernel: int = 5, dropout: float = 0.1,
-                 utterance_norm: bool = False, freq_masks: int = 0, freq_mask_width: int = 0, freq_shift: int = 0):
+    def __init__(
+        self,
+        audio_dim: int,
+        d_model: int,
+        n_layers: int = 2,
+        kernel: int = 5,
+        dropout: float = 0.1,
+        utterance_norm: bool = False,
+        freq_masks: int = 0,
+        freq_mask_width: int = 0,
+        freq_shift: int = 0,
+    ):
         super().__init__()
         self.utterance_norm, self.freq_masks, self.freq_mask_width = utterance_norm, freq_masks, freq_mask_width
         self.freq_shift = freq_shift
@@ -60,9 +69,9 @@ class ConvFrontEnd(nn.Module):
 
     def normalise(self, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-sequence, per-feature z-score over valid frames: (B,T,F) -> (B,T,F)."""
-        m = mask.unsqueeze(-1).to(audio.dtype)                              # (B,T,1)
+        m = mask.unsqueeze(-1).to(audio.dtype)  # (B,T,1)
         n = m.sum(1, keepdim=True).clamp_min(1.0)
-        mean = (audio * m).sum(1, keepdim=True) / n                          # (B,1,F)
+        mean = (audio * m).sum(1, keepdim=True) / n  # (B,1,F)
         var = ((audio - mean).pow(2) * m).sum(1, keepdim=True) / n
         return (audio - mean) * torch.rsqrt(var + 1e-3)
 
@@ -83,14 +92,14 @@ class ConvFrontEnd(nn.Module):
         return audio * keep
 
     def forward(self, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = mask.unsqueeze(-1).to(audio.dtype)                       # (B,T,1)
+        m = mask.unsqueeze(-1).to(audio.dtype)  # (B,T,1)
         if self.utterance_norm:
             audio = self.normalise(audio, mask)
         if self.training and ((self.freq_masks > 0 and self.freq_mask_width > 0) or self.freq_shift > 0):
             audio = self.augment(audio)
-        h = self.proj(audio) * m                                      # (B,T,D)
-        for conv, norm in zip(self.convs, self.norms):
-            y = conv(norm(h).transpose(1, 2)).transpose(1, 2)         # (B,T,D)
+        h = self.proj(audio) * m  # (B,T,D)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            y = conv(norm(h).transpose(1, 2)).transpose(1, 2)  # (B,T,D)
             h = (h + self.dropout(F.gelu(y))) * m
         return h
 
@@ -106,10 +115,10 @@ def attention_bias(mask: torch.Tensor, slopes: torch.Tensor, band: int = 0) -> t
     and, when band > 0, outside |i-j| <= band (local attention; generalises to any length)."""
     B, T = mask.shape
     pos = torch.arange(T, device=mask.device)
-    dist = (pos[None, :] - pos[:, None]).abs().float()                # (T,T)
-    bias = -slopes.to(mask.device)[:, None, None] * dist               # (H,T,T)
-    bias = bias.unsqueeze(0).expand(B, -1, -1, -1).clone()             # (B,H,T,T)
-    blocked = ~mask[:, None, None, :]                                  # padded keys (B,1,1,T)
+    dist = (pos[None, :] - pos[:, None]).abs().float()  # (T,T)
+    bias = -slopes.to(mask.device)[:, None, None] * dist  # (H,T,T)
+    bias = bias.unsqueeze(0).expand(B, -1, -1, -1).clone()  # (B,H,T,T)
+    blocked = ~mask[:, None, None, :]  # padded keys (B,1,1,T)
     if band > 0:
         blocked = blocked | (dist > band)[None, None]
     bias = bias.masked_fill(blocked, float("-inf"))
@@ -131,8 +140,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3x(B,H,T,Dh)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
 
@@ -143,8 +153,9 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = SelfAttention(d_model, n_heads, dropout)
-        self.mlp = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(ff_mult * d_model, d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * d_model, d_model)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -153,10 +164,13 @@ class TransformerBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
+    slopes: torch.Tensor  # (H,) ALiBi slopes, a buffer
+
     """Stack of blocks sharing one ALiBi bias; (B,T,D), mask (B,T) -> (B,T,D), final LayerNorm."""
 
-    def __init__(self, d_model: int, n_heads: int, n_layers: int, ff_mult: int = 4, dropout: float = 0.1,
-                 band: int = 0):
+    def __init__(
+        self, d_model: int, n_heads: int, n_layers: int, ff_mult: int = 4, dropout: float = 0.1, band: int = 0
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, ff_mult, dropout) for _ in range(n_layers))
         self.ln = nn.LayerNorm(d_model)
@@ -164,7 +178,7 @@ class TransformerEncoder(nn.Module):
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        bias = attention_bias(mask, self.slopes, self.band)           # (B,H,T,T), built once per call
+        bias = attention_bias(mask, self.slopes, self.band)  # (B,H,T,T), built once per call
         for block in self.blocks:
             x = block(x, bias)
         return self.ln(x) * mask.unsqueeze(-1).to(x.dtype)
@@ -179,15 +193,21 @@ class LipDecoder(nn.Module):
     the decoder from the prepared data, a loaded checkpoint does not need it.
     """
 
-    def __init__(self, components, pca_mean, coef_mean, coef_std, lip_positions, opening=None,
-                 closed_mm: float = 0.0):
+    # buffers (registered in __init__), declared for the type checker
+    basis: torch.Tensor  # (K, 3L)
+    offset: torch.Tensor  # (3L,)
+    mouth_weights: torch.Tensor  # (K,)
+    opening_basis: torch.Tensor | None  # (K,); None without an opening definition
+    opening_offset: torch.Tensor | None  # ()
+
+    def __init__(self, components, pca_mean, coef_mean, coef_std, lip_positions, opening=None, closed_mm: float = 0.0):
         super().__init__()
-        components = torch.as_tensor(components, dtype=torch.float32)          # (K, 3M)
-        lips = torch.as_tensor(lip_positions, dtype=torch.long)                # (L,) positions in the crop
-        cols = (lips[:, None] * 3 + torch.arange(3)[None]).reshape(-1)         # (3L,) x,y,z columns
+        components = torch.as_tensor(components, dtype=torch.float32)  # (K, 3M)
+        lips = torch.as_tensor(lip_positions, dtype=torch.long)  # (L,) positions in the crop
+        cols = (lips[:, None] * 3 + torch.arange(3)[None]).reshape(-1)  # (3L,) x,y,z columns
         std = torch.as_tensor(coef_std, dtype=torch.float32)
         mean = torch.as_tensor(coef_mean, dtype=torch.float32)
-        basis = components[:, cols] * std[:, None] * 1000.0                    # (K, 3L) in mm
+        basis = components[:, cols] * std[:, None] * 1000.0  # (K, 3L) in mm
         offset = (mean @ components[:, cols] + torch.as_tensor(pca_mean, dtype=torch.float32)[cols]) * 1000.0
         self.register_buffer("basis", basis, persistent=False)
         self.register_buffer("offset", offset, persistent=False)
@@ -201,26 +221,26 @@ class LipDecoder(nn.Module):
         # crop offsets -> opening change (m); here as coefs (B,T,K) @ opening_basis (K,) + opening_offset, mm
         basis = offset = None
         if opening is not None:
-            a = torch.as_tensor(opening, dtype=torch.float32)                   # (3M,)
-            basis = components @ a * std * 1000.0                               # (K,) mm per unit coef
+            a = torch.as_tensor(opening, dtype=torch.float32)  # (3M,)
+            basis = components @ a * std * 1000.0  # (K,) mm per unit coef
             offset = (mean @ components + torch.as_tensor(pca_mean, dtype=torch.float32)) @ a * 1000.0
         self.register_buffer("opening_basis", basis, persistent=False)
         self.register_buffer("opening_offset", offset, persistent=False)
-        self.closed_mm = float(closed_mm)      # lips count as closed at <= this opening above rest (mm)
+        self.closed_mm = float(closed_mm)  # lips count as closed at <= this opening above rest (mm)
 
     @classmethod
-    def from_prepared(cls, prepared) -> "LipDecoder":
+    def from_prepared(cls, prepared) -> LipDecoder:
         """From a Prepared (or a checkpoint's rebuilt one): its PCA/normalisation and regions
         (`Prepared.lip_decoder_arrays`)."""
         return cls(**prepared.lip_decoder_arrays())
 
     def forward(self, coefs: torch.Tensor) -> torch.Tensor:
-        y = coefs.float() @ self.basis + self.offset                            # (B,T,3L)
+        y = coefs.float() @ self.basis + self.offset  # (B,T,3L)
         return y.view(*coefs.shape[:-1], self.n_lips, 3)
 
 
 def vertex_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, decoder: LipDecoder) -> dict:
     """Lip losses in mm^2: "lip" = mean squared lip-vertex error, "lip_max" = mean over frames of the
     max over lip vertices (the LVE definition, made differentiable through the max)."""
-    err = (decoder(pred) - decoder(target)).pow(2).sum(-1)                    # (B,T,L) squared mm
+    err = (decoder(pred) - decoder(target)).pow(2).sum(-1)  # (B,T,L) squared mm
     return {"lip": masked_mean(err, mask), "lip_max": masked_mean(err.amax(-1), mask)}

@@ -19,9 +19,9 @@ from vocagan.models.base import ModelConfig, MotionModel
 
 @dataclass
 class RNNConfig(ModelConfig):
-    hidden: int = option(128, lo=1, hi=8192)       # GRU units per direction
+    hidden: int = option(128, lo=1, hi=8192)  # GRU units per direction
     n_layers: int = option(2, lo=1, hi=64)
-    bidirectional: bool = True                     # False: causal (streaming) model, sees only past audio
+    bidirectional: bool = True  # False: causal (streaming) model, sees only past audio
     style_dim: int = option(32, lo=1, hi=8192)
 
 
@@ -34,21 +34,27 @@ class RNNModel(MotionModel):
         super().__init__(cfg, audio_dim, motion_dim, n_styles)
         self.front = self.front_end(cfg.hidden)
         self.style = nn.Embedding(n_styles, cfg.style_dim)
-        self.gru = nn.GRU(cfg.hidden + cfg.style_dim, cfg.hidden, num_layers=cfg.n_layers, batch_first=True,
-                          bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            cfg.hidden + cfg.style_dim,
+            cfg.hidden,
+            num_layers=cfg.n_layers,
+            batch_first=True,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0,
+        )
         out = cfg.hidden * (2 if cfg.bidirectional else 1)
-        self.head = nn.Sequential(nn.LayerNorm(out), nn.Linear(out, motion_dim))
-        nn.init.normal_(self.head[1].weight, std=0.02)
-        nn.init.zeros_(self.head[1].bias)
+        norm, linear = nn.LayerNorm(out), nn.Linear(out, motion_dim)
+        nn.init.normal_(linear.weight, std=0.02)
+        nn.init.zeros_(linear.bias)
+        self.head = nn.Sequential(norm, linear)
 
-    def forward(self, audio, style, mask=None):
-        mask = self.mask_or_full(audio, mask)
+    def motion(self, audio, style, mask):
         B, T, _ = audio.shape
-        h = self.front(audio, mask)                                            # (B,T,H)
-        s = self.style(style).unsqueeze(1).expand(B, T, -1)                     # (B,T,S)
-        x = torch.cat([h, s.to(h.dtype)], -1)                                   # (B,T,H+S)
+        h = self.front(audio, mask)  # (B,T,H)
+        s = self.style(style).unsqueeze(1).expand(B, T, -1)  # (B,T,S)
+        x = torch.cat([h, s.to(h.dtype)], -1)  # (B,T,H+S)
         lengths = mask.sum(1).clamp_min(1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         y, _ = self.gru(packed)
-        y, _ = pad_packed_sequence(y, batch_first=True, total_length=T)        # (B,T,H*dirs)
-        return self.head(y) * mask.unsqueeze(-1).to(y.dtype)                    # (B,T,K)
+        y, _ = pad_packed_sequence(y, batch_first=True, total_length=T)  # (B,T,H*dirs)
+        return self.head(y) * mask.unsqueeze(-1).to(y.dtype)  # (B,T,K)

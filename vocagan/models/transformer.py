@@ -26,8 +26,8 @@ class TransformerConfig(ModelConfig):
     n_heads: int = option(4, lo=1, hi=256)
     n_layers: int = option(3, lo=1, hi=128)
     ff_mult: int = option(4, lo=1, hi=64)
-    attention_band: int = option(0, lo=0)    # >0: attend only to |i-j| <= band frames (0: full, ALiBi-biased)
-    style_dim: int = option(0, lo=0, hi=16384)   # 0: style embedding of size d_model added to every frame
+    attention_band: int = option(0, lo=0)  # >0: attend only to |i-j| <= band frames (0: full, ALiBi-biased)
+    style_dim: int = option(0, lo=0, hi=16384)  # 0: style embedding of size d_model added to every frame
 
     def check(self, where: str) -> None:
         if self.d_model % self.n_heads:
@@ -53,14 +53,15 @@ class TransformerBackbone(nn.Module):
         nn.init.zeros_(self.head.bias)
         nn.init.normal_(self.head.weight, std=0.02)  # start near the mean motion (coefficients ~0)
 
-    def forward(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor,
-                cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.front(audio, mask)                                   # (B,T,D)
-        h = h + self.style_proj(self.style(style)).unsqueeze(1)       # (B,1,D) broadcast over time
+    def forward(
+        self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        h = self.front(audio, mask)  # (B,T,D)
+        h = h + self.style_proj(self.style(style)).unsqueeze(1)  # (B,1,D) broadcast over time
         if cond is not None:
             h = h + (cond.unsqueeze(1) if cond.dim() == 2 else cond)
-        h = self.encoder(h, mask)                                     # (B,T,D)
-        return self.head(h)                                           # (B,T,K)
+        h = self.encoder(h, mask)  # (B,T,D)
+        return self.head(h)  # (B,T,K)
 
 
 class TransformerModel(MotionModel):
@@ -72,5 +73,5 @@ class TransformerModel(MotionModel):
         super().__init__(cfg, audio_dim, motion_dim, n_styles)
         self.backbone = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
 
-    def forward(self, audio, style, mask=None):
-        return self.backbone(audio, style, self.mask_or_full(audio, mask))
+    def motion(self, audio, style, mask):
+        return self.backbone(audio, style, mask)

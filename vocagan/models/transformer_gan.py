@@ -32,7 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
-from vocagan.models.base import MotionModel, OptimStep, optim_step
+from vocagan.models.base import GenerativeModel, OptimStep, optim_step
 from vocagan.models.layers import masked_mean
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
@@ -40,18 +40,18 @@ from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 @dataclass
 class TransformerGANConfig(TransformerConfig):
     noise_dim: int = option(16, lo=1, hi=4096)
-    noise_scale: float = option(0.1, lo=0.0)         # noise enters at 10% weight: small variation, not a new mean
-    d_channels: int = option(64, lo=1, hi=8192)      # discriminator width
-    d_layers: int = option(3, lo=1, hi=16)           # dilated conv layers per branch (dilation 1, 2, 4, ...)
+    noise_scale: float = option(0.1, lo=0.0)  # noise enters at 10% weight: small variation, not a new mean
+    d_channels: int = option(64, lo=1, hi=8192)  # discriminator width
+    d_layers: int = option(3, lo=1, hi=16)  # dilated conv layers per branch (dilation 1, 2, 4, ...)
     d_kernel: int = option(5, lo=1, hi=63)
     adv_loss: str = option("lsgan", choices=("lsgan", "hinge"))
     adv_weight: float = option(0.1, lo=0.0)  # 0.5 cost test LVE +0.015 (3/3 seeds, 40 ep) for lip accel. 0.623 vs 0.615
-    fm_weight: float = option(5.0, lo=0.0)           # feature matching (L1 between D features of real and generated)
-    adv_start_epoch: int = option(2, lo=0)           # generator ignores D before this epoch (D trains from epoch 0)
+    fm_weight: float = option(5.0, lo=0.0)  # feature matching (L1 between D features of real and generated)
+    adv_start_epoch: int = option(2, lo=0)  # generator ignores D before this epoch (D trains from epoch 0)
     adv_ramp_epochs: int = option(5, lo=0)
-    shift_min: int = option(4, lo=1)                 # frames; sync negatives are shifted by shift_min..shift_max
+    shift_min: int = option(4, lo=1)  # frames; sync negatives are shifted by shift_min..shift_max
     shift_max: int = option(15, lo=1)
-    d_lr_scale: float = option(1.0, lo=0.0, lo_open=True)   # the critic's learning rate = train.lr * this
+    d_lr_scale: float = option(1.0, lo=0.0, lo_open=True)  # the critic's learning rate = train.lr * this
 
     def check(self, where: str) -> None:
         super().check(where)
@@ -70,33 +70,33 @@ class SyncDiscriminator(nn.Module):
         super().__init__()
         c = channels
         self.motion_in = _conv(2 * motion_dim, c, kernel)
-        self.motion_layers = nn.ModuleList(_conv(c, c, kernel, 2 ** i) for i in range(n_layers))
+        self.motion_layers = nn.ModuleList(_conv(c, c, kernel, 2**i) for i in range(n_layers))
         self.real_head = _conv(c, 1, 1)
         self.audio_norm = nn.LayerNorm(audio_dim)
         self.audio_in = _conv(audio_dim, c, kernel)
-        self.sync_layers = nn.ModuleList(_conv(3 * c if i == 0 else c, c, kernel, 2 ** i) for i in range(n_layers))
+        self.sync_layers = nn.ModuleList(_conv(3 * c if i == 0 else c, c, kernel, 2**i) for i in range(n_layers))
         self.sync_head = _conv(c, 1, 1)
 
     def forward(self, audio, motion, mask):
-        m = mask.unsqueeze(1).to(motion.dtype)                                   # (B,1,T)
+        m = mask.unsqueeze(1).to(motion.dtype)  # (B,1,T)
         vel = torch.cat([motion[:, :1] * 0, motion[:, 1:] - motion[:, :-1]], 1)  # (B,T,K) velocity
-        h = self.motion_in(torch.cat([motion, vel], -1).transpose(1, 2)) * m    # (B,C,T)
+        h = self.motion_in(torch.cat([motion, vel], -1).transpose(1, 2)) * m  # (B,C,T)
         feats = []
         for layer in self.motion_layers:
             h = (h + F.leaky_relu(layer(h), 0.2)) * m
             feats.append(h)
-        real = self.real_head(h).squeeze(1)                                       # (B,T)
+        real = self.real_head(h).squeeze(1)  # (B,T)
         a = F.leaky_relu(self.audio_in(self.audio_norm(audio).transpose(1, 2)), 0.2) * m
-        s = torch.cat([h, a, h * a], 1)            # (B,3C,T); the product makes co-activation easy to see
+        s = torch.cat([h, a, h * a], 1)  # (B,3C,T); the product makes co-activation easy to see
         for i, layer in enumerate(self.sync_layers):
             y = F.leaky_relu(layer(s), 0.2)
             s = (y if i == 0 else s + y) * m
             feats.append(s)
-        sync = self.sync_head(s).squeeze(1)                                       # (B,T)
+        sync = self.sync_head(s).squeeze(1)  # (B,T)
         return real, sync, feats
 
 
-class TransformerGANModel(MotionModel):
+class TransformerGANModel(GenerativeModel):
     Config = TransformerGANConfig
     name = "transformer_gan"
     label = "Transformer+GAN"
@@ -113,22 +113,22 @@ class TransformerGANModel(MotionModel):
         d_lr_scale), then the generator's over every other parameter."""
         critic = list(self.discriminator.parameters())
         skip = {id(p) for p in critic}
-        return [optim_step("discriminator", "d_", critic, tc, total_steps, lr_scale=self.cfg.d_lr_scale,
-                           betas=(0.5, 0.9)),
-                optim_step("generator", "train_", [p for p in self.parameters() if id(p) not in skip], tc, total_steps)]
+        return [
+            optim_step("discriminator", "d_", critic, tc, total_steps, lr_scale=self.cfg.d_lr_scale, betas=(0.5, 0.9)),
+            optim_step("generator", "train_", [p for p in self.parameters() if id(p) not in skip], tc, total_steps),
+        ]
 
     def step_loss(self, batch: dict, step: str) -> dict:
         return self.discriminator_loss(batch) if step == "discriminator" else self.loss(batch)
 
-    # ------------------------------------------------------------------ generator
-    def generate(self, audio, style, mask, noise):
-        cond = self.noise_proj(noise.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
-        return self.generator(audio, style, mask, cond=cond)
+    # ------------------------------------------------------------------ generator (code: the noise)
+    @property
+    def code_dim(self) -> int:
+        return self.cfg.noise_dim
 
-    def forward(self, audio, style, mask=None):
-        """Deterministic generation with noise = 0."""
-        mask = self.mask_or_full(audio, mask)
-        return self.generate(audio, style, mask, torch.zeros(audio.shape[0], self.cfg.noise_dim, device=audio.device))
+    def generate(self, audio, style, mask, code):
+        cond = self.noise_proj(code.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
+        return self.generator(audio, style, mask, cond=cond)
 
     def _sample(self, batch):
         noise = torch.randn(batch["audio"].shape[0], self.cfg.noise_dim, device=batch["audio"].device)
@@ -156,12 +156,12 @@ class TransformerGANModel(MotionModel):
     def _shifted_audio(self, audio, mask):
         """Each sequence's audio rotated by +-shift frames within its own length: (B,T,F)."""
         B, T, _ = audio.shape
-        lengths = mask.sum(1).clamp_min(1)                                          # (B,)
+        lengths = mask.sum(1).clamp_min(1)  # (B,)
         c = self.cfg
         shift = torch.randint(c.shift_min, c.shift_max + 1, (B,), device=audio.device)
         sign = torch.randint(0, 2, (B,), device=audio.device) * 2 - 1
         shift = torch.minimum(shift, (lengths - 1).clamp_min(1)) * sign
-        idx = (torch.arange(T, device=audio.device)[None] + shift[:, None]) % lengths[:, None]   # (B,T)
+        idx = (torch.arange(T, device=audio.device)[None] + shift[:, None]) % lengths[:, None]  # (B,T)
         return audio.gather(1, idx.unsqueeze(-1).expand_as(audio))
 
     def set_decoder(self, decoder) -> None:
@@ -187,21 +187,26 @@ class TransformerGANModel(MotionModel):
             fake = self._sample(batch).detach().to(motion.dtype)
         # one D call over [real | generated | real + shifted audio | real + another sequence's audio]
         other_mask = mask & mask.roll(1, 0)
-        r, s, _ = self._judge(torch.cat([audio, audio, self._shifted_audio(audio, mask), audio.roll(1, 0)]),
-                              torch.cat([motion, fake, motion, motion]), torch.cat([mask, mask, mask, other_mask]))
-        real_r, fake_r = r[:B], r[B:2 * B]
+        r, s, _ = self._judge(
+            torch.cat([audio, audio, self._shifted_audio(audio, mask), audio.roll(1, 0)]),
+            torch.cat([motion, fake, motion, motion]),
+            torch.cat([mask, mask, mask, other_mask]),
+        )
+        real_r, fake_r = r[:B], r[B : 2 * B]
         real_s, fake_s, shift_s, mis_s = s.split(B)
         parts = {"real": self._target(real_r, mask, True) + self._target(fake_r, mask, False)}
         negatives = [self._target(shift_s, mask, False)]
         if B > 1:  # with one sequence the "other" audio is its own
             negatives.append(self._target(mis_s, other_mask, False))
-        parts["sync"] = self._target(real_s, mask, True) + self._target(fake_s, mask, False) \
-            + sum(negatives) / len(negatives)
+        parts["sync"] = (
+            self._target(real_s, mask, True) + self._target(fake_s, mask, False) + sum(negatives) / len(negatives)
+        )
         parts["loss"] = parts["real"] + parts["sync"]
         with torch.no_grad():  # D's accuracy on the sync task (real vs shifted audio), logged
             thr = 0.0 if self.cfg.adv_loss == "hinge" else 0.5
-            parts["sync_acc"] = 0.5 * (masked_mean((real_s > thr).float(), mask)
-                                       + masked_mean((shift_s < thr).float(), mask))
+            parts["sync_acc"] = 0.5 * (
+                masked_mean((real_s > thr).float(), mask) + masked_mean((shift_s < thr).float(), mask)
+            )
         return parts
 
     def loss(self, batch):
@@ -212,8 +217,9 @@ class TransformerGANModel(MotionModel):
         ramp = self.ramp()
         if ramp > 0:
             B = audio.shape[0]
-            r, s, feats = self._judge(torch.cat([audio, audio]), torch.cat([pred.to(motion.dtype), motion]),
-                                      torch.cat([mask, mask]))
+            r, s, feats = self._judge(
+                torch.cat([audio, audio]), torch.cat([pred.to(motion.dtype), motion]), torch.cat([mask, mask])
+            )
             parts["adv"] = self._fool(r[:B], mask) + self._fool(s[:B], mask)
             # feature matching: D's features of generated vs real motion (real side detached)
             parts["fm"] = sum((f[:B] - f[B:].detach()).abs().mean() for f in feats) / len(feats)
@@ -222,10 +228,3 @@ class TransformerGANModel(MotionModel):
             parts["adv"] = parts["fm"] = torch.zeros((), device=pred.device)
         parts["loss"] = total
         return parts
-
-    @torch.no_grad()
-    def predict(self, audio, style, n_samples=1, mask=None):
-        self.check_inputs(audio, style)
-        mask = self.mask_or_full(audio, mask)
-        codes = self.prior_codes(n_samples, audio.shape[0], self.cfg.noise_dim, audio.device)
-        return torch.stack([self.generate(audio, style, mask, noise) for noise in codes])  # (S,B,T,K)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from vocagan.fields import option
-from vocagan.models.base import MotionModel
+from vocagan.models.base import GenerativeModel
 from vocagan.models.layers import ConvFrontEnd, TransformerEncoder, masked_pool
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
@@ -32,14 +32,15 @@ from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 @dataclass
 class TransformerVAEConfig(TransformerConfig):
     latent_dim: int = option(16, lo=1, hi=4096)
-    posterior_layers: int = option(1, lo=1, hi=64)   # transformer layers in q(z | motion, audio)
-    kl_weight: float = option(0.01, lo=0.0)          # final beta (KL is summed over latent dims, mean over batch)
-    kl_anneal_epochs: int = option(20, lo=0)         # beta rises linearly over this many epochs
-    free_bits: float = option(0.05, lo=0.0)          # nats per latent dim not penalised
-    latent_dropout: float = option(0.1, lo=0.0, hi=1.0)   # chance of decoding a crop with z = 0 (keeps the prior mean useful)
+    posterior_layers: int = option(1, lo=1, hi=64)  # transformer layers in q(z | motion, audio)
+    kl_weight: float = option(0.01, lo=0.0)  # final beta (KL is summed over latent dims, mean over batch)
+    kl_anneal_epochs: int = option(20, lo=0)  # beta rises linearly over this many epochs
+    free_bits: float = option(0.05, lo=0.0)  # nats per latent dim not penalised
+    # chance of decoding a crop with z = 0 (keeps the prior mean useful)
+    latent_dropout: float = option(0.1, lo=0.0, hi=1.0)
 
 
-class TransformerVAEModel(MotionModel):
+class TransformerVAEModel(GenerativeModel):
     Config = TransformerVAEConfig
     name = "transformer_vae"
     label = "Transformer+VAE"
@@ -53,50 +54,42 @@ class TransformerVAEModel(MotionModel):
         self.post_encoder = TransformerEncoder(d, cfg.n_heads, cfg.posterior_layers, cfg.ff_mult, cfg.dropout)
         self.post_head = nn.Linear(d, 2 * cfg.latent_dim)
         self.latent_proj = nn.Linear(cfg.latent_dim, d)
-        nn.init.zeros_(self.post_head.weight)   # start with q = N(0, I): KL 0, decoder learns audio first
+        nn.init.zeros_(self.post_head.weight)  # start with q = N(0, I): KL 0, decoder learns audio first
         nn.init.zeros_(self.post_head.bias)
 
     # ------------------------------------------------------------------ pieces
     def posterior(self, audio, motion, mask):
         """q(z | motion, audio): (B,T,F), (B,T,K), (B,T) -> mu, logvar (B, latent_dim)."""
-        h = self.post_front(torch.cat([audio, motion.to(audio.dtype)], -1), mask)   # (B,T,D)
-        h = masked_pool(self.post_encoder(h, mask), mask)                           # (B,D)
+        h = self.post_front(torch.cat([audio, motion.to(audio.dtype)], -1), mask)  # (B,T,D)
+        h = masked_pool(self.post_encoder(h, mask), mask)  # (B,D)
         mu, logvar = self.post_head(h).float().chunk(2, -1)
         return mu, logvar.clamp(-8.0, 8.0)
 
-    def decode(self, audio, style, mask, z):
-        return self.decoder(audio, style, mask, cond=self.latent_proj(z.to(self.latent_proj.weight.dtype)))
+    @property
+    def code_dim(self) -> int:
+        return self.cfg.latent_dim
+
+    def generate(self, audio, style, mask, code):
+        """The decoder p(motion | audio, style, z = code)."""
+        return self.decoder(audio, style, mask, cond=self.latent_proj(code.to(self.latent_proj.weight.dtype)))
 
     def beta(self) -> float:
         ramp = max(1, self.cfg.kl_anneal_epochs)
         return self.cfg.kl_weight * min(1.0, (self.epoch + 1) / ramp)
 
     # ------------------------------------------------------------------ interface
-    def forward(self, audio, style, mask=None):
-        """Deterministic decode at the prior mean (z = 0)."""
-        mask = self.mask_or_full(audio, mask)
-        z = torch.zeros(audio.shape[0], self.cfg.latent_dim, device=audio.device)
-        return self.decode(audio, style, mask, z)
-
     def loss(self, batch):
         audio, motion, mask = batch["audio"], batch["motion"], batch["mask"]
         mu, logvar = self.posterior(audio, motion, mask)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()                       # reparameterisation
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation
         if self.training and self.cfg.latent_dropout > 0:
             keep = (torch.rand(z.shape[0], 1, device=z.device) >= self.cfg.latent_dropout).to(z.dtype)
             z = z * keep
-        pred = self.decode(audio, batch["style"], mask, z)
+        pred = self.generate(audio, batch["style"], mask, z)
         parts = self.reconstruction_losses(pred, motion, mask)
-        kl_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(0)          # (latent_dim,) nats
+        kl_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(0)  # (latent_dim,) nats
         parts["kl"] = kl_dim.sum()
         kl_penalised = kl_dim.clamp_min(self.cfg.free_bits).sum()
         parts["beta"] = torch.tensor(self.beta(), device=pred.device)
         parts["loss"] = self.weighted(parts) + self.beta() * kl_penalised
         return parts
-
-    @torch.no_grad()
-    def predict(self, audio, style, n_samples=1, mask=None):
-        self.check_inputs(audio, style)
-        mask = self.mask_or_full(audio, mask)
-        codes = self.prior_codes(n_samples, audio.shape[0], self.cfg.latent_dim, audio.device)
-        return torch.stack([self.decode(audio, style, mask, z) for z in codes])      # (S,B,T,K)

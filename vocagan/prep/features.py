@@ -29,8 +29,8 @@ def vtlp_warp(mel: np.ndarray, alpha: float, spec: FeatureConfig) -> np.ndarray:
     fmax = min(float(spec.fmax), spec.sample_rate / 2.0)
     lo, hi = hz_to_mel(max(0.0, min(float(spec.fmin), fmax - 1.0))), hz_to_mel(fmax)
     step = (hi - lo) / (n + 1)
-    centre = mel_to_hz(lo + step * np.arange(1, n + 1))                           # (n,) band centres, Hz
-    pos = (hz_to_mel(centre / float(alpha)) - lo) / step - 1.0                      # (n,) fractional band index
+    centre = mel_to_hz(lo + step * np.arange(1, n + 1))  # (n,) band centres, Hz
+    pos = (hz_to_mel(centre / float(alpha)) - lo) / step - 1.0  # (n,) fractional band index
     pos = np.clip(pos, 0.0, n - 1.0)
     i0 = np.minimum(np.floor(pos).astype(np.int64), n - 2)
     frac = (pos - i0).astype(np.float32)
@@ -42,7 +42,7 @@ def feature_dim(spec: FeatureConfig) -> int:
     if spec.kind == "logmel":
         return int(spec.n_mels)
     if spec.kind == "deepspeech":
-        return DS_WINDOW * DS_CHARS   # flattened (16, 29) window
+        return DS_WINDOW * DS_CHARS  # flattened (16, 29) window
     raise VocaganError(f"unknown feature kind '{spec.kind}' (valid: logmel, deepspeech)")
 
 
@@ -53,10 +53,12 @@ def features_at_fps(x: np.ndarray, sr: int, spec: FeatureConfig, fps: float, n_f
     mesh frame times i / fps (edge values beyond the end of the audio).
     """
     if spec.kind != "logmel":
-        raise VocaganError(f"features_at_fps computes 'logmel' features from audio; kind '{spec.kind}' "
-                           "comes from precomputed windows (processed_audio_deepspeech.pkl)")
+        raise VocaganError(
+            f"features_at_fps computes 'logmel' features from audio; kind '{spec.kind}' "
+            "comes from precomputed windows (processed_audio_deepspeech.pkl)"
+        )
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     y = resample(x, int(sr), int(spec.sample_rate))
-    mel = logmel(y, int(spec.sample_rate), spec)                     # (M, n_mels) at sr/hop fps
+    mel = logmel(y, int(spec.sample_rate), spec)  # (M, n_mels) at sr/hop fps
     return resample_frames(mel, spec.sample_rate / spec.hop_length, fps, int(n_frames))

@@ -29,15 +29,15 @@ class Moments:
 
     def __init__(self, dim: int, chunk: int = 4096):
         self.n, self.chunk = 0, chunk
-        self.m2 = np.zeros((dim, dim))          # sum of the within-chunk scatters
-        self._means: list[np.ndarray] = []      # per flushed chunk: mean (D,) float64 ...
-        self._counts: list[int] = []            # ... and row count
+        self.m2 = np.zeros((dim, dim))  # sum of the within-chunk scatters
+        self._means: list[np.ndarray] = []  # per flushed chunk: mean (D,) float64 ...
+        self._counts: list[int] = []  # ... and row count
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         # Reused work arrays: a fresh 100 MB array per chunk costs page faults, and centring in
         # row blocks avoids a (C, D) float64 temporary (measured: ~20% less time, same bits).
-        self._rows = np.empty((0, dim), np.float32)       # (>= C, D) the chunk, centred in place
-        self._product: np.ndarray | None = None           # (D, D) float32
+        self._rows = np.empty((0, dim), np.float32)  # (>= C, D) the chunk, centred in place
+        self._product: np.ndarray | None = None  # (D, D) float32
 
     def add(self, x: np.ndarray) -> None:
         if len(x):
@@ -51,14 +51,14 @@ class Moments:
             return
         if len(self._rows) < self._buffered:
             self._rows = np.empty((self._buffered, self.m2.shape[1]), np.float32)
-        x = np.concatenate(self._buf, out=self._rows[: self._buffered])          # (C, D) copy
+        x = np.concatenate(self._buf, out=self._rows[: self._buffered])  # (C, D) copy
         self._buf, self._buffered = [], 0
         c_mean = x.mean(0, dtype=np.float64)
-        for i in range(0, len(x), 256):          # centred in float64, rounded to float32, in blocks
-            x[i:i + 256] = x[i:i + 256] - c_mean
+        for i in range(0, len(x), 256):  # centred in float64, rounded to float32, in blocks
+            x[i : i + 256] = x[i : i + 256] - c_mean
         if self._product is None:
             self._product = np.empty_like(self.m2, dtype=np.float32)
-        self.m2 += np.matmul(x.T, x, out=self._product)           # (D, D) float32 syrk
+        self.m2 += np.matmul(x.T, x, out=self._product)  # (D, D) float32 syrk
         self._means.append(c_mean)
         self._counts.append(len(x))
         self.n += len(x)
@@ -66,14 +66,14 @@ class Moments:
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean (D,), covariance (D, D)) over all rows added so far (unbiased, n - 1)."""
         self._flush()
-        self._rows, self._product = self._rows[:0].copy(), None      # work arrays: not needed now
+        self._rows, self._product = self._rows[:0].copy(), None  # work arrays: not needed now
         if not self._counts:
             return np.zeros(len(self.m2)), np.zeros_like(self.m2)
         counts = np.asarray(self._counts, np.float64)
-        means = np.stack(self._means)                                  # (chunks, D)
+        means = np.stack(self._means)  # (chunks, D)
         mean = counts @ means / self.n
-        spread = (means - mean) * np.sqrt(counts)[:, None]            # (chunks, D)
-        cov = spread.T @ spread                                       # between-chunk scatter (D, D)
+        spread = (means - mean) * np.sqrt(counts)[:, None]  # (chunks, D)
+        cov = spread.T @ spread  # between-chunk scatter (D, D)
         cov += self.m2
         cov /= max(self.n - 1, 1)
         return mean, cov
@@ -87,7 +87,7 @@ class IncrementalPCA:
     def __init__(self, dim: int, keep: int):
         self.keep, self.n = min(keep, dim), 0
         self.mean = np.zeros(dim)
-        self.sq = 0.0                      # sum of squared deviations from the running mean
+        self.sq = 0.0  # sum of squared deviations from the running mean
         self.s = np.zeros(0)
         self.vt = np.zeros((0, dim))
 
@@ -98,7 +98,7 @@ class IncrementalPCA:
         n_new = self.n + len(x)
         bmean = x.mean(0)
         delta = bmean - self.mean
-        self.sq += ((x - bmean) ** 2).sum() + self.n * len(x) / n_new * (delta ** 2).sum()
+        self.sq += ((x - bmean) ** 2).sum() + self.n * len(x) / n_new * (delta**2).sum()
         rows = [self.s[:, None] * self.vt, x - bmean]
         if self.n:
             rows.append(np.sqrt(self.n * len(x) / n_new) * delta[None])
@@ -110,7 +110,7 @@ class IncrementalPCA:
     def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """(mean (D,), components (k, D), variances (k,), total variance)."""
         denom = max(self.n - 1, 1)
-        return self.mean, self.vt, self.s ** 2 / denom, self.sq / denom
+        return self.mean, self.vt, self.s**2 / denom, self.sq / denom
 
 
 def blas_threads(n: int):
@@ -136,21 +136,20 @@ def top_components(cov: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from scipy.linalg.blas import dsymv
         from scipy.sparse.linalg import LinearOperator, eigsh
 
-        sym = np.asfortranarray(np.asarray(cov, np.float64).T)      # the same matrix, Fortran order (no copy)
+        sym = np.asfortranarray(np.asarray(cov, np.float64).T)  # the same matrix, Fortran order (no copy)
         op = LinearOperator((d, d), matvec=lambda v: dsymv(1.0, sym, v.ravel()), dtype=np.float64)
         with blas_threads(1):
-            values, vectors = eigsh(op, k=k, which="LA", v0=np.ones(d) / np.sqrt(d))   # deterministic start
+            values, vectors = eigsh(op, k=k, which="LA", v0=np.ones(d) / np.sqrt(d))  # deterministic start
         order = np.argsort(values)
         values, vectors = values[order], vectors[:, order]
     else:
         from scipy.linalg import eigh
 
         values, vectors = eigh(cov, subset_by_index=[d - k, d - 1])
-    return values[::-1].clip(min=0.0), vectors[:, ::-1].T             # descending
+    return values[::-1].clip(min=0.0), vectors[:, ::-1].T  # descending
 
 
-def choose_components(variances: np.ndarray, total: float, variance: float, max_components: int,
-                      exact: int = 0) -> int:
+def choose_components(variances: np.ndarray, total: float, variance: float, max_components: int, exact: int = 0) -> int:
     """Fewest components whose explained fraction reaches `variance`, capped at max_components;
     exactly `exact` when > 0."""
     if exact > 0:

@@ -36,15 +36,22 @@ import numpy as np
 from vocagan.config import SPLITS, Config
 from vocagan.errors import VocaganError
 from vocagan.frames import audio_frames, fps_step, resample_frames
-from vocagan.prep.pca import (IncrementalPCA, Moments, blas_threads, choose_components, coef_stats, fix_signs,
-                              top_components)
+from vocagan.prep.pca import (
+    IncrementalPCA,
+    Moments,
+    blas_threads,
+    choose_components,
+    coef_stats,
+    fix_signs,
+    top_components,
+)
 from vocagan.prep.prepared import Prepared, SequenceInfo
 from vocagan.prep.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
-CACHE_VERSION = 5          # bump when the output of prepare changes for the same inputs
-EXACT_MAX_DIM = 6000       # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
-VAL_OFFSETS_MAX_BYTES = 256 << 20   # keep the val split's true offsets in the cache below this size
+CACHE_VERSION = 5  # bump when the output of prepare changes for the same inputs
+EXACT_MAX_DIM = 6000  # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
+VAL_OFFSETS_MAX_BYTES = 256 << 20  # keep the val split's true offsets in the cache below this size
 
 
 # ----------------------------------------------------------------------------- a) align + fps
@@ -68,8 +75,12 @@ def cache_dir(cfg: Config) -> Path:
 
 def input_files(p, cfg: Config) -> dict[str, Path]:
     """The files (of the resolved `VocasetPaths` p) whose content determines the prepared arrays."""
-    files = {"templates": p.templates, "template_ply": p.template_ply, "masks": p.masks,
-             "mouth_indices": cfg.data.mouth_indices_path}
+    files = {
+        "templates": p.templates,
+        "template_ply": p.template_ply,
+        "masks": p.masks,
+        "mouth_indices": cfg.data.mouth_indices_path,
+    }
     if p.layout == "vocaset":
         files.update(data_verts=p.data_verts, idx_map=p.idx_map)
     else:
@@ -88,8 +99,13 @@ def cache_key(paths, cfg: Config) -> str:
     only the resolved paths, so a cache hit never loads the pickles)."""
     data = {k: v for k, v in asdict(cfg.data).items() if not k.endswith("_path") and k != "root"}
     prep = {k: v for k, v in asdict(cfg.prep).items() if k != "cache_dir"}
-    spec = {"version": CACHE_VERSION, "data": data, "features": asdict(cfg.features), "prep": prep,
-            "files": {k: file_fingerprint(v) for k, v in input_files(paths, cfg).items()}}
+    spec = {
+        "version": CACHE_VERSION,
+        "data": data,
+        "features": asdict(cfg.features),
+        "prep": prep,
+        "files": {k: file_fingerprint(v) for k, v in input_files(paths, cfg).items()},
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -98,25 +114,29 @@ def _check_features(p, cfg: Config) -> None:
     kind = cfg.features.kind
     root = Path(cfg.data.root) if cfg.data.root else None
     if kind == "deepspeech" and p.deepspeech is None:
-        raise VocaganError("features.kind 'deepspeech' needs processed_audio_deepspeech.pkl, which is absent",
-                           cfg.data.audio_pkl_path or (root / "processed_audio_deepspeech.pkl" if root else None))
+        raise VocaganError(
+            "features.kind 'deepspeech' needs processed_audio_deepspeech.pkl, which is absent",
+            cfg.data.audio_pkl_path or (root / "processed_audio_deepspeech.pkl" if root else None),
+        )
     if kind == "logmel" and p.raw_audio is None and p.wav_dir is None:
-        raise VocaganError("features.kind 'logmel' needs raw audio (raw_audio_fixed.pkl or wav/), which is absent",
-                           cfg.data.raw_audio_path or (root / "raw_audio_fixed.pkl" if root else None))
+        raise VocaganError(
+            "features.kind 'logmel' needs raw audio (raw_audio_fixed.pkl or wav/), which is absent",
+            cfg.data.raw_audio_path or (root / "raw_audio_fixed.pkl" if root else None),
+        )
 
 
 def _sequence(vs, cfg: Config, subject: str, sentence: str):
     """One aligned sequence at the target fps -> (verts (T, V, 3), audio features (T, F), trimmed)
     or None when its audio entry is missing."""
-    verts = vs.load_verts(subject, sentence)                   # (T60, V, 3)
+    verts = vs.load_verts(subject, sentence)  # (T60, V, 3)
     if cfg.features.kind == "deepspeech":
         src = vs.paths.deepspeech
-        windows = vs.deepspeech(subject, sentence)             # (T60, 16, 29)
+        windows = vs.deepspeech(subject, sentence)  # (T60, 16, 29)
         if windows is None:
             return None
         verts, trimmed = align(verts, len(windows))
         feats = resample_frames(windows[: len(verts)], vs.source_fps, cfg.data.fps)
-        feats = feats.reshape(len(feats), -1)                  # (T, 16 * 29)
+        feats = feats.reshape(len(feats), -1)  # (T, 16 * 29)
         verts = resample_frames(verts, vs.source_fps, cfg.data.fps)
     else:
         from vocagan.prep.features import features_at_fps
@@ -128,7 +148,7 @@ def _sequence(vs, cfg: Config, subject: str, sentence: str):
         samples, sr = audio
         verts, trimmed = align(verts, audio_frames(len(samples), sr, vs.source_fps))
         verts = resample_frames(verts, vs.source_fps, cfg.data.fps)
-        feats = features_at_fps(samples, sr, cfg.features, cfg.data.fps, len(verts))   # (T, F)
+        feats = features_at_fps(samples, sr, cfg.features, cfg.data.fps, len(verts))  # (T, F)
     if len(verts) == 0:
         return None
     if not np.isfinite(feats).all():
@@ -144,10 +164,10 @@ def _template_for_regions(vs, styles: list[str]) -> np.ndarray:
 class _Seq:
     subject: str
     sentence: str
-    audio: np.ndarray            # (T, F) features at cfg.data.fps
-    offsets: np.ndarray | None   # (T, 3M) cropped motion offsets (dropped once projected, except val)
+    audio: np.ndarray  # (T, F) features at cfg.data.fps
+    offsets: np.ndarray | None  # (T, 3M) cropped motion offsets (dropped once projected, except val)
     trimmed: int
-    coefs: np.ndarray | None = None   # (T, K) PCA coefficients (not yet normalised)
+    coefs: np.ndarray | None = None  # (T, K) PCA coefficients (not yet normalised)
 
 
 def _prefetch(fn, items, depth: int = 4, workers: int = 2):
@@ -165,6 +185,7 @@ def _prefetch(fn, items, depth: int = 4, workers: int = 2):
 
 def _read(vs, cfg: Config, pairs: list, split: str, idx: np.ndarray, no_audio: list):
     """Yield a `_Seq` per usable sequence of `split` (progress bar per sequence)."""
+
     def load(pair):
         item = _sequence(vs, cfg, *pair)
         if item is None:
@@ -177,8 +198,9 @@ def _read(vs, cfg: Config, pairs: list, split: str, idx: np.ndarray, no_audio: l
     from vocagan.utils import one_torch_thread
 
     with one_torch_thread() if cfg.features.kind == "logmel" else contextlib.nullcontext():
-        for (subject, sentence), item in progress(_prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs),
-                                                  unit="seq"):
+        for (subject, sentence), item in progress(
+            _prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs), unit="seq"
+        ):
             if item is None:
                 if (subject, sentence) not in no_audio:
                     no_audio.append((subject, sentence))
@@ -206,10 +228,10 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
     projected. Returns (seqs per split, mean (D,), components (K, D), explained ratio (K,), method)."""
     dim = 3 * len(idx)
     keep = cfg.prep.pca_components if cfg.prep.pca_components > 0 else cfg.prep.pca_max_components
-    seqs = {s: [] for s in SPLITS}
+    seqs: dict[str, list[_Seq]] = {s: [] for s in SPLITS}
     if dim <= EXACT_MAX_DIM:
         method = "exact covariance, float64 sums"
-        for split in SPLITS:      # read everything first (two threads), then the products (BLAS threads)
+        for split in SPLITS:  # read everything first (two threads), then the products (BLAS threads)
             seqs[split] = list(_read(vs, cfg, pairs[split], split, idx, no_audio))
         clock.lap("read + features")
         if not seqs["train"]:
@@ -234,21 +256,22 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
         mean, components, variances, total = ipca.result()
         clock.lap("read + incremental PCA")
     if cfg.prep.pca_components > len(variances):
-        raise VocaganError(f"prep.pca_components={cfg.prep.pca_components} exceeds the {len(variances)} "
-                           f"components the crop ({dim} dims) and train frames allow")
-    k = choose_components(variances, total, cfg.prep.pca_variance, cfg.prep.pca_max_components,
-                          cfg.prep.pca_components)
-    components = fix_signs(components[:k]).astype(np.float32)                  # (K, D)
+        raise VocaganError(
+            f"prep.pca_components={cfg.prep.pca_components} exceeds the {len(variances)} "
+            f"components the crop ({dim} dims) and train frames allow"
+        )
+    k = choose_components(variances, total, cfg.prep.pca_variance, cfg.prep.pca_max_components, cfg.prep.pca_components)
+    components = fix_signs(components[:k]).astype(np.float32)  # (K, D)
     ratio = (variances[:k] / max(total, 1e-30)).astype(np.float32)
     mean = mean.astype(np.float32)
 
     def project(seq: _Seq, split: str) -> _Seq:
-        seq.coefs = (seq.offsets - mean) @ components.T                        # (T, K)
+        seq.coefs = (seq.offsets - mean) @ components.T  # (T, K)
         if split != "val":
             seq.offsets = None
         return seq
 
-    with blas_threads(1):   # one small product per sequence: 2 BLAS threads were 6x slower on busy cores
+    with blas_threads(1):  # one small product per sequence: 2 BLAS threads were 6x slower on busy cores
         for split in SPLITS:
             if seqs[split] or dim <= EXACT_MAX_DIM:
                 seqs[split] = [project(q, split) for q in seqs[split]]
@@ -260,8 +283,9 @@ def _fit_and_project(vs, cfg: Config, pairs: dict, idx: np.ndarray, no_audio: li
 
 def prepare(cfg: Config) -> Prepared:
     """Align, crop, PCA and normalise the VOCASET folder of `cfg.data`; cached (see module doc)."""
+    from vocagan.formats.vocaset import open_vocaset
+    from vocagan.formats.vocaset_files import resolve_paths
     from vocagan.prep.features import feature_dim
-    from vocagan.formats.vocaset import open_vocaset, resolve_paths
 
     t0 = time.perf_counter()
     paths = resolve_paths(cfg.data)
@@ -277,17 +301,24 @@ def prepare(cfg: Config) -> Prepared:
             log(f"warning: unreadable cache {path} ({e}); rebuilding it")
 
     clock = _Clock()
-    vs = open_vocaset(cfg.data, deepspeech=cfg.features.kind == "deepspeech")   # the splits depend on what is read
+    vs = open_vocaset(cfg.data, deepspeech=cfg.features.kind == "deepspeech")  # the splits depend on what is read
     pairs = {s: vs.split(s) for s in SPLITS}
     for s, p in pairs.items():
         if not p:
-            raise VocaganError(f"split '{s}' has no sequences (set data.{s}_subjects / data.{s}_sentences)",
-                               vs.paths.idx_map or vs.paths.vertices_dir)
+            raise VocaganError(
+                f"split '{s}' has no sequences (set data.{s}_subjects / data.{s}_sentences)",
+                vs.paths.idx_map or vs.paths.vertices_dir,
+            )
 
-    styles = list(dict.fromkeys(s for s, _ in pairs["train"]))        # train subjects, config order
+    styles = list(dict.fromkeys(s for s, _ in pairs["train"]))  # train subjects, config order
     names = list(dict.fromkeys(s for p in pairs.values() for s, _ in p))
-    regions = resolve_regions(_template_for_regions(vs, styles), vs.masks, cfg.data.mouth_indices_path,
-                              vs.masks_source if vs.masks is not None else "", faces=vs.faces)
+    regions = resolve_regions(
+        _template_for_regions(vs, styles),
+        vs.masks,
+        cfg.data.mouth_indices_path,
+        vs.masks_source if vs.masks is not None else "",
+        faces=vs.faces,
+    )
     idx = regions.mouth if cfg.prep.region == "mouth" else np.arange(vs.n_vertices)
     no_audio: list[tuple[str, str]] = []
     clock.lap("open")
@@ -299,40 +330,63 @@ def prepare(cfg: Config) -> Prepared:
 
     trimmed = [(q.subject, q.sentence, q.trimmed) for s in SPLITS for q in seqs[s] if q.trimmed]
     if trimmed:
-        log(f"aligned mesh and audio: trimmed {sum(n for *_, n in trimmed)} frame(s) in {len(trimmed)} "
-            f"sequence(s) to the shorter stream (e.g. {trimmed[0][0]}/{trimmed[0][1]}: {trimmed[0][2]})")
+        log(
+            f"aligned mesh and audio: trimmed {sum(n for *_, n in trimmed)} frame(s) in {len(trimmed)} "
+            f"sequence(s) to the shorter stream (e.g. {trimmed[0][0]}/{trimmed[0][1]}: {trimmed[0][2]})"
+        )
     if no_audio:
         log(f"skipped {len(no_audio)} sequence(s) without audio (e.g. {no_audio[0][0]}/{no_audio[0][1]})")
     val_frames = sum(len(q.audio) for q in seqs["val"])
     true_offsets = {}
     if val_frames * 3 * len(idx) * 4 <= VAL_OFFSETS_MAX_BYTES:
         true_offsets["val"] = np.concatenate([q.offsets for q in seqs["val"]]).reshape(val_frames, len(idx), 3)
-    infos, start = {}, 0
+    infos: dict[str, list[SequenceInfo]] = {}
     for s in SPLITS:
         infos[s], start = [], 0
         for q in seqs[s]:
             infos[s].append(SequenceInfo(q.subject, q.sentence, start, len(q.audio)))
             start += len(q.audio)
     meta = {
-        "version": CACHE_VERSION, "fps": cfg.data.fps, "source_fps": vs.source_fps, "step": step,
-        "region": cfg.prep.region, "region_source": regions.source, "features": asdict(cfg.features),
-        "feature_dim": feature_dim(cfg.features), "styles": styles, "template_names": names,
+        "version": CACHE_VERSION,
+        "fps": cfg.data.fps,
+        "source_fps": vs.source_fps,
+        "step": step,
+        "region": cfg.prep.region,
+        "region_source": regions.source,
+        "features": asdict(cfg.features),
+        "feature_dim": feature_dim(cfg.features),
+        "styles": styles,
+        "template_names": names,
         "subjects": {s: list(dict.fromkeys(x.subject for x in infos[s])) for s in SPLITS},
         "skipped": [list(x) for x in vs.skipped] + [[a, b, "audio missing or empty"] for a, b in no_audio],
         "absent": len(vs.absent),
-        "trimmed_frames": int(sum(n for *_, n in trimmed)), "trimmed_sequences": len(trimmed),
-        "pca_method": method, "pca_dim": 3 * len(idx), "explained_variance": float(ratio.sum()),
-        "normalize": cfg.prep.normalize, "data_fingerprint": path.stem, "n_vertices": vs.n_vertices,
+        "trimmed_frames": int(sum(n for *_, n in trimmed)),
+        "trimmed_sequences": len(trimmed),
+        "pca_method": method,
+        "pca_dim": 3 * len(idx),
+        "explained_variance": float(ratio.sum()),
+        "normalize": cfg.prep.normalize,
+        "data_fingerprint": path.stem,
+        "n_vertices": vs.n_vertices,
     }
     prepared = Prepared(
-        meta=meta, faces=np.asarray(vs.faces if vs.faces is not None else np.zeros((0, 3)), np.int32),
+        meta=meta,
+        faces=np.asarray(vs.faces if vs.faces is not None else np.zeros((0, 3)), np.int32),
         templates=np.stack([vs.templates[n] for n in names]).astype(np.float32),
-        regions=regions, crop=np.asarray(idx, np.int64), pca_components=components, pca_mean=mean,
-        explained_variance_ratio=ratio, coef_mean=coef_mean, coef_std=coef_std, seqs=infos,
+        regions=regions,
+        crop=np.asarray(idx, np.int64),
+        pca_components=components,
+        pca_mean=mean,
+        explained_variance_ratio=ratio,
+        coef_mean=coef_mean,
+        coef_std=coef_std,
+        seqs=infos,
         audio={s: np.concatenate([q.audio for q in seqs[s]]).astype(np.float32) for s in SPLITS},
-        motion={s: ((np.concatenate([q.coefs for q in seqs[s]]) - coef_mean) / coef_std).astype(np.float32)
-                for s in SPLITS},
-        true_offsets=true_offsets)
+        motion={
+            s: ((np.concatenate([q.coefs for q in seqs[s]]) - coef_mean) / coef_std).astype(np.float32) for s in SPLITS
+        },
+        true_offsets=true_offsets,
+    )
     prepared.save(path)
     clock.lap("stats + save")
     log(f"prepared data written to {path} ({time.perf_counter() - t0:.1f} s: {clock})")

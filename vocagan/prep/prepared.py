@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +23,16 @@ from vocagan.prep.regions import CLOSED_MM, Regions, lip_positions, opening_weig
 from vocagan.utils import atomic_path
 
 # Arrays that describe the preprocessing (what a checkpoint stores); per-split data comes on top.
-STAT_ARRAYS = ("faces", "templates", "crop", "pca_components", "pca_mean", "explained_variance_ratio",
-               "coef_mean", "coef_std")
+STAT_ARRAYS = (
+    "faces",
+    "templates",
+    "crop",
+    "pca_components",
+    "pca_mean",
+    "explained_variance_ratio",
+    "coef_mean",
+    "coef_std",
+)
 
 
 @dataclass
@@ -32,29 +41,29 @@ class SequenceInfo:
 
     subject: str
     sentence: str
-    start: int    # first row in audio[split] / motion[split]
-    length: int   # frames at meta["fps"]
+    start: int  # first row in audio[split] / motion[split]
+    length: int  # frames at meta["fps"]
 
 
 @dataclass
 class Prepared:
     """Plain arrays for training, validation and decoding (see docs/architecture.md)."""
 
-    meta: dict                         # JSON: fps, source_fps, region source, features, styles, ...
-    faces: np.ndarray                  # (F, 3) int32; (0, 3) when no template PLY was given
-    templates: np.ndarray              # (S, V, 3) float32, in meta["template_names"] order
-    regions: Regions                   # mouth, lips, upper_face indices into the full mesh
-    crop: np.ndarray                   # (M,) vertices of the motion offsets (mouth, or all for "face")
-    pca_components: np.ndarray         # (K, 3M) float32, rows orthonormal
-    pca_mean: np.ndarray               # (3M,)
-    explained_variance_ratio: np.ndarray   # (K,)
-    coef_mean: np.ndarray              # (K,) train-split normalisation (0 when normalise is off)
-    coef_std: np.ndarray               # (K,) (1 when normalise is off)
+    meta: dict  # JSON: fps, source_fps, region source, features, styles, ...
+    faces: np.ndarray  # (F, 3) int32; (0, 3) when no template PLY was given
+    templates: np.ndarray  # (S, V, 3) float32, in meta["template_names"] order
+    regions: Regions  # mouth, lips, upper_face indices into the full mesh
+    crop: np.ndarray  # (M,) vertices of the motion offsets (mouth, or all for "face")
+    pca_components: np.ndarray  # (K, 3M) float32, rows orthonormal
+    pca_mean: np.ndarray  # (3M,)
+    explained_variance_ratio: np.ndarray  # (K,)
+    coef_mean: np.ndarray  # (K,) train-split normalisation (0 when normalise is off)
+    coef_std: np.ndarray  # (K,) (1 when normalise is off)
     seqs: dict[str, list[SequenceInfo]] = field(default_factory=dict)
-    audio: dict[str, np.ndarray] = field(default_factory=dict)    # split -> (sum T, F) float32
-    motion: dict[str, np.ndarray] = field(default_factory=dict)   # split -> (sum T, K) normalised coefs
+    audio: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (sum T, F) float32
+    motion: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (sum T, K) normalised coefs
     true_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # "val" -> (sum T, M, 3) when cheap
-    path: Path | None = None           # the cache file it was saved to / loaded from
+    path: Path | None = None  # the cache file it was saved to / loaded from
 
     # -- facts
     @property
@@ -98,7 +107,7 @@ class Prepared:
         if split not in self.true_offsets:
             return None
         info = self.seqs[split][i]
-        return self.true_offsets[split][info.start: info.start + info.length]
+        return self.true_offsets[split][info.start : info.start + info.length]
 
     # -- decoding
     def decode(self, coefs):
@@ -106,8 +115,10 @@ class Prepared:
         the same type out (torch keeps coefs' device and dtype)."""
         m = len(self.crop)
         if isinstance(coefs, torch.Tensor):
+
             def t(a):
                 return torch.as_tensor(a, dtype=coefs.dtype, device=coefs.device)
+
             flat = (coefs * t(self.coef_std) + t(self.coef_mean)) @ t(self.pca_components) + t(self.pca_mean)
         else:
             coefs = np.asarray(coefs, np.float32)
@@ -118,16 +129,20 @@ class Prepared:
         """Normalised coefficients (..., T, K) + template (a subject name or a (V, 3) array) ->
         full meshes (..., T, V, 3): the template everywhere, template + offsets in the crop."""
         base = self.template(template) if isinstance(template, str) else template
-        offsets = self.decode(coefs)                                   # (..., T, M, 3)
+        offsets = self.decode(coefs)  # (..., T, M, 3)
+        verts: torch.Tensor | np.ndarray
         if isinstance(offsets, torch.Tensor):
-            base = torch.as_tensor(np.asarray(base) if not isinstance(base, torch.Tensor) else base,
-                                   dtype=offsets.dtype, device=offsets.device)
-            verts = base.expand(*offsets.shape[:-2], *base.shape).clone()
+            base_t = torch.as_tensor(
+                np.asarray(base) if not isinstance(base, torch.Tensor) else base,
+                dtype=offsets.dtype,
+                device=offsets.device,
+            )
+            verts, n_vertices = base_t.expand(*offsets.shape[:-2], *base_t.shape).clone(), base_t.shape[0]
         else:
-            base = np.asarray(base, np.float32)
-            verts = np.broadcast_to(base, (*offsets.shape[:-2], *base.shape)).copy()
-        if base.shape[0] != self.meta["n_vertices"]:
-            raise VocaganError(f"template has {base.shape[0]} vertices, the prepared data {self.meta['n_vertices']}")
+            base_a = np.asarray(base, np.float32)
+            verts, n_vertices = np.broadcast_to(base_a, (*offsets.shape[:-2], *base_a.shape)).copy(), base_a.shape[0]
+        if n_vertices != self.meta["n_vertices"]:
+            raise VocaganError(f"template has {n_vertices} vertices, the prepared data {self.meta['n_vertices']}")
         verts[..., self.crop, :] += offsets
         return verts
 
@@ -135,27 +150,33 @@ class Prepared:
         """What `models.layers.LipDecoder` needs (the vertex-space lip and opening losses, validation
         LVE): PCA basis, normalisation, the lips' positions in the crop, the linearised mouth opening
         and the closure threshold."""
-        return {"components": self.pca_components, "pca_mean": self.pca_mean, "coef_mean": self.coef_mean,
-                "coef_std": self.coef_std, "lip_positions": lip_positions(self.crop, self.regions.lips),
-                "opening": opening_weights(self.crop, self.templates.mean(0), self.regions.lips),
-                "closed_mm": CLOSED_MM}
+        return {
+            "components": self.pca_components,
+            "pca_mean": self.pca_mean,
+            "coef_mean": self.coef_mean,
+            "coef_std": self.coef_std,
+            "lip_positions": lip_positions(self.crop, self.regions.lips),
+            "opening": opening_weights(self.crop, self.templates.mean(0), self.regions.lips),
+            "closed_mm": CLOSED_MM,
+        }
 
     # -- what a checkpoint stores
     def stats_dict(self) -> dict:
         """{"meta": JSON str, name: ndarray, ...}: everything `decode`/`to_vertices`/metrics need."""
-        out = {"meta": json.dumps(self.meta, sort_keys=True)}
+        out: dict[str, str | np.ndarray] = {"meta": json.dumps(self.meta, sort_keys=True)}
         out.update({k: np.asarray(getattr(self, k)) for k in STAT_ARRAYS})
         out.update(self.regions.to_arrays())
         return out
 
     @classmethod
-    def from_stats_dict(cls, d: dict) -> "Prepared":
+    def from_stats_dict(cls, d: dict) -> Prepared:
         """Rebuild (without per-split data) from `stats_dict()`; tensors are accepted too."""
         meta = json.loads(d["meta"]) if isinstance(d["meta"], str) else dict(d["meta"])
-        arr = {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in d.items()
-               if k != "meta"}
-        return cls(meta=meta, regions=Regions.from_arrays(arr, meta["region_source"]),
-                   **{k: arr[k] for k in STAT_ARRAYS})
+        arr = {
+            k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in d.items() if k != "meta"
+        }
+        stats: dict[str, Any] = {k: arr[k] for k in STAT_ARRAYS}  # the array fields, by name
+        return cls(meta=meta, regions=Regions.from_arrays(arr, meta["region_source"]), **stats)
 
     # -- cache file
     def save(self, path: str | Path) -> Path:
@@ -169,21 +190,25 @@ class Prepared:
         for s, a in self.true_offsets.items():
             arrays[f"true_offsets_{s}"] = a
         with atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as f:   # a file object: np.savez would append a second ".npz"
+            with open(tmp, "wb") as f:  # a file object: np.savez would append a second ".npz"
                 np.savez(f, **arrays)
         self.path = path
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Prepared":
+    def load(cls, path: str | Path) -> Prepared:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             head = json.loads(str(arrays.pop("meta")))
             meta = head["meta"]
-            p = cls(meta=meta, regions=Regions.from_arrays(arrays, meta["region_source"]),
-                    **{k: arrays[k] for k in STAT_ARRAYS}, path=path)
+            p = cls(
+                meta=meta,
+                regions=Regions.from_arrays(arrays, meta["region_source"]),
+                **{k: arrays[k] for k in STAT_ARRAYS},
+                path=path,
+            )
             for s in SPLITS:
                 p.seqs[s] = [SequenceInfo(a, b, int(c), int(n)) for a, b, c, n in head["seqs"].get(s, [])]
                 if f"audio_{s}" in arrays:
@@ -200,25 +225,40 @@ class Prepared:
         for s in SPLITS:
             if s in self.seqs:
                 frames = sum(q.length for q in self.seqs[s])
-                lines.append(f"  {s:5s}: {len(self.seqs[s])} sequences, {frames} frames, subjects "
-                             f"{len(m['subjects'].get(s, []))}")
+                lines.append(
+                    f"  {s:5s}: {len(self.seqs[s])} sequences, {frames} frames, subjects "
+                    f"{len(m['subjects'].get(s, []))}"
+                )
         skipped = m.get("skipped", [])
         line = f"  skipped pairs: {len(skipped)}"
         if skipped:
             reasons = Counter(r for *_, r in skipped).most_common(3)
-            line += (" (" + "; ".join(f"{n}x {r}" for r, n in reasons) + "; e.g. "
-                     + ", ".join(f"{a}/{b}" for a, b, _ in skipped[:2]) + ")")
+            line += (
+                " ("
+                + "; ".join(f"{n}x {r}" for r, n in reasons)
+                + "; e.g. "
+                + ", ".join(f"{a}/{b}" for a, b, _ in skipped[:2])
+                + ")"
+            )
         lines.append(line)
         if m.get("absent"):
-            lines.append(f"  requested by the split but in no file: {m['absent']} pairs (a corpus smaller than the split)")
-        lines.append(f"  mesh/audio alignment: {m['trimmed_frames']} frame(s) at {m['source_fps']} fps trimmed in "
-                     f"{m['trimmed_sequences']} sequence(s) (to the shorter of mesh and audio)")
+            lines.append(
+                f"  requested by the split but in no file: {m['absent']} pairs (a corpus smaller than the split)"
+            )
+        lines.append(
+            f"  mesh/audio alignment: {m['trimmed_frames']} frame(s) at {m['source_fps']} fps trimmed in "
+            f"{m['trimmed_sequences']} sequence(s) (to the shorter of mesh and audio)"
+        )
         lines.append(f"  fps: {m['fps']} (capture {m['source_fps']}; 1 frame in {m['step']} kept)")
-        lines.append(f"  crop: {m['region']} region, {len(self.crop)} vertices; lips {len(self.regions.lips)}, "
-                     f"upper face {len(self.regions.upper_face)}")
+        lines.append(
+            f"  crop: {m['region']} region, {len(self.crop)} vertices; lips {len(self.regions.lips)}, "
+            f"upper face {len(self.regions.upper_face)}"
+        )
         lines.append(f"  regions: {self.regions.source}")
-        lines.append(f"  PCA ({m['pca_method']}, train split only): {self.motion_dim} components of {m['pca_dim']} "
-                     f"dims, {100 * m['explained_variance']:.3f}% of train variance kept")
+        lines.append(
+            f"  PCA ({m['pca_method']}, train split only): {self.motion_dim} components of {m['pca_dim']} "
+            f"dims, {100 * m['explained_variance']:.3f}% of train variance kept"
+        )
         lines.append(f"  normalisation: {'z-score per component, train-split stats' if m['normalize'] else 'off'}")
         lines.append(f"  audio features: {m['features']['kind']}, {m['feature_dim']} dims per frame")
         lines.append(f"  styles ({len(m['styles'])}): {', '.join(m['styles'])}")

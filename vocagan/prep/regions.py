@@ -30,35 +30,37 @@ from vocagan.formats.pickles import safe_load_pickle
 
 # Shape of the geometric regions, as fractions of the head width w (FLAME: w = 0.20 m).
 # Tuned on the FLAME template against FLAME_masks.pkl (tests/test_regions.py reports the overlap).
-LIPS_AXES = (0.18, 0.08, 0.14)    # ellipsoid around the mouth centre: 36 x 16 x 28 mm on FLAME
-MOUTH_AXES = (0.50, 0.60, 0.55)   # lips, jaw, chin, lower cheeks: 100 x 120 x 110 mm semi-axes on FLAME
+LIPS_AXES = (0.18, 0.08, 0.14)  # ellipsoid around the mouth centre: 36 x 16 x 28 mm on FLAME
+MOUTH_AXES = (0.50, 0.60, 0.55)  # lips, jaw, chin, lower cheeks: 100 x 120 x 110 mm semi-axes on FLAME
 # (sized so < 2.5% of the synthetic corpus' speech-motion energy, FLAME or procedural head, lies outside)
-MOUTH_TOP = -0.08                 # the mouth region stops 0.08 w below the nose tip (nose excluded)
-UPPER_BAND = (0.07, 0.50)         # upper face: from this far above the nose tip ... up to this
-UPPER_HALF_WIDTH = 0.35           # |x - nose x| below this
-UPPER_DEPTH = 0.40                # in front of (nose z - this): excludes ears and scalp
-MOUTH_DROP = 0.19                 # fallback: mouth centre this far below the nose tip
-DEPTH_CELL = 0.02                 # depth-buffer cell (x, y) for "visible from the front"
-CLOSED_MM = 0.5                   # lips count as closed at <= this opening above the neutral template (mm)
+MOUTH_TOP = -0.08  # the mouth region stops 0.08 w below the nose tip (nose excluded)
+UPPER_BAND = (0.07, 0.50)  # upper face: from this far above the nose tip ... up to this
+UPPER_HALF_WIDTH = 0.35  # |x - nose x| below this
+UPPER_DEPTH = 0.40  # in front of (nose z - this): excludes ears and scalp
+MOUTH_DROP = 0.19  # fallback: mouth centre this far below the nose tip
+DEPTH_CELL = 0.02  # depth-buffer cell (x, y) for "visible from the front"
+CLOSED_MM = 0.5  # lips count as closed at <= this opening above the neutral template (mm)
 
 
 @dataclass
 class Regions:
     """Vertex index sets (int64, sorted, unique) into the full mesh, and where they came from."""
 
-    mouth: np.ndarray        # (M,) the mouth crop used for training; always contains `lips`
-    lips: np.ndarray         # (L,) lip vertices for LVE
-    upper_face: np.ndarray   # (U,) forehead ∪ eye region for FDD
-    source: str              # "FLAME_masks.pkl: ...", "index file ...", "geometry: ..."
+    mouth: np.ndarray  # (M,) the mouth crop used for training; always contains `lips`
+    lips: np.ndarray  # (L,) lip vertices for LVE
+    upper_face: np.ndarray  # (U,) forehead ∪ eye region for FDD
+    source: str  # "FLAME_masks.pkl: ...", "index file ...", "geometry: ..."
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (for the prepared-data cache and checkpoints); `source` goes in JSON meta."""
         return {"region_mouth": self.mouth, "region_lips": self.lips, "region_upper_face": self.upper_face}
 
     @classmethod
-    def from_arrays(cls, arrays: dict, source: str) -> "Regions":
-        return cls(*(np.asarray(arrays[k], dtype=np.int64) for k in
-                     ("region_mouth", "region_lips", "region_upper_face")), source=source)
+    def from_arrays(cls, arrays: dict, source: str) -> Regions:
+        mouth, lips, upper = (
+            np.asarray(arrays[k], dtype=np.int64) for k in ("region_mouth", "region_lips", "region_upper_face")
+        )
+        return cls(mouth, lips, upper, source=source)
 
 
 def _indices(values, n_vertices: int, what: str, path) -> np.ndarray:
@@ -71,8 +73,10 @@ def _indices(values, n_vertices: int, what: str, path) -> np.ndarray:
             raise VocaganError(f"{what} must hold integer vertex indices, got dtype {arr.dtype}", path)
     arr = np.unique(arr.astype(np.int64).ravel())
     if arr[0] < 0 or arr[-1] >= n_vertices:
-        raise VocaganError(f"{what} has vertex index {arr[0] if arr[0] < 0 else arr[-1]} outside the "
-                           f"template's 0..{n_vertices - 1}", path)
+        raise VocaganError(
+            f"{what} has vertex index {arr[0] if arr[0] < 0 else arr[-1]} outside the template's 0..{n_vertices - 1}",
+            path,
+        )
     return arr
 
 
@@ -152,37 +156,55 @@ def geometric_regions(template: np.ndarray, faces: np.ndarray | None = None) -> 
     # The mouth cavity: near the midline, between 0.08 w and 0.4 w below the nose tip, 0.04 w to
     # 0.2 w behind the visible surface (deeper: the underside of the chin). FLAME: 26 inner-lip
     # vertices around the mouth slit; the synthetic head: its mouth pocket.
-    window = (main & (np.abs(t[:, 0] - nose[0]) < 0.06 * width)
-              & (t[:, 1] < nose[1] - 0.08 * width) & (t[:, 1] > nose[1] - 0.4 * width))
+    window = (
+        main
+        & (np.abs(t[:, 0] - nose[0]) < 0.06 * width)
+        & (t[:, 1] < nose[1] - 0.08 * width)
+        & (t[:, 1] > nose[1] - 0.4 * width)
+    )
     cavity = window & (depth_all > 0.04 * width) & (depth_all < 0.2 * width)
     found_cavity = bool(cavity.any())
     mouth_y = t[cavity, 1].mean() if found_cavity else nose[1] - MOUTH_DROP * width
-    surface = (main & (np.abs(t[:, 0] - nose[0]) < 0.04 * width)
-               & (np.abs(t[:, 1] - mouth_y) < 0.03 * width) & (depth_all < 0.02 * width))
+    surface = (
+        main
+        & (np.abs(t[:, 0] - nose[0]) < 0.04 * width)
+        & (np.abs(t[:, 1] - mouth_y) < 0.03 * width)
+        & (depth_all < 0.02 * width)
+    )
     mouth_z = t[surface, 2].max() if surface.any() else nose[2] - 0.08 * width
     centre = np.array([nose[0], mouth_y, mouth_z])
 
     lips = np.flatnonzero(main & _ellipsoid(t, centre, np.array(LIPS_AXES) * width))
-    mouth_mask = (main & _ellipsoid(t, centre, np.array(MOUTH_AXES) * width)
-                  & (t[:, 1] <= nose[1] + MOUTH_TOP * width))
+    mouth_mask = main & _ellipsoid(t, centre, np.array(MOUTH_AXES) * width) & (t[:, 1] <= nose[1] + MOUTH_TOP * width)
     mouth_mask[lips] = True
-    upper = np.flatnonzero(main & (t[:, 1] > nose[1] + UPPER_BAND[0] * width)
-                           & (t[:, 1] < nose[1] + UPPER_BAND[1] * width)
-                           & (np.abs(t[:, 0] - nose[0]) < UPPER_HALF_WIDTH * width)
-                           & (t[:, 2] > nose[2] - UPPER_DEPTH * width) & (depth_all < 0.05 * width))
+    upper = np.flatnonzero(
+        main
+        & (t[:, 1] > nose[1] + UPPER_BAND[0] * width)
+        & (t[:, 1] < nose[1] + UPPER_BAND[1] * width)
+        & (np.abs(t[:, 0] - nose[0]) < UPPER_HALF_WIDTH * width)
+        & (t[:, 2] > nose[2] - UPPER_DEPTH * width)
+        & (depth_all < 0.05 * width)
+    )
     if len(lips) == 0 or len(upper) == 0:
-        raise VocaganError("could not find lips/upper face from the template geometry (expects a head, "
-                           "+y up, +z forward); pass a masks file or --mouth-indices")
+        raise VocaganError(
+            "could not find lips/upper face from the template geometry (expects a head, "
+            "+y up, +z forward); pass a masks file or --mouth-indices"
+        )
     how = "mouth cavity" if found_cavity else "no mouth cavity, fixed drop below the nose"
-    source = (f"geometry: mouth centre {np.round(centre, 4).tolist()} ({how}); "
-              f"lips {len(lips)}, mouth region {int(mouth_mask.sum())}, upper face {len(upper)} vertices")
-    return Regions(np.flatnonzero(mouth_mask).astype(np.int64), lips.astype(np.int64),
-                   upper.astype(np.int64), source)
+    source = (
+        f"geometry: mouth centre {np.round(centre, 4).tolist()} ({how}); "
+        f"lips {len(lips)}, mouth region {int(mouth_mask.sum())}, upper face {len(upper)} vertices"
+    )
+    return Regions(np.flatnonzero(mouth_mask).astype(np.int64), lips.astype(np.int64), upper.astype(np.int64), source)
 
 
-def resolve_regions(template: np.ndarray, masks: dict | str | Path | None = None,
-                    mouth_indices_path: str | Path | None = None, masks_source: str = "",
-                    faces: np.ndarray | None = None) -> Regions:
+def resolve_regions(
+    template: np.ndarray,
+    masks: dict | str | Path | None = None,
+    mouth_indices_path: str | Path | None = None,
+    masks_source: str = "",
+    faces: np.ndarray | None = None,
+) -> Regions:
     """The regions used for the crop AND the metrics.
 
     template: (V, 3) neutral face. masks: dict of index arrays (FLAME_masks.pkl content) or a path
@@ -192,24 +214,29 @@ def resolve_regions(template: np.ndarray, masks: dict | str | Path | None = None
     """
     template = np.asarray(template)
     n = len(template)
+    content: object = masks  # a pickle may hold anything: checked below
     if isinstance(masks, (str, Path)):
         masks_source = masks_source or str(masks)
-        masks = safe_load_pickle(Path(masks))
+        content = safe_load_pickle(Path(masks))
     geo = geometric_regions(template, faces)
-    if masks is not None:
+    if content is not None:
         where = masks_source or "masks"
-        if not isinstance(masks, dict):
-            raise VocaganError(f"masks must be a dict of index arrays, got {type(masks).__name__}", where)
-        missing = [k for k in ("lips", "forehead", "eye_region") if k not in masks]
+        if not isinstance(content, dict):
+            raise VocaganError(f"masks must be a dict of index arrays, got {type(content).__name__}", where)
+        missing = [k for k in ("lips", "forehead", "eye_region") if k not in content]
         if missing:
-            raise VocaganError(f"masks lack {', '.join(missing)} (has: {', '.join(map(str, masks))})", where)
-        lips = _indices(masks["lips"], n, "masks['lips']", where)
-        upper = np.union1d(_indices(masks["forehead"], n, "masks['forehead']", where),
-                           _indices(masks["eye_region"], n, "masks['eye_region']", where))
+            raise VocaganError(f"masks lack {', '.join(missing)} (has: {', '.join(map(str, content))})", where)
+        lips = _indices(content["lips"], n, "masks['lips']", where)
+        upper = np.union1d(
+            _indices(content["forehead"], n, "masks['forehead']", where),
+            _indices(content["eye_region"], n, "masks['eye_region']", where),
+        )
         name = Path(masks_source).name if masks_source else "masks"
         mouth = np.union1d(geo.mouth, lips)
-        source = (f"{name}: lips {len(lips)}, upper face (forehead ∪ eye_region) {len(upper)}; "
-                  f"mouth crop = geometric mouth region ∪ lips ({len(mouth)} vertices)")
+        source = (
+            f"{name}: lips {len(lips)}, upper face (forehead ∪ eye_region) {len(upper)}; "
+            f"mouth crop = geometric mouth region ∪ lips ({len(mouth)} vertices)"
+        )
     else:
         lips, upper, mouth = geo.lips, geo.upper_face, geo.mouth
         source = geo.source + " (no masks file given)"
@@ -217,14 +244,16 @@ def resolve_regions(template: np.ndarray, masks: dict | str | Path | None = None
         given = load_index_file(mouth_indices_path, n)
         mouth = np.union1d(given, lips)
         added = len(mouth) - len(given)
-        source += (f"; mouth crop from index file {Path(mouth_indices_path).name} ({len(given)} vertices"
-                   + (f", + {added} lip vertices it lacked)" if added else ")"))
+        source += f"; mouth crop from index file {Path(mouth_indices_path).name} ({len(given)} vertices" + (
+            f", + {added} lip vertices it lacked)" if added else ")"
+        )
     return Regions(mouth.astype(np.int64), lips.astype(np.int64), upper.astype(np.int64), source)
 
 
 # ----------------------------------------------------------------------------- mouth opening
-def mouth_opening_vertices(template: np.ndarray, lips: np.ndarray, up_axis: int = 1, lateral_axis: int = 0,
-                           band: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def mouth_opening_vertices(
+    template: np.ndarray, lips: np.ndarray, up_axis: int = 1, lateral_axis: int = 0, band: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
     """Choose the vertices whose distance defines the mouth opening, from the lips region.
 
     Geometry of the template (FLAME convention: y up, x lateral): keep the lip vertices within
@@ -272,7 +301,7 @@ def opening_weights(crop, template, lips) -> np.ndarray | None:
         upper, lower = mouth_opening_vertices(np.asarray(template), lips)
     except ValueError:
         return None
-    gap = template[upper].mean(0) - template[lower].mean(0)                  # (3,) rest opening vector
+    gap = template[upper].mean(0) - template[lower].mean(0)  # (3,) rest opening vector
     direction = gap / max(float(np.linalg.norm(gap)), 1e-9)
     w = np.zeros((len(crop), 3), np.float64)
     w[lip_positions(crop, upper)] += direction / len(upper)

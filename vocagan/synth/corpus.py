@@ -25,27 +25,26 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
-from vocagan.synth import face
-from vocagan.synth import speech
-from vocagan.formats.audio import deepspeech_like_windows
 from vocagan.errors import VocaganError
+from vocagan.formats.audio import deepspeech_like_windows
+from vocagan.synth import face, speech
 from vocagan.utils import atomic_write_text, log, progress
 
-VERSION_FILE = "synth_version.txt"   # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
+VERSION_FILE = "synth_version.txt"  # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
 
 SUBJECTS = TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS
 KNOWN_HOLES = [("FaceTalk_170811_03274_TA", 24), ("FaceTalk_170809_00138_TA", 32)]
 FPS = 60
-NOISE_STD = 5e-5     # measurement noise per coordinate (m)
+NOISE_STD = 5e-5  # measurement noise per coordinate (m)
 
 
 @dataclass(frozen=True)
 class Scale:
-    mesh: tuple[int, int, int]            # procedural head: rings, columns, mouth-pocket rings
+    mesh: tuple[int, int, int]  # procedural head: rings, columns, mouth-pocket rings
     train_sentences: tuple[int, ...]
-    heldout_sentences: tuple[int, ...]    # val and test subjects
-    duration: tuple[float, float]         # sentence length range (s), silences included
-    holes: bool = False                   # leave out VOCASET's known missing sequences
+    heldout_sentences: tuple[int, ...]  # val and test subjects
+    duration: tuple[float, float]  # sentence length range (s), silences included
+    holes: bool = False  # leave out VOCASET's known missing sequences
 
 
 SCALES = {
@@ -69,21 +68,38 @@ class Profile:
 def subject_profiles(seed: int = 0) -> list[Profile]:
     """The 12 subjects (VOCASET names) with identity, voice and style drawn from `seed`."""
     rng = np.random.default_rng([seed, 7919])
-    amps = rng.permutation(np.linspace(0.62, 1.38, len(SUBJECTS)))       # style amplitude spans 0.6-1.4
-    high = rng.permutation([i % 2 == 1 for i in range(len(SUBJECTS))])   # half low, half high voices
+    amps = rng.permutation(np.linspace(0.62, 1.38, len(SUBJECTS)))  # style amplitude spans 0.6-1.4
+    high = rng.permutation([i % 2 == 1 for i in range(len(SUBJECTS))])  # half low, half high voices
     out = []
     for i, name in enumerate(SUBJECTS):
         r = np.random.default_rng([seed, 7919, i])
         u = r.uniform
-        ident = face.Identity(width=u(0.93, 1.07), height=u(0.95, 1.05), jaw=u(0.85, 1.15),
-                              lips=u(0.75, 1.3), nose=u(0.8, 1.25), chin=u(0.75, 1.3))
-        voice = speech.Voice(f0=u(170, 250) if high[i] else u(90, 140),
-                             formant_scale=u(1.1, 1.2) if high[i] else u(0.95, 1.05),
-                             rate=u(0.85, 1.2), breathiness=u(0.01, 0.05), jitter=u(0.005, 0.015),
-                             gain=u(0.45, 0.8), sample_rate=int(r.choice([16000, 22000, 22050])))
-        style = speech.Style(amp=float(amps[i]), round_gain=u(0.7, 1.4), spread_gain=u(0.7, 1.3),
-                             anticipation=u(0.015, 0.035), coart=u(0.85, 1.2), brow_gain=u(0.5, 1.5),
-                             blink_rate=u(0.2, 0.5))
+        ident = face.Identity(
+            width=u(0.93, 1.07),
+            height=u(0.95, 1.05),
+            jaw=u(0.85, 1.15),
+            lips=u(0.75, 1.3),
+            nose=u(0.8, 1.25),
+            chin=u(0.75, 1.3),
+        )
+        voice = speech.Voice(
+            f0=u(170, 250) if high[i] else u(90, 140),
+            formant_scale=u(1.1, 1.2) if high[i] else u(0.95, 1.05),
+            rate=u(0.85, 1.2),
+            breathiness=u(0.01, 0.05),
+            jitter=u(0.005, 0.015),
+            gain=u(0.45, 0.8),
+            sample_rate=int(r.choice([16000, 22000, 22050])),
+        )
+        style = speech.Style(
+            amp=float(amps[i]),
+            round_gain=u(0.7, 1.4),
+            spread_gain=u(0.7, 1.3),
+            anticipation=u(0.015, 0.035),
+            coart=u(0.85, 1.2),
+            brow_gain=u(0.5, 1.5),
+            blink_rate=u(0.2, 0.5),
+        )
         out.append(Profile(name, i, ident, voice, style))
     return out
 
@@ -97,14 +113,14 @@ class SynthResult:
     n_vertices: int
     n_faces: int
     subjects: list[str]
-    sequences: dict[str, int]                      # per split
+    sequences: dict[str, int]  # per split
     total_frames: int
     seconds: float
     sample_rates: dict[str, int]
-    mismatched: list[tuple[str, str, int, int]]    # (subject, sentence, mesh frames, deepspeech windows)
+    mismatched: list[tuple[str, str, int, int]]  # (subject, sentence, mesh frames, deepspeech windows)
     missing: list[tuple[str, str]]
     regions: dict[str, int] | None
-    files: dict[str, int] = field(default_factory=dict)   # name -> bytes ("wav/" summed)
+    files: dict[str, int] = field(default_factory=dict)  # name -> bytes ("wav/" summed)
     elapsed_s: float = 0.0
 
     def summary(self) -> str:
@@ -115,13 +131,18 @@ class SynthResult:
             f"  subjects: {len(self.subjects)}; sequences: {seq}",
             f"  frames: {self.total_frames} at {FPS} fps = {self.seconds / 60:.2f} min of speech",
             f"  mesh: {self.mesh}, {self.n_vertices} vertices, {self.n_faces} triangles",
-            "  audio sample rates: " + ", ".join(f"{sr} Hz x{n}" for sr, n in
-                                                  sorted(_count(self.sample_rates.values()).items())),
-            "  regions: " + (", ".join(f"{k} {v}" for k, v in self.regions.items()) + " (region_masks.pkl)"
-                              if self.regions else "not written (unknown for a user mesh)"),
+            "  audio sample rates: "
+            + ", ".join(f"{sr} Hz x{n}" for sr, n in sorted(_count(self.sample_rates.values()).items())),
+            "  regions: "
+            + (
+                ", ".join(f"{k} {v}" for k, v in self.regions.items()) + " (region_masks.pkl)"
+                if self.regions
+                else "not written (unknown for a user mesh)"
+            ),
             f"  mesh/audio-window mismatches of 1 frame (preprocessing trims them): {len(self.mismatched)}",
             "  missing as in VOCASET: " + (", ".join(f"{s}/{q}" for s, q in self.missing) or "none at this scale"),
-            "  files: " + ", ".join(f"{k} {mb(v)}" for k, v in self.files.items())
+            "  files: "
+            + ", ".join(f"{k} {mb(v)}" for k, v in self.files.items())
             + f"; total {mb(sum(self.files.values()))}",
             f"  built in {self.elapsed_s:.1f} s",
         ]
@@ -139,7 +160,7 @@ def _plan(scale: Scale) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
     """(subject index, sentence number) pairs to write, and the holes left out."""
     pairs, missing = [], []
     for i, name in enumerate(SUBJECTS):
-        for s in (scale.train_sentences if name in TRAIN_SUBJECTS else scale.heldout_sentences):
+        for s in scale.train_sentences if name in TRAIN_SUBJECTS else scale.heldout_sentences:
             if scale.holes and (name, s) in KNOWN_HOLES:
                 missing.append((name, f"sentence{s:02d}"))
             else:
@@ -155,24 +176,25 @@ def subject_geometry(base: face.Head, profile: Profile) -> tuple[np.ndarray, np.
 
 @dataclass
 class Sequence:
-    verts: np.ndarray                 # (T60, V, 3) float32
-    audio: np.ndarray                 # float32 1-D
+    verts: np.ndarray  # (T60, V, 3) float32
+    audio: np.ndarray  # float32 1-D
     sample_rate: int
-    deepspeech: np.ndarray            # (T60 + {-1, 0, 1}, 16, 29)
-    timeline: list[speech.Segment]    # the phonemes behind both
-    coefs: np.ndarray                 # (T60, K) motion coefficients (synth_face.BASIS_NAMES)
+    deepspeech: np.ndarray  # (T60 + {-1, 0, 1}, 16, 29)
+    timeline: list[speech.Segment]  # the phonemes behind both
+    coefs: np.ndarray  # (T60, K) motion coefficients (synth_face.BASIS_NAMES)
 
 
-def make_sequence(profile: Profile, sentence: int, seed: int, scale: Scale, template: np.ndarray,
-                  basis: np.ndarray) -> Sequence:
+def make_sequence(
+    profile: Profile, sentence: int, seed: int, scale: Scale, template: np.ndarray, basis: np.ndarray
+) -> Sequence:
     """One sequence of one subject; depends only on (seed, subject, sentence), never on order."""
     rng = np.random.default_rng([seed, profile.index, sentence, 1])
     timeline = speech.make_timeline(rng, rng.uniform(*scale.duration), profile.voice.rate)
     audio = speech.synthesize(timeline, profile.voice, rng)
     sr = profile.voice.sample_rate
     n_frames = int(round(len(audio) / sr * FPS))
-    coefs = speech.motion_coefficients(timeline, profile.style, n_frames, FPS, rng)        # (T, K)
-    motion = (coefs @ basis.reshape(len(basis), -1)).reshape(n_frames, -1, 3)             # (T, V, 3)
+    coefs = speech.motion_coefficients(timeline, profile.style, n_frames, FPS, rng)  # (T, K)
+    motion = (coefs @ basis.reshape(len(basis), -1)).reshape(n_frames, -1, 3)  # (T, V, 3)
     noise = rng.standard_normal(motion.shape, dtype=np.float32) * np.float32(NOISE_STD)
     verts = (template[None] + motion + noise).astype(np.float32)
     # a few sequences get one DeepSpeech window more or fewer than mesh frames, as in the real data
@@ -181,8 +203,9 @@ def make_sequence(profile: Profile, sentence: int, seed: int, scale: Scale, temp
     return Sequence(verts, audio, sr, deepspeech, timeline, coefs)
 
 
-def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None
-             ) -> SynthResult:
+def generate(
+    out_dir: str | Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None
+) -> SynthResult:
     """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary."""
     from vocagan.formats.mesh import read_mesh
     from vocagan.formats.vocaset_writer import VocasetWriter
@@ -201,18 +224,28 @@ def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_
         frame, lower = face.locate_mouth(verts, faces)
         base = face.Head(verts.astype(np.float32), faces, frame, lower, None)
         mesh = f"{Path(template_ply).name} ({frame.source})"
-        log(f"synth: mouth of {template_ply} at {np.round(frame.centre, 4).tolist()} m, "
-            f"corners +-{frame.half_width * 1000:.1f} mm ({frame.source})")
+        log(
+            f"synth: mouth of {template_ply} at {np.round(frame.centre, 4).tolist()} m, "
+            f"corners +-{frame.half_width * 1000:.1f} mm ({frame.source})"
+        )
     else:
         base = face.procedural_head(*sc.mesh)
         mesh = "procedural head"
     profiles = subject_profiles(seed)
     pairs, missing = _plan(sc)
-    writer = VocasetWriter(out_dir, n_vertices=len(base.vertices), faces=base.faces,
-                           template_ply_vertices=base.vertices, masks=base.regions)
+    writer = VocasetWriter(
+        out_dir,
+        n_vertices=len(base.vertices),
+        faces=base.faces,
+        template_ply_vertices=base.vertices,
+        masks=base.regions,
+    )
     subjects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    split_of = {**{s: "train" for s in TRAIN_SUBJECTS}, **{s: "val" for s in VAL_SUBJECTS},
-                **{s: "test" for s in TEST_SUBJECTS}}
+    split_of = {
+        **{s: "train" for s in TRAIN_SUBJECTS},
+        **{s: "val" for s in VAL_SUBJECTS},
+        **{s: "test" for s in TEST_SUBJECTS},
+    }
     counts = {"train": 0, "val": 0, "test": 0}
     mismatched, total_frames, seconds = [], 0, 0.0
     try:
@@ -235,17 +268,38 @@ def generate(out_dir: str | Path, scale: str = "small", seed: int = 0, template_
         raise
     atomic_write_text(out_dir / VERSION_FILE, f"{speech.SYNTH_VERSION}\n")
     files: dict[str, int] = {}
-    for name in ("data_verts.npy", "subj_seq_to_idx.pkl", "templates.pkl", "processed_audio_deepspeech.pkl",
-                 "raw_audio_fixed.pkl", "FLAME_sample.ply", "region_masks.pkl"):
+    for name in (
+        "data_verts.npy",
+        "subj_seq_to_idx.pkl",
+        "templates.pkl",
+        "processed_audio_deepspeech.pkl",
+        "raw_audio_fixed.pkl",
+        "FLAME_sample.ply",
+        "region_masks.pkl",
+    ):
         if (out_dir / name).is_file():
             files[name] = (out_dir / name).stat().st_size
     wav_dir = out_dir / "wav"
     if wav_dir.is_dir():
         files["wav/"] = sum(f.stat().st_size for f in wav_dir.glob("*.wav"))
-    return SynthResult(out_dir, scale, seed, mesh, len(base.vertices), len(base.faces), list(SUBJECTS), counts,
-                       total_frames, seconds, {p.name: p.voice.sample_rate for p in profiles}, mismatched, missing,
-                       {k: len(v) for k, v in base.regions.items()} if base.regions else None, files,
-                       time.perf_counter() - t0)
+    return SynthResult(
+        out_dir,
+        scale,
+        seed,
+        mesh,
+        len(base.vertices),
+        len(base.faces),
+        list(SUBJECTS),
+        counts,
+        total_frames,
+        seconds,
+        {p.name: p.voice.sample_rate for p in profiles},
+        mismatched,
+        missing,
+        {k: len(v) for k, v in base.regions.items()} if base.regions else None,
+        files,
+        time.perf_counter() - t0,
+    )
 
 
 def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
@@ -257,8 +311,10 @@ def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
         if written == str(speech.SYNTH_VERSION):
             log(f"[corpus] using the built-in corpus at {out_dir}")
             return out_dir
-        log(f"[corpus] the corpus at {out_dir} was written by synthesiser version {written}, not "
-            f"{speech.SYNTH_VERSION}: writing it again")
+        log(
+            f"[corpus] the corpus at {out_dir} was written by synthesiser version {written}, not "
+            f"{speech.SYNTH_VERSION}: writing it again"
+        )
     log(f"[corpus] writing the built-in corpus ({scale}) to {out_dir}")
     print(generate(out_dir, scale=scale, seed=seed).summary())
     return out_dir

@@ -18,7 +18,7 @@ import numpy as np
 
 # motion coefficients, in the order of the basis rows (synth_speech.py produces them)
 BASIS_NAMES = ["jaw", "jaw2", "seal", "press", "round", "spread", "labiodental", "blink", "brow"]
-JAW_MAX_RAD = 0.12      # jaw rotation at coefficient 1 (~9 mm at the lower lip on a FLAME-sized head)
+JAW_MAX_RAD = 0.12  # jaw rotation at coefficient 1 (~9 mm at the lower lip on a FLAME-sized head)
 REF_HALF_WIDTH = 0.027  # FLAME mouth corner-to-centre distance (m): defines `scale`
 
 
@@ -26,11 +26,11 @@ REF_HALF_WIDTH = 0.027  # FLAME mouth corner-to-centre distance (m): defines `sc
 class MouthFrame:
     """Where the mouth is. `centre` = (x of the midline, y of the lip line, z of the lip front)."""
 
-    centre: np.ndarray        # (3,)
-    half_width: float         # mouth corner distance from the midline (m)
-    nose_tip: np.ndarray      # (3,)
-    head_centre: np.ndarray   # (3,) bounding-box centre
-    scale: float = 1.0        # face size relative to FLAME (all field widths scale with it)
+    centre: np.ndarray  # (3,)
+    half_width: float  # mouth corner distance from the midline (m)
+    nose_tip: np.ndarray  # (3,)
+    head_centre: np.ndarray  # (3,) bounding-box centre
+    scale: float = 1.0  # face size relative to FLAME (all field widths scale with it)
     source: str = "procedural"
 
     def pivot(self) -> np.ndarray:
@@ -45,19 +45,19 @@ class Identity:
 
     width: float = 1.0
     height: float = 1.0
-    jaw: float = 1.0      # lower-face width
-    lips: float = 1.0     # lip thickness / protrusion
+    jaw: float = 1.0  # lower-face width
+    lips: float = 1.0  # lip thickness / protrusion
     nose: float = 1.0
     chin: float = 1.0
 
 
 @dataclass
 class Head:
-    vertices: np.ndarray      # (V, 3) float32
-    faces: np.ndarray         # (F, 3) int32
+    vertices: np.ndarray  # (V, 3) float32
+    faces: np.ndarray  # (F, 3) int32
     frame: MouthFrame
-    lower: np.ndarray         # (V,) 1 = moves with the jaw (lower lip side), 0 = upper side
-    regions: dict | None      # FLAME_masks-style {name: int64 indices}, None when unknown
+    lower: np.ndarray  # (V,) 1 = moves with the jaw (lower lip side), 0 = upper side
+    regions: dict | None  # FLAME_masks-style {name: int64 indices}, None when unknown
 
 
 def _smoothstep(t):
@@ -66,16 +66,16 @@ def _smoothstep(t):
 
 
 # ----------------------------------------------------------------------------- procedural head
-_AX, _AY, _AZ = 0.075, 0.10, 0.09   # ellipsoid half-axes (m): 15 cm wide, 20 cm tall
-_Y_MOUTH = -0.045                   # lip line height
-_SLIT_GAP = 0.0008                  # rest gap between the lips (m)
+_AX, _AY, _AZ = 0.075, 0.10, 0.09  # ellipsoid half-axes (m): 15 cm wide, 20 cm tall
+_Y_MOUTH = -0.045  # lip line height
+_SLIT_GAP = 0.0008  # rest gap between the lips (m)
 
 
 def _rows(n_rows: int) -> tuple[np.ndarray, int]:
     """Polar angles of the rings (dense around mouth and eyes); ring k sits exactly on the lip line."""
     th_m, th_eye = np.arccos(_Y_MOUTH / _AY), np.arccos(0.028 / _AY)
     grid = np.linspace(0.0, np.pi, 4001)
-    dens = 1.0 + 5.0 * np.exp(-((grid - th_m) / 0.15) ** 2) + 1.0 * np.exp(-((grid - th_eye) / 0.2) ** 2)
+    dens = 1.0 + 5.0 * np.exp(-(((grid - th_m) / 0.15) ** 2)) + 1.0 * np.exp(-(((grid - th_eye) / 0.2) ** 2))
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(grid))])
     g_m = np.interp(th_m, grid, cum)
     k = int(round((n_rows + 1) * g_m / cum[-1])) - 1
@@ -97,12 +97,12 @@ def procedural_head(n_rows: int, n_cols: int, pocket_rings: int) -> Head:
     theta, k = _rows(n_rows)
     t = 2 * np.pi * np.arange(n_cols) / n_cols
     t = np.where(t > np.pi, t - 2 * np.pi, t)
-    phi = t - 0.55 * np.sin(t)                                   # front columns ~2x denser
+    phi = t - 0.55 * np.sin(t)  # front columns ~2x denser
     st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
-    uz = st * np.cos(phi)[None]                                  # (R, C) unit-sphere z: the front
+    uz = st * np.cos(phi)[None]  # (R, C) unit-sphere z: the front
     # super-ellipse profile: round cranium (p=2.2), square jaw (p=3)
     power = np.where(ct < 0, 3.0, 2.2)
-    rho = (1.0 - np.abs(ct) ** power) ** (1.0 / power)           # (R, 1) horizontal radius
+    rho = (1.0 - np.abs(ct) ** power) ** (1.0 / power)  # (R, 1) horizontal radius
     x, y, z = _AX * rho * np.sin(phi)[None], _AY * np.broadcast_to(ct, uz.shape), _AZ * rho * np.cos(phi)[None]
     # skull/jaw: narrower lower face, fuller back of the head
     below = _smoothstep((-0.02 - y) / 0.08)
@@ -110,16 +110,16 @@ def procedural_head(n_rows: int, n_cols: int, pocket_rings: int) -> Head:
     z = np.where(z < 0, z * (1.05 - 0.25 * below), z * (1.0 - 0.12 * below))
     front = np.clip(uz, 0.0, 1.0) ** 2
     z = z + front * _face_relief(x, y)
-    grid = np.stack([x, y, z], axis=-1).astype(np.float64)       # (R, C, 3)
+    grid = np.stack([x, y, z], axis=-1).astype(np.float64)  # (R, C, 3)
 
     # mouth columns: |phi| small enough that the corner sits ~2.6 cm from the midline
     m = max(2, int(np.sum((x[k] > 0) & (x[k] < 0.026) & (phi > 0) & (phi < np.pi / 2))))
-    cols = [(j % n_cols) for j in range(-m, m + 1)]              # corner .. corner
+    cols = [(j % n_cols) for j in range(-m, m + 1)]  # corner .. corner
     verts = [grid.reshape(-1, 3)]
     n_grid = n_rows * n_cols
     top, bottom = n_grid, n_grid + 1
     verts.append(np.array([[0.0, _AY, 0.0], [0.0, -_AY, 0.0]]))
-    low_dup = {}                                                  # column -> lower-lip duplicate index
+    low_dup = {}  # column -> lower-lip duplicate index
     nxt = n_grid + 2
     for c in cols[1:-1]:
         low_dup[c] = nxt
@@ -136,36 +136,39 @@ def procedural_head(n_rows: int, n_cols: int, pocket_rings: int) -> Head:
             return low_dup[j]
         return i * n_cols + j
 
-    faces = []
+    tris = []
     for i in range(n_rows - 1):
         for j in range(n_cols):
             jn = (j + 1) % n_cols
             a, b = vid(i, j, True), vid(i, jn, True)
             c, d = vid(i + 1, jn), vid(i + 1, j)
-            faces += [(a, d, c), (a, c, b)]
+            tris += [(a, d, c), (a, c, b)]
     for j in range(n_cols):
         jn = (j + 1) % n_cols
-        faces.append((top, vid(0, j), vid(0, jn)))
-        faces.append((bottom, vid(n_rows - 1, jn), vid(n_rows - 1, j)))
+        tris.append((top, vid(0, j), vid(0, jn)))
+        tris.append((bottom, vid(n_rows - 1, jn), vid(n_rows - 1, j)))
 
     # the slit loop, in the direction the grid faces traverse it; the pocket runs against it
-    loop = [vid(k, cols[0])] + [vid(k, c) for c in cols[1:-1]] + [vid(k, cols[-1])] + \
-           [low_dup[c] for c in reversed(cols[1:-1])]
+    loop = [vid(k, c) for c in cols] + [low_dup[c] for c in reversed(cols[1:-1])]  # upper lip, then lower
     side = np.array([0.0] + [1.0] * (len(cols) - 2) + [0.0] + [-1.0] * (len(cols) - 2))
     all_v = np.concatenate(verts)
     zf = float(all_v[vid(k, 0), 2])
     rings, pocket_faces = _pocket(all_v, loop, side, pocket_rings, zf)
-    faces += pocket_faces
+    tris += pocket_faces
     vertices = np.concatenate([all_v] + rings).astype(np.float32)
-    faces = np.asarray(faces, dtype=np.int32)
+    faces = np.asarray(tris, dtype=np.int32)
     if _signed_volume(vertices, faces) < 0:
         faces = faces[:, ::-1].copy()
 
     # which side of the slit each vertex is on (exact by construction)
     lower = np.where(vertices[:, 1] < _Y_MOUTH - 1e-6, 1.0, np.where(vertices[:, 1] > _Y_MOUTH + 1e-6, 0.0, 0.5))
-    frame = MouthFrame(centre=np.array([0.0, _Y_MOUTH, zf]), half_width=float(abs(grid[k, cols[0], 0])),
-                       nose_tip=vertices[np.argmax(vertices[:, 2])].astype(np.float64),
-                       head_centre=0.5 * (vertices.min(0) + vertices.max(0)).astype(np.float64), scale=0.9)
+    frame = MouthFrame(
+        centre=np.array([0.0, _Y_MOUTH, zf]),
+        half_width=float(abs(grid[k, cols[0], 0])),
+        nose_tip=vertices[np.argmax(vertices[:, 2])].astype(np.float64),
+        head_centre=0.5 * (vertices.min(0) + vertices.max(0)).astype(np.float64),
+        scale=0.9,
+    )
     pocket_first = np.arange(len(all_v), len(all_v) + len(loop))
     return Head(vertices, faces, frame, lower.astype(np.float32), _regions(vertices, uz, k, n_cols, pocket_first))
 
@@ -175,7 +178,7 @@ def _pocket(all_v, loop, side, n_rings, z_front):
     Returns (new vertices as a list of arrays, faces); faces run against the grid's loop edges."""
     loop_p = all_v[loop]
     w = float(np.abs(loop_p[:, 0]).max())
-    lat = np.sqrt(np.clip(1.0 - (loop_p[:, 0] / w) ** 2, 0.0, 1.0))   # 0 at the corners
+    lat = np.sqrt(np.clip(1.0 - (loop_p[:, 0] / w) ** 2, 0.0, 1.0))  # 0 at the corners
     nxt, n = len(all_v), len(loop)
     rings, faces, prev = [], [], list(loop)
     for r in range(1, n_rings + 1):
@@ -199,7 +202,7 @@ def _pocket(all_v, loop, side, n_rings, z_front):
 def _face_relief(x, y):
     """Forward (z) relief of the face: nose, eye sockets, brows, cheeks, lips, chin (m)."""
     g = lambda cx, cy, sx, sy: np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))  # noqa: E731
-    ridge = np.where(y > -0.005, _smoothstep((0.035 - y) / 0.04), np.exp(-((y + 0.005) / 0.008) ** 2))
+    ridge = np.where(y > -0.005, _smoothstep((0.035 - y) / 0.04), np.exp(-(((y + 0.005) / 0.008) ** 2)))
     sx = 0.006 + 0.007 * _smoothstep((0.035 - y) / 0.04)
     nose = 0.024 * ridge * np.exp(-0.5 * (x / sx) ** 2)
     eyes = -0.010 * (g(0.033, 0.028, 0.013, 0.011) + g(-0.033, 0.028, 0.013, 0.011))
@@ -217,10 +220,10 @@ def _regions(v, uz, k, n_cols, pocket_first) -> dict:
     n_grid = uz.size
     front = np.zeros(len(v), bool)
     front[:n_grid] = uz.reshape(-1) > 0.3
-    front[n_grid:] = True                                         # lip duplicates + pocket
+    front[n_grid:] = True  # lip duplicates + pocket
     x, y = v[:, 0], v[:, 1]
     lips = front & (((x / 0.029) ** 2 + ((y - _Y_MOUTH) / 0.0125) ** 2) <= 1.0) & (v[:, 2] > 0.04)
-    lips[pocket_first] = True                                     # inner lip surface
+    lips[pocket_first] = True  # inner lip surface
     idx = lambda m: np.flatnonzero(m).astype(np.int64)  # noqa: E731
     eye = front & (np.abs(x) > 0.006) & (np.abs(x) < 0.058) & (y > 0.006) & (y < 0.05)
     return {
@@ -275,9 +278,15 @@ def locate_mouth(vertices: np.ndarray, faces: np.ndarray) -> tuple[MouthFrame, n
     nose = v[np.argmax(v[:, 2])]
     head_centre = 0.5 * (v.min(0) + v.max(0))
     z_cut = v[:, 2].min() + 0.6 * np.ptp(v[:, 2])
-    cands = [lp for lp in _boundary_loops(faces) if len(lp) >= 3 and v[lp, 2].mean() > z_cut
-             and v[lp, 1].mean() < nose[1] and np.ptp(v[lp, 0]) < 0.5 * width
-             and abs(v[lp, 0].mean() - nose[0]) < 0.1 * width]
+    cands = [
+        lp
+        for lp in _boundary_loops(faces)
+        if len(lp) >= 3
+        and v[lp, 2].mean() > z_cut
+        and v[lp, 1].mean() < nose[1]
+        and np.ptp(v[lp, 0]) < 0.5 * width
+        and abs(v[lp, 0].mean() - nose[0]) < 0.1 * width
+    ]
     y_front = _profile_lip_line(v, np.asarray(faces), nose, width)
     if cands:
         p = v[max(cands, key=lambda c: v[c, 2].mean())]
@@ -298,7 +307,7 @@ def locate_mouth(vertices: np.ndarray, faces: np.ndarray) -> tuple[MouthFrame, n
     near = (np.abs(v[:, 0] - x0) < 0.3 * w) & (np.abs(v[:, 1] - y_front) < 0.4 * w) & (v[:, 2] < nose[2] - 0.005 * s)
     z_front = float(v[near, 2].max()) if near.any() else float(nose[2] - 0.015 * s)
     frame = MouthFrame(np.array([x0, y_front, z_front]), float(w), nose.copy(), head_centre, s, source)
-    if hole_y is None:
+    if hole_y is None or hole_z is None:
         y_slit = np.full(len(v), y_front)
     else:  # the slot between the lips runs from the front lip line back to the hole
         y_slit = np.interp(v[:, 2], [hole_z, z_front], [hole_y, y_front])
@@ -312,26 +321,26 @@ def _profile_lip_line(v, faces, nose, width) -> float | None:
     from scipy.signal import find_peaks
 
     s0 = width / 0.2
-    ys = nose[1] - 0.012 * s0 - 0.0002 * s0 * np.arange(int(0.08 / 0.0002))       # downwards
+    ys = nose[1] - 0.012 * s0 - 0.0002 * s0 * np.arange(int(0.08 / 0.0002))  # downwards
     # triangle edges crossing the plane -> one segment (y, z)-(y, z) per crossing triangle
-    tri = v[faces]                                                                 # (F, 3, 3)
+    tri = v[faces]  # (F, 3, 3)
     sx = tri[:, :, 0] - nose[0]
-    pts = []
+    crossings = []
     for a, b in ((0, 1), (1, 2), (2, 0)):
         t = sx[:, a] / np.where(sx[:, a] == sx[:, b], 1.0, sx[:, a] - sx[:, b])
         hit = (sx[:, a] * sx[:, b] <= 0) & (sx[:, a] != sx[:, b])
-        pts.append(np.where(hit[:, None], tri[:, a, 1:] + t[:, None] * (tri[:, b, 1:] - tri[:, a, 1:]), np.nan))
-    pts = np.stack(pts, 1)                                                         # (F, 3 edges, (y, z))
+        crossings.append(np.where(hit[:, None], tri[:, a, 1:] + t[:, None] * (tri[:, b, 1:] - tri[:, a, 1:]), np.nan))
+    pts = np.stack(crossings, 1)  # (F, 3 edges, (y, z))
     ok = np.isfinite(pts[:, :, 0]).sum(1) >= 2
     seg = np.stack([p[np.isfinite(p[:, 0])][:2] for p in pts[ok]]) if ok.any() else np.zeros((0, 2, 2))
-    seg = seg[seg[:, :, 1].max(1) > nose[2] - 0.06 * s0]                           # front part only
+    seg = seg[seg[:, :, 1].max(1) > nose[2] - 0.06 * s0]  # front part only
     if len(seg) == 0:
         return None
     y0, y1, z0, z1 = seg[:, 0, 0], seg[:, 1, 0], seg[:, 0, 1], seg[:, 1, 1]
     lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
-    inside = (ys[:, None] >= lo[None]) & (ys[:, None] <= hi[None])                # (B, S)
+    inside = (ys[:, None] >= lo[None]) & (ys[:, None] <= hi[None])  # (B, S)
     t = (ys[:, None] - y0[None]) / np.where(y1 == y0, 1.0, y1 - y0)[None]
-    prof = np.where(inside, z0[None] + t * (z1 - z0)[None], -np.inf).max(1)        # front-most z
+    prof = np.where(inside, z0[None] + t * (z1 - z0)[None], -np.inf).max(1)  # front-most z
     good = np.isfinite(prof)
     if good.sum() < 10:
         return None
@@ -339,7 +348,7 @@ def _profile_lip_line(v, faces, nose, width) -> float | None:
     peaks, _ = find_peaks(prof, prominence=0.0003 * s0)
     if len(peaks) < 2:
         return None
-    return float(ys[peaks[0] + int(np.argmin(prof[peaks[0]:peaks[1] + 1]))])
+    return float(ys[peaks[0] + int(np.argmin(prof[peaks[0] : peaks[1] + 1]))])
 
 
 def _mouth_zone(v, frame: MouthFrame, u_max: float, dy: float) -> np.ndarray:
@@ -360,7 +369,7 @@ def reshape(points: np.ndarray, frame: MouthFrame, ident: Identity) -> np.ndarra
     lower_face = _smoothstep((y_m + 0.012 * s - y) / (0.04 * s))
     p[:, 0] = x0 + (x - x0) * ident.width * (1.0 + (ident.jaw - 1.0) * lower_face)
     p[:, 1] = c[1] + (y - c[1]) * ident.height
-    g = lambda cx, cy, sx, sy: np.exp(-0.5 * (((x - cx) / (sx * s)) ** 2 + ((y - cy) / (sy * s)) ** 2))  # noqa
+    g = lambda cx, cy, sx, sy: np.exp(-0.5 * (((x - cx) / (sx * s)) ** 2 + ((y - cy) / (sy * s)) ** 2))  # noqa: E731
     front = _smoothstep((p[:, 2] - (z_m - 0.05 * s)) / (0.02 * s))
     dz = (ident.lips - 1.0) * 0.004 * s * g(x0, y_m, 0.02, 0.009)
     dz += (ident.chin - 1.0) * 0.008 * s * g(x0, y_m - 0.035 * s, 0.022, 0.012)
@@ -374,9 +383,14 @@ def reshape_head(base: Head, ident: Identity) -> tuple[np.ndarray, MouthFrame]:
     f = base.frame
     verts = reshape(base.vertices, f, ident).astype(np.float32)
     anchors = reshape(np.stack([f.centre, f.nose_tip]), f, ident)
-    frame = replace(f, centre=anchors[0], nose_tip=anchors[1],
-                    half_width=f.half_width * ident.width, head_centre=0.5 * (verts.min(0) + verts.max(0)),
-                    scale=f.scale * float(np.sqrt(ident.width * ident.height)))
+    frame = replace(
+        f,
+        centre=anchors[0],
+        nose_tip=anchors[1],
+        half_width=f.half_width * ident.width,
+        head_centre=0.5 * (verts.min(0) + verts.max(0)),
+        scale=f.scale * float(np.sqrt(ident.width * ident.height)),
+    )
     return verts, frame
 
 
@@ -408,29 +422,29 @@ def motion_basis(vertices: np.ndarray, frame: MouthFrame, lower: np.ndarray) -> 
     basis = np.zeros((len(BASIS_NAMES), len(v), 3))
     # rotation by a*w about +x: d = a*w*(0, -rz, ry) + (a*w)^2/2 * (0, -ry, -rz)
     basis[0] = JAW_MAX_RAD * w_jaw[:, None] * np.stack([0 * rel[:, 0], -rel[:, 2], rel[:, 1]], 1)
-    basis[0, :, 1] += 0.002 * s * lip_up                                       # upper lip lifts a little
-    basis[1] = 0.5 * JAW_MAX_RAD ** 2 * (w_jaw ** 2)[:, None] * np.stack([0 * rel[:, 0], -rel[:, 1], -rel[:, 2]], 1)
-    basis[2] = -0.85 * basis[0] * lip_low[:, None]                             # seal: undo jaw on lower lip
-    basis[2, :, 1] -= 0.0015 * s * lip_up                                      # ...and bring the upper lip down
-    basis[3, :, 1] = 0.0008 * s * (lip_low - lip_up)                           # press
+    basis[0, :, 1] += 0.002 * s * lip_up  # upper lip lifts a little
+    basis[1] = 0.5 * JAW_MAX_RAD**2 * (w_jaw**2)[:, None] * np.stack([0 * rel[:, 0], -rel[:, 1], -rel[:, 2]], 1)
+    basis[2] = -0.85 * basis[0] * lip_low[:, None]  # seal: undo jaw on lower lip
+    basis[2, :, 1] -= 0.0015 * s * lip_up  # ...and bring the upper lip down
+    basis[3, :, 1] = 0.0008 * s * (lip_low - lip_up)  # press
     basis[3, :, 2] = -0.0005 * s * lips
-    g_round = np.exp(-(u / 1.3) ** 2) * _mouth_zone(v, frame, 1.4, 0.016)
-    basis[4, :, 0] = -0.22 * (v[:, 0] - x0) * g_round                          # round: corners in
-    basis[4, :, 1] = 0.0006 * s * g_round * (1 - 2 * lower)                    # aperture rounds
-    basis[4, :, 2] = 0.0045 * s * g_round                                      # lips forward
+    g_round = np.exp(-((u / 1.3) ** 2)) * _mouth_zone(v, frame, 1.4, 0.016)
+    basis[4, :, 0] = -0.22 * (v[:, 0] - x0) * g_round  # round: corners in
+    basis[4, :, 1] = 0.0006 * s * g_round * (1 - 2 * lower)  # aperture rounds
+    basis[4, :, 2] = 0.0045 * s * g_round  # lips forward
     corner = g_round * np.minimum(u, 1.0)
     cheek = np.exp(-0.5 * (((u - 1.4) / 0.5) ** 2 + ((v[:, 1] - y_m - 0.012 * s) / (0.012 * s)) ** 2))
-    basis[5, :, 0] = 0.12 * (v[:, 0] - x0) * corner                            # spread: corners out
+    basis[5, :, 0] = 0.12 * (v[:, 0] - x0) * corner  # spread: corners out
     basis[5, :, 1] = 0.0008 * s * (corner + cheek * _smoothstep((v[:, 2] - z_m + 0.04 * s) / (0.02 * s)))
     basis[5, :, 2] = -0.0015 * s * corner
-    basis[6, :, 1] = 0.0035 * s * lip_low + 0.0006 * s * lip_up                # labiodental
+    basis[6, :, 1] = 0.0035 * s * lip_low + 0.0006 * s * lip_up  # labiodental
     basis[6, :, 2] = -0.003 * s * lip_low
     front = _smoothstep((v[:, 2] - (z_m - 0.05 * s)) / (0.015 * s))
     eye_y = y_m + 0.07 * s
-    for ex in (x0 - 0.033 * s, x0 + 0.033 * s):                                # blink: lids down
+    for ex in (x0 - 0.033 * s, x0 + 0.033 * s):  # blink: lids down
         g = np.exp(-0.5 * (((v[:, 0] - ex) / (0.013 * s)) ** 2 + ((v[:, 1] - eye_y - 0.004 * s) / (0.008 * s)) ** 2))
         basis[7, :, 1] -= 0.0035 * s * g * front
         basis[7, :, 2] += 0.0005 * s * g * front
     brow = np.exp(-0.5 * (((v[:, 1] - eye_y - 0.03 * s) / (0.016 * s)) ** 2 + ((v[:, 0] - x0) / (0.05 * s)) ** 2))
-    basis[8, :, 1] = 0.002 * s * brow * front                                  # brow raise
+    basis[8, :, 1] = 0.002 * s * brow * front  # brow raise
     return basis.astype(np.float32)
