@@ -210,10 +210,15 @@ def verdict(results: dict[str, list[dict]], models: list[str], focus: str = DEFA
     return lines
 
 
-def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: str = DEFAULT_MODEL) -> CompareResult:
+def compare(
+    cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: str = DEFAULT_MODEL, jobs: int = 1
+) -> CompareResult:
     """Train `models` x `seeds` (seeds cfg.train.seed + 0..seeds-1) with cfg.train's settings (the CLI
     starts them from COMPARE_TRAIN), evaluate each and the baselines, write report.md; the verdict
-    tests `focus`'s claim."""
+    tests `focus`'s claim. jobs > 1: train and evaluate that many runs at once, each in a process of
+    its own with torch's threads shared out (`_run_parallel`)."""
+    import torch
+
     from vocagan.baselines import evaluate_baselines
     from vocagan.evaluate import evaluate
     from vocagan.plotting import plot_bars, plot_curves_side_by_side, read_metrics
@@ -221,6 +226,8 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
 
     if seeds < 1 or not models:
         raise VocaganError("compare needs at least one model and one seed")
+    if jobs < 1:
+        raise VocaganError(f"--jobs must be at least 1, got {jobs}")
     unknown = [m for m in [*models, focus] if m not in MODELS]
     if unknown:
         raise VocaganError(f"unknown model(s) {', '.join(unknown)}; valid models: {', '.join(MODELS)}")
@@ -231,28 +238,39 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
 
         cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
     settings = {k: getattr(cfg.train, k) for k in SETTINGS}
+    # results depend on the thread count (float summation order): the report says what was used
+    settings["jobs"], settings["threads"] = jobs, max(1, torch.get_num_threads() // jobs)
     fps = cfg.data.fps
     results: dict[str, list[dict]] = {}
     curves: dict[str, list] = {}
     run_rows: list[dict] = []
     protocol: dict = {}
     total, i = len(models) * seeds, 0
+    plan = {
+        (model, cfg.train.seed + k): run_config(cfg, model, cfg.train.seed + k)
+        for model in models
+        for k in range(seeds)
+    }
+    states = {key: run_state(out_dir / "runs" / key[0] / f"seed{key[1]}", rcfg) for key, rcfg in plan.items()}
+    trained = _run_parallel(plan, states, out_dir, fps, jobs) if jobs > 1 else {}
     for model in models:
         results[model], curves[label(model)] = [], []
         for k in range(seeds):
             i += 1
             seed = cfg.train.seed + k
             run_dir = out_dir / "runs" / model / f"seed{seed}"
-            rcfg = run_config(cfg, model, seed)
-            state = run_state(run_dir, rcfg)
+            rcfg, state = plan[(model, seed)], states[(model, seed)]
             t = time.perf_counter()
-            log(
-                f"[compare] run {i}/{total}: {model} seed {seed} -- "
-                + {"finished": "reusing the finished run", "partial": "resuming", "new": "training"}[state]
-            )
-            if state != "finished":
-                train(rcfg, run_dir, resume=state == "partial")
-            t_train = time.perf_counter() - t
+            if (model, seed) in trained:
+                t_train = trained[(model, seed)]
+            else:
+                log(
+                    f"[compare] run {i}/{total}: {model} seed {seed} -- "
+                    + {"finished": "reusing the finished run", "partial": "resuming", "new": "training"}[state]
+                )
+                if state != "finished":
+                    train(rcfg, run_dir, resume=state == "partial")
+                t_train = time.perf_counter() - t
             result = _evaluate_run(evaluate, run_dir / "best.pt", out_dir / "eval" / model / f"seed{seed}", fps)
             protocol = protocol or result.protocol
             rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
@@ -294,6 +312,61 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
         plot_bars,
         plot_curves_side_by_side,
     )
+
+
+def _run_parallel(plan: dict, states: dict, out_dir: Path, fps: int, jobs: int) -> dict:
+    """Train (or resume) and evaluate every run of `plan` ({(model, seed): config}), `jobs` at a time,
+    each in a process of its own (spawned) with torch's threads shared out between them; each run's
+    output goes to <run folder>.log. Returns {(model, seed): training seconds}. The prepared data is
+    cached first, so that the processes read it instead of preparing it side by side."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    from vocagan.prep.prepare import prepare
+
+    prepare(next(iter(plan.values())))  # the same prepared data for every model and seed
+    threads = max(1, torch.get_num_threads() // jobs)  # as compare's settings["threads"]
+    log(f"[compare] {len(plan)} runs, {jobs} at a time, {threads} torch thread(s) each; logs in <run folder>.log")
+    out: dict = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {}
+        for (model, seed), rcfg in plan.items():
+            run_dir = out_dir / "runs" / model / f"seed{seed}"
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            job = (rcfg, run_dir, states[(model, seed)], out_dir / "eval" / model / f"seed{seed}", fps, threads)
+            futures[pool.submit(_train_and_evaluate, *job)] = (model, seed)
+        for n, future in enumerate(as_completed(futures), 1):
+            model, seed = futures[future]
+            out[(model, seed)] = future.result()
+            log(f"[compare] {n}/{len(plan)} runs done: {model} seed {seed} ({out[(model, seed)]:.0f} s of training)")
+    return out
+
+
+def _train_and_evaluate(cfg: Config, run_dir: Path, state: str, eval_dir: Path, fps: int, threads: int) -> float:
+    """One run in a worker process of `_run_parallel`: train (unless finished) and evaluate, output to
+    <run_dir>.log; returns the training seconds."""
+    import contextlib
+
+    import torch
+
+    from vocagan.evaluate import evaluate
+    from vocagan.train import train
+
+    torch.set_num_threads(threads)
+    with (
+        open(run_dir.with_name(run_dir.name + ".log"), "a") as f,
+        contextlib.redirect_stdout(f),
+        contextlib.redirect_stderr(f),
+    ):
+        t = time.perf_counter()
+        if state != "finished":
+            train(cfg, run_dir, resume=state == "partial")
+        seconds = time.perf_counter() - t
+        _evaluate_run(evaluate, run_dir / "best.pt", eval_dir, fps)
+    return seconds
 
 
 def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalResult:
@@ -364,7 +437,8 @@ def _report(
         "",
         f"- models: {', '.join(label(m) for m in models)}; {seeds} seed(s) each; {epochs} epochs per run "
         f"(early stopping may end a run sooner), batch size {settings['batch_size']}, "
-        f"{settings['warmup_steps']} warm-up steps; wall time of this call {seconds / 60:.1f} min"
+        f"{settings['warmup_steps']} warm-up steps; {settings['jobs']} run(s) at a time with "
+        f"{settings['threads']} torch thread(s) each; wall time of this call {seconds / 60:.1f} min"
         + (f" ({reused} of {len(run_rows)} finished runs reused, not retrained)" if reused else ""),
         "- baselines: zero motion (template only), mean motion (mean train mouth offset), ridge regression "
         "(audio features ± 2 frames -> PCA coefficients, fitted on train, λ chosen on val)",
@@ -394,7 +468,8 @@ def _report(
     summary = {
         "models": models,
         "seeds": seeds,
-        "train": settings,
+        "train": {k: settings[k] for k in SETTINGS},
+        "parallel": {"jobs": settings["jobs"], "torch_threads_per_run": settings["threads"]},
         "seconds": seconds,
         "results": results,
         "runs": run_rows,

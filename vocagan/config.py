@@ -122,6 +122,9 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CUDA only
     num_workers: int = option(0, lo=0, hi=256)
     checkpoint_every: int = option(1, lo=1)  # epochs between last.pt checkpoints (for --resume)
+    # initial weights: a checkpoint trained on the same prepared data, of this model or of one it can
+    # start from (a GAN's generator from a Transformer); None: random initialisation
+    init_from: str | None = None
 
 
 @dataclass

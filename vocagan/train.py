@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -119,6 +120,8 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     prepared = prepare_data(cfg, env)
     data = make_data(prepared, cfg, env)
     model, decoder = make_model(cfg, prepared, env.device)
+    if tc.init_from and not resume:
+        warm_start(model, Path(tc.init_from), prepared, env)
     steps = model.configure_optimizers(tc, tc.epochs * len(data.loader))
     runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1)
     autocast = make_autocast(env.device, tc.bf16)
@@ -222,6 +225,30 @@ def make_model(cfg: Config, prepared, device: torch.device):
     model.set_decoder(decoder)
     model.to(device)
     return model, decoder
+
+
+def warm_start(model, path: Path, prepared, env: Distributed) -> None:
+    """Initial weights from a trained checkpoint (`train.init_from`): the same kind of model, or one
+    the model can start from (`MotionModel.warm_start`). It must have been trained on the same prepared
+    data (PCA basis, normalisation, crop): on any other its weights would mean something else."""
+    from vocagan.checkpoint import load_checkpoint
+    from vocagan.prep.prepared import STAT_ARRAYS
+
+    source, ckpt = load_checkpoint(path)
+    ours = prepared.stats_dict()
+    differ = [k for k in STAT_ARRAYS if not np.array_equal(np.asarray(ckpt.stats[k]), np.asarray(ours[k]))]
+    if differ:
+        raise VocaganError(
+            f"train.init_from: trained on other prepared data ({', '.join(differ)} differ); start from a "
+            "checkpoint of the same data, split and preprocessing",
+            path,
+        )
+    try:
+        n = model.warm_start(source.state_dict(), ckpt.model_name)
+    except VocaganError as e:
+        raise VocaganError(str(e), path) from None
+    if env.main:
+        log(f"[train] initial weights: {n} tensors from {path} ({ckpt.model_name}, epoch {ckpt.epoch})")
 
 
 def make_autocast(device: torch.device, bf16: bool):

@@ -142,6 +142,13 @@ class MotionModel(nn.Module):
             "n_styles": self.n_styles,
         }
 
+    def warm_start(self, state_dict: dict, source: str) -> int:
+        """Initial weights from a trained model of kind `source` (a registry name): this base class
+        takes its own kind only, every tensor. Returns the number of tensors loaded."""
+        if source != self.name:
+            raise VocaganError(f"a {self.name} model cannot start from a {source} checkpoint")
+        return load_strict(self, state_dict)
+
     def configure_optimizers(self, tc: TrainConfig, total_steps: int) -> list[OptimStep]:
         """The optimisation steps of one training iteration, in order: here the one step over every
         parameter (a GAN adds its critic's step first)."""
@@ -261,6 +268,15 @@ class GenerativeModel(MotionModel):
         if n_samples == 1:
             return [torch.zeros(batch, self.code_dim, device=device)]
         return [torch.randn(batch, self.code_dim, device=device) for _ in range(n_samples)]
+
+
+def load_strict(module: nn.Module, state_dict: dict) -> int:
+    """module.load_state_dict(strict) with a mismatch as one VocaganError line; returns the count."""
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise VocaganError(f"the weights do not fit ({str(e).splitlines()[0]}; different hyper-parameters?)") from None
+    return len(state_dict)
 
 
 def opening_loss(

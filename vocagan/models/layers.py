@@ -9,6 +9,8 @@ audio (peers with a learned/sinusoidal table of 600 positions crash there).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -112,19 +114,29 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 
 def attention_bias(mask: torch.Tensor, slopes: torch.Tensor, band: int = 0) -> torch.Tensor:
     """Additive attention bias (B,H,T,T) for any T: -slope_h * |i-j| (in frames), -inf on padded keys
-    and, when band > 0, outside |i-j| <= band (local attention; generalises to any length)."""
+    and, when band > 0, outside |i-j| <= band (local attention; generalises to any length). A query
+    row whose every key is blocked gets 0 (no NaN). Without padding the result is a broadcast view."""
     B, T = mask.shape
     pos = torch.arange(T, device=mask.device)
     dist = (pos[None, :] - pos[:, None]).abs().float()  # (T,T)
     bias = -slopes.to(mask.device)[:, None, None] * dist  # (H,T,T)
-    bias = bias.unsqueeze(0).expand(B, -1, -1, -1).clone()  # (B,H,T,T)
-    blocked = ~mask[:, None, None, :]  # padded keys (B,1,1,T)
     if band > 0:
-        blocked = blocked | (dist > band)[None, None]
-    bias = bias.masked_fill(blocked, float("-inf"))
-    # A query row with every key blocked (a padded query when T has no valid key) would give NaN.
-    all_blocked = torch.isinf(bias).all(-1, keepdim=True)
-    return bias.masked_fill(all_blocked, 0.0)
+        bias = bias.masked_fill((dist > band)[None], float("-inf"))
+    padded = ~mask
+    if not bool(padded.any()):
+        return bias.unsqueeze(0).expand(B, -1, -1, -1)
+    bias = bias.unsqueeze(0).masked_fill(padded[:, None, None, :], float("-inf"))  # (B,H,T,T)
+    # rows with no valid key: a padded query beyond the band, or a sequence without frames
+    valid = mask.to(torch.int32).cumsum(1)  # (B,T) valid keys up to each position
+    if band > 0:
+        hi = valid.gather(1, (pos + band).clamp_max(T - 1).expand(B, -1))
+        lo = valid.gather(1, (pos - band - 1).clamp_min(0).expand(B, -1)) * (pos - band - 1 >= 0)
+        empty = hi - lo == 0  # (B,T)
+    else:
+        empty = (valid[:, -1:] == 0).expand(B, T)
+    if bool(empty.any()):
+        bias = bias.masked_fill(empty[:, None, :, None], 0.0)
+    return bias
 
 
 class SelfAttention(nn.Module):
@@ -140,10 +152,20 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3x(B,H,T,Dh)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
-        )
+        if self.training and self.dropout > 0:
+            y = attention_with_dropout(q, k, v, bias, self.dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+
+def attention_with_dropout(q, k, v, bias, p: float) -> torch.Tensor:
+    """softmax(q k^T / sqrt(Dh) + bias) with dropout, then @ v: the arithmetic of torch's SDPA math
+    path (which training with dropout uses on CPU), bit for bit, without its check for rows whose every
+    key is masked (`attention_bias` never makes one)."""
+    s = math.sqrt(1.0 / math.sqrt(q.shape[-1]))  # SDPA scales q and k by sqrt(scale) each
+    a = torch.matmul(q * s, k.transpose(-2, -1) * s) + bias.to(q.dtype)
+    return torch.matmul(F.dropout(torch.softmax(a, -1), p, True), v)
 
 
 class TransformerBlock(nn.Module):
