@@ -198,9 +198,10 @@ def test_a_gan_starts_from_a_trained_transformer(tiny_corpus, cache, tmp_path, c
     started: dict = {}
     real_warm_start = train_module.warm_start
 
-    def spy(model, path, prepared, env):
-        real_warm_start(model, path, prepared, env)
+    def spy(model, path, prepared):
+        out = real_warm_start(model, path, prepared)
         started.update({k: v.clone() for k, v in model.generator.state_dict().items()})
+        return out
 
     train_module.warm_start = spy
     try:

@@ -216,11 +216,10 @@ def compare(
     """Train `models` x `seeds` (seeds cfg.train.seed + 0..seeds-1) with cfg.train's settings (the CLI
     starts them from COMPARE_TRAIN), evaluate each and the baselines, write report.md; the verdict
     tests `focus`'s claim. jobs > 1: train and evaluate that many runs at once, each in a process of
-    its own with torch's threads shared out (`_run_parallel`)."""
-    import torch
-
+    its own with torch's threads shared out (`vocagan.parallel`)."""
     from vocagan.baselines import evaluate_baselines
     from vocagan.evaluate import evaluate
+    from vocagan.parallel import run_parallel, threads_per_run
     from vocagan.plotting import plot_bars, plot_curves_side_by_side, read_metrics
     from vocagan.train import train
 
@@ -239,7 +238,7 @@ def compare(
         cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
     settings = {k: getattr(cfg.train, k) for k in SETTINGS}
     # results depend on the thread count (float summation order): the report says what was used
-    settings["jobs"], settings["threads"] = jobs, max(1, torch.get_num_threads() // jobs)
+    settings["jobs"], settings["threads"] = jobs, threads_per_run(jobs)
     fps = cfg.data.fps
     results: dict[str, list[dict]] = {}
     curves: dict[str, list] = {}
@@ -252,7 +251,7 @@ def compare(
         for k in range(seeds)
     }
     states = {key: run_state(out_dir / "runs" / key[0] / f"seed{key[1]}", rcfg) for key, rcfg in plan.items()}
-    trained = _run_parallel(plan, states, out_dir, fps, jobs) if jobs > 1 else {}
+    trained = run_parallel(plan, states, out_dir, fps, jobs) if jobs > 1 else {}
     for model in models:
         results[model], curves[label(model)] = [], []
         for k in range(seeds):
@@ -312,61 +311,6 @@ def compare(
         plot_bars,
         plot_curves_side_by_side,
     )
-
-
-def _run_parallel(plan: dict, states: dict, out_dir: Path, fps: int, jobs: int) -> dict:
-    """Train (or resume) and evaluate every run of `plan` ({(model, seed): config}), `jobs` at a time,
-    each in a process of its own (spawned) with torch's threads shared out between them; each run's
-    output goes to <run folder>.log. Returns {(model, seed): training seconds}. The prepared data is
-    cached first, so that the processes read it instead of preparing it side by side."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    import torch
-
-    from vocagan.prep.prepare import prepare
-
-    prepare(next(iter(plan.values())))  # the same prepared data for every model and seed
-    threads = max(1, torch.get_num_threads() // jobs)  # as compare's settings["threads"]
-    log(f"[compare] {len(plan)} runs, {jobs} at a time, {threads} torch thread(s) each; logs in <run folder>.log")
-    out: dict = {}
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {}
-        for (model, seed), rcfg in plan.items():
-            run_dir = out_dir / "runs" / model / f"seed{seed}"
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            job = (rcfg, run_dir, states[(model, seed)], out_dir / "eval" / model / f"seed{seed}", fps, threads)
-            futures[pool.submit(_train_and_evaluate, *job)] = (model, seed)
-        for n, future in enumerate(as_completed(futures), 1):
-            model, seed = futures[future]
-            out[(model, seed)] = future.result()
-            log(f"[compare] {n}/{len(plan)} runs done: {model} seed {seed} ({out[(model, seed)]:.0f} s of training)")
-    return out
-
-
-def _train_and_evaluate(cfg: Config, run_dir: Path, state: str, eval_dir: Path, fps: int, threads: int) -> float:
-    """One run in a worker process of `_run_parallel`: train (unless finished) and evaluate, output to
-    <run_dir>.log; returns the training seconds."""
-    import contextlib
-
-    import torch
-
-    from vocagan.evaluate import evaluate
-    from vocagan.train import train
-
-    torch.set_num_threads(threads)
-    with (
-        open(run_dir.with_name(run_dir.name + ".log"), "a") as f,
-        contextlib.redirect_stdout(f),
-        contextlib.redirect_stderr(f),
-    ):
-        t = time.perf_counter()
-        if state != "finished":
-            train(cfg, run_dir, resume=state == "partial")
-        seconds = time.perf_counter() - t
-        _evaluate_run(evaluate, run_dir / "best.pt", eval_dir, fps)
-    return seconds
 
 
 def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalResult:

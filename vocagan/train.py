@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state, warm_start
 from vocagan.config import Config, config_differences
 from vocagan.distributed import (
     Distributed,
@@ -121,7 +120,9 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     data = make_data(prepared, cfg, env)
     model, decoder = make_model(cfg, prepared, env.device)
     if tc.init_from and not resume:
-        warm_start(model, Path(tc.init_from), prepared, env)
+        n, source = warm_start(model, Path(tc.init_from), prepared)
+        if env.main:
+            log(f"[train] initial weights: {n} tensors from {source.path} ({source.model_name}, epoch {source.epoch})")
     steps = model.configure_optimizers(tc, tc.epochs * len(data.loader))
     runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1)
     autocast = make_autocast(env.device, tc.bf16)
@@ -169,10 +170,12 @@ def _epoch_end_hook(epoch: int) -> None:
 
 
 # ----------------------------------------------------------------------------- setup
-def prepare_data(cfg: Config, env: Distributed):
+def prepare_data(cfg: Config, env: Distributed | None = None):
     """The prepared arrays; rank 0 prepares and caches first, the other ranks then read the cache."""
     from vocagan.prep.prepare import prepare
 
+    if env is None:
+        return prepare(cfg)
     with main_first(env):
         return prepare(cfg)
 
@@ -225,30 +228,6 @@ def make_model(cfg: Config, prepared, device: torch.device):
     model.set_decoder(decoder)
     model.to(device)
     return model, decoder
-
-
-def warm_start(model, path: Path, prepared, env: Distributed) -> None:
-    """Initial weights from a trained checkpoint (`train.init_from`): the same kind of model, or one
-    the model can start from (`MotionModel.warm_start`). It must have been trained on the same prepared
-    data (PCA basis, normalisation, crop): on any other its weights would mean something else."""
-    from vocagan.checkpoint import load_checkpoint
-    from vocagan.prep.prepared import STAT_ARRAYS
-
-    source, ckpt = load_checkpoint(path)
-    ours = prepared.stats_dict()
-    differ = [k for k in STAT_ARRAYS if not np.array_equal(np.asarray(ckpt.stats[k]), np.asarray(ours[k]))]
-    if differ:
-        raise VocaganError(
-            f"train.init_from: trained on other prepared data ({', '.join(differ)} differ); start from a "
-            "checkpoint of the same data, split and preprocessing",
-            path,
-        )
-    try:
-        n = model.warm_start(source.state_dict(), ckpt.model_name)
-    except VocaganError as e:
-        raise VocaganError(str(e), path) from None
-    if env.main:
-        log(f"[train] initial weights: {n} tensors from {path} ({ckpt.model_name}, epoch {ckpt.epoch})")
 
 
 def make_autocast(device: torch.device, bf16: bool):

@@ -139,7 +139,9 @@ def test_gan_generator_step_equals_the_batched_critic_call():
     pred = m._sample(batch)
     ref = m.reconstruction_losses(pred, batch["motion"], mask)
     total = m.weighted(ref)
-    r, s, feats = m._judge(torch.cat([batch["audio"]] * 2), torch.cat([pred, batch["motion"]]), torch.cat([mask, mask]))
+    ((r, s, feats, _),) = m._judge(
+        torch.cat([batch["audio"]] * 2), torch.cat([pred, batch["motion"]]), torch.cat([mask, mask])
+    )
     B = 4
     adv = m._fool(r[:B], mask) + m._fool(s[:B], mask)
     fm = sum((f[:B] - f[B:].detach()).abs().mean() for f in feats) / len(feats)
