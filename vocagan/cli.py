@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="small",
         choices=["tiny", "small", "bench", "full"],
         help="tiny: tests; small (default): the demo, a few minutes of speech; bench: the benchmark corpus "
-        "(VOCASET's 8 x 40 training sequences, 12 val and 32 test speakers x 10 sentences; use it with "
+        "(VOCASET's 8 x 40 training sequences, 12 val and 48 test speakers x 10 sentences; use it with "
         "configs/bench.yaml); full: VOCASET-sized (~1.2e5 frames x 5023 vertices, ~7 GB)",
     )
     p.add_argument("--seed", type=int, default=0)

@@ -156,15 +156,15 @@ def test_plan_holes_and_scales():
 
 
 def test_bench_scale_adds_held_out_speakers_and_configs_bench_names_them(repo):
-    """The benchmark corpus: VOCASET's 8 x 40 training sequences and 12 + 32 held-out speakers x
+    """The benchmark corpus: VOCASET's 8 x 40 training sequences and 12 + 48 held-out speakers x
     sentences 21-30; configs/bench.yaml's split is exactly the corpus's subjects and sentences."""
     from vocagan.config import load_config
 
     sc = synthetic.SCALES["bench"]
     pairs, missing = synthetic._plan(sc)
-    assert len(pairs) == 8 * 40 + (4 + 40) * 10 and not missing
+    assert len(pairs) == 8 * 40 + (4 + 56) * 10 and not missing
     val_extra, test_extra = synthetic.extra_subjects(sc)
-    assert val_extra[0] == "Synth_val_01" and len(val_extra) == 10 and test_extra[-1] == "Synth_test_30"
+    assert val_extra[0] == "Synth_val_01" and len(val_extra) == 10 and test_extra[-1] == "Synth_test_46"
     data = load_config(repo / "configs" / "bench.yaml").data
     assert data.train_subjects == TRAIN_SUBJECTS and data.train_sentences == list(sc.train_sentences)
     assert data.val_subjects == VAL_SUBJECTS + val_extra and data.test_subjects == TEST_SUBJECTS + test_extra

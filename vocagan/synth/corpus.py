@@ -57,7 +57,7 @@ SCALES = {
     "full": Scale((55, 88, 4), tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
     # the benchmark corpus (docs/experiments.md, "Sizing the benchmark corpus"): VOCASET's training set
     # size (8 subjects x 40 sentences) and many more held-out speakers, 10 sentences each
-    "bench": Scale((22, 42, 3), tuple(range(1, 41)), tuple(range(21, 31)), (2.0, 4.5), extra_val=10, extra_test=30),
+    "bench": Scale((22, 42, 3), tuple(range(1, 41)), tuple(range(21, 31)), (2.0, 4.5), extra_val=10, extra_test=46),
 }
 
 
