@@ -292,6 +292,11 @@ def test_cli_evaluate(trained, tmp_path, capsys):
     assert "LVE (x1e-5 m², frame-pooled)" in out and (tmp_path / "cli" / "metrics.json").is_file()
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not an expert")
+    args = ["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "y"), "--sync-expert", str(junk)]
+    assert main(args) == 1
+    assert "unreadable sync expert" in capsys.readouterr().err
 
 
 def test_bad_fps_fails_early(trained, tmp_path):

@@ -350,7 +350,7 @@ def _report(
         "only where the interval excludes 0. For ratios, lags and acceleration the difference is of the "
         "distance to the target (|x - 1|, |x|, |x - gt|), so a negative value means closer."
         if others
-        else "(no other entries)",
+        else f"({label(focus)}, the model the verdict is about, was not part of this comparison or has no other entry)",
         "",
         *diff_lines,
         "",

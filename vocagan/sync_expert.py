@@ -40,7 +40,7 @@ from torch import nn
 
 from vocagan.errors import VocaganError
 from vocagan.frames import resample_frames
-from vocagan.utils import atomic_path, log, progress
+from vocagan.utils import atomic_path, log, one_torch_thread, progress
 
 EXPERT_VERSION = 1  # part of the cache name: change it whenever anything below changes the expert
 FPS = 30  # the expert's frame rate (inputs are resampled to it)
@@ -132,7 +132,8 @@ class SyncExpert(nn.Module):
 def _embed(encoder: nn.Module, x: torch.Tensor) -> np.ndarray:
     if len(x) < WINDOW:
         return np.zeros((0, DIM), np.float32)
-    return encoder(x[None])[0].numpy()
+    with one_torch_thread():  # the same numbers whatever the caller's thread count
+        return encoder(x[None])[0].numpy()
 
 
 def distances(motion_emb: np.ndarray, audio_emb: np.ndarray, max_offset: int = MAX_OFFSET) -> np.ndarray:
@@ -172,10 +173,10 @@ def _logits(m: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
 
 def train_expert(prepared, steps: int | None = None) -> tuple[SyncExpert, dict]:
-    """Train an expert on prepared's training split for `steps` (default STEPS) steps (seeded; the
-    result depends on torch's thread count through float summation order, as any training). Returns it
-    in eval mode and its record: what it was trained on, how long it took, its accuracy on the
-    validation split."""
+    """Train an expert on prepared's training split for `steps` (default STEPS) steps (seeded, on one
+    torch thread whatever the caller's setting, so the same data gives the same expert on a machine).
+    Returns it in eval mode and its record: what it was trained on, how long it took, its accuracy on
+    the validation split."""
     steps = STEPS if steps is None else int(steps)
     t0 = time.perf_counter()
     train = [
@@ -190,7 +191,9 @@ def train_expert(prepared, steps: int | None = None) -> tuple[SyncExpert, dict]:
         )
     motion_dim = int(prepared.pca_components.shape[1])
     audio_all = np.concatenate([a for _, a in train]).astype(np.float64)
-    with torch.random.fork_rng(devices=[]):
+    # one thread: the same expert whatever the caller's thread count, and fast on a loaded CPU (these
+    # tensors are small: more threads mostly wait for each other)
+    with torch.random.fork_rng(devices=[]), one_torch_thread():
         torch.manual_seed(SEED)
         expert = SyncExpert(prepared.audio_dim, motion_dim)
         basis = np.asarray(prepared.pca_components[:N_COMPONENTS], np.float32)
@@ -228,7 +231,7 @@ def train_expert(prepared, steps: int | None = None) -> tuple[SyncExpert, dict]:
         "steps": steps,
         "final_loss": float(np.mean(losses[-20:])),
         "seconds": round(time.perf_counter() - t0, 1),
-        "threads": torch.get_num_threads(),
+        "threads": 1,
         "fps": FPS,
         "window": WINDOW,
         "max_offset": MAX_OFFSET,
