@@ -348,7 +348,8 @@ def _report(
         "",
         f"{label(focus)} minus each other entry, with the 95 % interval of the difference; 'better' / 'worse' "
         "only where the interval excludes 0. For ratios, lags and acceleration the difference is of the "
-        "distance to the target (|x - 1|, |x|, |x - gt|), so a negative value means closer."
+        "distance to the target (|x - 1|, |x|, |x - gt|), so a negative value means closer (a distance folds at 0: "
+        "for a value within its noise of the target the point can sit at the edge of its interval)."
         if others
         else f"({label(focus)}, the model the verdict is about, was not part of this comparison or has no other entry)",
         "",

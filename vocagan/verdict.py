@@ -232,7 +232,7 @@ def verdict(est: Estimates, models: list[str], focus: str = DEFAULT_MODEL) -> li
                 f"interval of each difference from {label(best)} includes 0"
                 + f"; vs {label(tied[0])}: {diff_text(est, best, tied[0], key, crit)}"
                 + ")"
-                + (f"; they are better than {', '.join(label(n) for n in rest)}" if rest else "")
+                + (f"; {label(best)} is better than {', '.join(label(n) for n in rest)}" if rest else "")
                 + "."
             )
     if "mean motion" in est.point:
