@@ -151,6 +151,7 @@ def cmd_evaluate(args) -> None:
         fps=args.fps,
         save_predictions=Path(args.save_predictions) if args.save_predictions else None,
         style=args.style,
+        sync_expert=Path(args.sync_expert) if args.sync_expert else None,
     )
     print(result.summary())
 
@@ -171,11 +172,24 @@ def _has_data_flags(args) -> bool:
     )
 
 
+SYNC_EXPERT_HELP = (
+    "lip-sync expert to score with (e.g. the sync_expert.pt kept with an earlier report); default: the one "
+    "trained once on the training split of this prepared data (cached)"
+)
+
+
 def cmd_compare(args) -> None:
     from vocagan.compare import COMPARE_TRAIN, compare
 
     cfg = _config_from_args(args, _train_overrides(args), defaults={"train": dict(COMPARE_TRAIN)})
-    result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds, focus=args.focus)
+    result = compare(
+        cfg,
+        Path(args.out),
+        models=args.models,
+        seeds=args.seeds,
+        focus=args.focus,
+        sync_expert=Path(args.sync_expert) if args.sync_expert else None,
+    )
     print(result.summary())
 
 
@@ -290,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--style", default="all", help="'all' (average over training styles, the protocol) or one training subject"
     )
     p.add_argument("--save-predictions", metavar="DIR", help="write <subject>_<sentenceNN>_<style>.npy (T,V,3) m")
+    p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
     p = sub.add_parser("compare", help="train the four models + baselines over seeds; one report")
@@ -306,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int, help="default 16")
     _add_data_flags(p)
     _add_config_flags(p)
+    p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_compare)
 
