@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,6 +49,11 @@ class ModelConfig:
     freq_masks: int = option(2, lo=0, hi=64)  # training augmentation: feature bands zeroed per sequence...
     freq_mask_width: int = option(8, lo=0, hi=1024)  # ...each up to this many features wide
     freq_shift: int = option(0, lo=0, hi=1024)  # training augmentation: shift features by up to +-this many bins
+    # Streaming: -1 = the model sees the whole clip (offline); >= 0 = causal, frame t hears no audio after
+    # frame t + lookahead (2 frames at 30 fps: 67 ms, + 23 ms of STFT window = 90 ms; `vocagan serve`)
+    lookahead: int = option(-1, lo=-1, hi=1000)
+    norm_window: int = option(150, lo=1, hi=1_000_000)  # causal models: utterance_norm over the last N frames...
+    norm_prior: int = option(30, lo=0, hi=1_000_000)  # ...plus this many pseudo-frames of learnt statistics
     recon_weight: float = option(0.1, lo=0.0)  # MSE on normalised PCA coefficients (all components equally)
     mouth_weight: float = option(1.0, lo=0.0)  # mean squared mouth-crop vertex error, mm^2
     velocity_weight: float = option(1.0, lo=0.0)  # the same on frame-to-frame differences (timing)
@@ -175,6 +181,20 @@ class MotionModel(nn.Module):
         out = self(audio, style, mask)
         return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
 
+    # ------------------------------------------------------------------ streaming
+    def stream_start(self, style: int):
+        """A live stream's state for training style index `style` (a causal model, lookahead >= 0)."""
+        raise VocaganError(f"{self.label} cannot stream (only the transformer models with model.lookahead >= 0)")
+
+    def stream_step(self, state, audio: np.ndarray) -> np.ndarray:
+        """The next feature frames (n, F) -> the motion frames (m, K) that became final: the same values
+        as `predict` on the whole sequence (deterministic output: the prior mean for VAE/GAN)."""
+        raise NotImplementedError
+
+    def stream_end(self, state) -> np.ndarray:
+        """No more audio: the last motion frames (their missing future is the last audio frame)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ shared pieces
     def check_inputs(self, audio: torch.Tensor, style: torch.Tensor) -> None:
         if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
@@ -239,9 +259,25 @@ class GenerativeModel(MotionModel):
     def code_dim(self) -> int:
         raise NotImplementedError
 
+    def conditioned(self, code: torch.Tensor):
+        """-> (the TransformerBackbone that decodes motion, its conditioning (B, D) for code (B, code_dim))."""
+        raise NotImplementedError
+
     def generate(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor, code: torch.Tensor):
         """(B,T,F), (B,), (B,T) bool, (B, code_dim) -> motion (B,T,K)."""
-        raise NotImplementedError
+        backbone, cond = self.conditioned(code)
+        return backbone(audio, style, mask, cond=cond)
+
+    def stream_start(self, style: int):
+        backbone, cond = self.conditioned(torch.zeros(1, self.code_dim))  # the prior mean, as predict(n_samples=1)
+        return backbone.stream_start(style, cond)
+
+    def stream_step(self, state, audio):
+        return self.conditioned(torch.zeros(1, self.code_dim))[0].stream_step(state, audio)
+
+    def stream_end(self, state):
+        backbone = self.conditioned(torch.zeros(1, self.code_dim))[0]
+        return backbone.stream_step(state, np.zeros((0, self.audio_dim), np.float32), end=True)
 
     def motion(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.generate(audio, style, mask, self.prior_codes(1, audio.shape[0], audio.device)[0])
@@ -289,4 +325,7 @@ def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontE
         freq_masks=cfg.freq_masks,
         freq_mask_width=cfg.freq_mask_width,
         freq_shift=cfg.freq_shift,
+        lookahead=cfg.lookahead,
+        norm_window=cfg.norm_window,
+        norm_prior=cfg.norm_prior,
     )
