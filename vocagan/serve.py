@@ -245,7 +245,10 @@ function tick() {
   requestAnimationFrame(tick);
 }
 requestAnimationFrame(tick);
+const button = document.getElementById('start');
 async function start() {
+  button.disabled = true;
+  button.textContent = 'microphone on';
   const ws = new WebSocket(`ws://${location.host}/stream`);
   ws.binaryType = 'arraybuffer';
   const hello = await new Promise((ok, fail) => { ws.onmessage = (e) => ok(JSON.parse(e.data)); ws.onerror = fail; });
@@ -281,6 +284,6 @@ async function start() {
   ctx.createMediaStreamSource(stream).connect(node);
   status.textContent = 'listening';
 }
-document.getElementById('start').addEventListener('click', start);
+button.addEventListener('click', start);
 if (location.hash.includes('autostart')) start();
 """
