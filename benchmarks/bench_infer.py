@@ -5,7 +5,9 @@
 
 For each model and audio length, three parts are timed separately (median over --repeats):
 - features: log-mel of the raw 16 kHz audio at the model's frame rate (`infer.audio_features`);
-- model: chunked prediction of the normalised coefficients (`infer.predict_motion`, all chunks, cross-fade);
+- model: prediction of the normalised coefficients (`infer.predict_motion`: one pass of the frozen
+  TorchScript graph `infer.compiled` up to 20 s, built once per model and reported; longer clips run
+  eagerly in overlapping chunks, cross-faded);
 - decode: coefficients -> full meshes (T, 5023, 3) float32 (`Prepared.to_vertices`, what `animate`
   writes), on the FLAME template with the FLAME_masks mouth crop when ../shared/data has them (else a
   synthetic 5023-vertex template; the figure depends only on the sizes), 64 PCA components.
@@ -17,6 +19,8 @@ output (1, T, 15069) full meshes, 30 fps) in DIR's own Python (DIR/.venv, DIR/wo
 with ours in the same run, on the same number of threads. Two ratios are printed:
   model-only  = FaceFormer predict / (features + model)          (our output: coefficients)
   like-for-like = FaceFormer predict / (features + model + decode) (both: full (T, 5023, 3) meshes)
+The last column is the like-for-like ratio of CPU times (each side's thread CPU time: features + model +
+decode against predict), which other jobs sharing the cores distort much less than wall times.
 Goal: like-for-like >= 100x at 4 s and 10 s. FaceFormer's biased mask stops at 600 frames (20 s), so
 it runs only for lengths <= 20 s. Without --faceformer this is said plainly and only our figures print.
 
@@ -149,11 +153,13 @@ class FaceFormerWorker:
             sys.exit("error: the FaceFormer worker exited; run it by hand to see why")
         return json.loads(line)
 
-    def predict(self, seconds: float) -> float:
+    def predict(self, seconds: float) -> tuple[float, float]:
+        """-> (wall seconds, CPU seconds of the worker's thread) of one predict."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"predict {seconds}\n")
         self.proc.stdin.flush()
-        return float(self._read()["seconds"])
+        answer = self._read()
+        return float(answer["seconds"]), float(answer.get("cpu_seconds", float("nan")))
 
     def close(self) -> None:
         if self.proc.stdin:
@@ -165,7 +171,7 @@ class FaceFormerWorker:
 def main() -> None:
     import torch
 
-    from vocagan.infer import CHUNK_SECONDS, OVERLAP_SECONDS, audio_features, predict_motion
+    from vocagan.infer import CHUNK_SECONDS, OVERLAP_SECONDS, audio_features, compiled, predict_motion
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, nargs="*", default=[])
@@ -188,15 +194,23 @@ def main() -> None:
     audio = {s: speech_like(s) for s in args.lengths}
     header = f"{'model':30s} {'audio':>6s} {'features':>9s} {'model':>9s} {'decode':>9s} {'RTF':>8s}"
     if ff:
-        header += f" {'FaceFormer':>11s} {'model-only':>11s} {'like-for-like':>14s}"
+        header += f" {'FaceFormer':>11s} {'model-only':>11s} {'like-for-like':>14s} {'(CPU time)':>11s}"
     print(header)
     for label, model, spec in models(args.checkpoint):
+        t0 = time.perf_counter()
+        ready = compiled(model) is not None  # once per model, as animate does on its first clip
+        print(
+            f"  {label}: {'TorchScript graph built' if ready else 'eager'} in {time.perf_counter() - t0:.2f} s (once)"
+        )
         for seconds, x in audio.items():
             chunk = int(round(CHUNK_SECONDS * spec.fps))
             overlap = min(int(round(OVERLAP_SECONDS * spec.fps)), chunk // 2)
-            parts: dict[str, list[float]] = {"features": [], "model": [], "decode": [], "faceformer": []}
+            parts: dict[str, list[float]] = {
+                k: [] for k in ("features", "model", "decode", "faceformer", "cpu", "ff_cpu")
+            }
             with_ff = ff is not None and seconds <= FACEFORMER_MAX_SECONDS
             for _ in range(args.repeats if seconds <= 60 else 1):
+                c0 = time.thread_time()
                 t0 = time.perf_counter()
                 feats = audio_features(spec, x, 16000, spec.fps)
                 t1 = time.perf_counter()
@@ -205,12 +219,15 @@ def main() -> None:
                 if seconds <= 60:  # 10 min of meshes is 11 GB: animate decodes those in blocks to disk
                     prepared.to_vertices(coefs[:, : prepared.motion_dim], template)
                 t3 = time.perf_counter()
+                parts["cpu"].append(time.thread_time() - c0)
                 parts["features"].append(t1 - t0)
                 parts["model"].append(t2 - t1)
                 parts["decode"].append(t3 - t2 if seconds <= 60 else float("nan"))
                 if with_ff:
                     assert ff is not None
-                    parts["faceformer"].append(ff.predict(seconds))
+                    wall, cpu = ff.predict(seconds)
+                    parts["faceformer"].append(wall)
+                    parts["ff_cpu"].append(cpu)
             med = {k: statistics.median(v) if v else float("nan") for k, v in parts.items()}
             ours = med["features"] + med["model"]
             line = (
@@ -221,7 +238,7 @@ def main() -> None:
                 if with_ff:
                     line += (
                         f" {1000 * med['faceformer']:9.1f}ms {med['faceformer'] / ours:10.1f}x "
-                        f"{med['faceformer'] / (ours + med['decode']):13.1f}x"
+                        f"{med['faceformer'] / (ours + med['decode']):13.1f}x {med['ff_cpu'] / med['cpu']:10.1f}x"
                     )
                 else:
                     line += f" {'(> 20 s)':>11s}"
