@@ -1,11 +1,13 @@
 """`vocagan animate`: animate a face from any speech file with a trained checkpoint.
 
 audio file (wav/flac/ogg/mp3, any rate, mono/stereo, int/float) -> the checkpoint's own feature
-function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model,
-in overlapping chunks cross-faded together (bounded memory and time for any length; no cap) ->
-normalised PCA coefficients -> full meshes (template + decoded mouth offsets) -> per (style, sample):
-vertices .npy (T, V, 3) float32 at the output fps, optional PLY/OBJ per frame, and an mp4 with the
-input audio muxed in.
+function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model
+(up to 20 s: one pass of a frozen TorchScript graph, `compiled`; longer: overlapping chunks cross-faded
+together, bounded memory and time for any length; no cap) -> normalised PCA coefficients -> per
+(style, sample), in the formats asked for: vertices .npy (T, V, 3) float32 at the output fps (template +
+decoded mouth offsets), a .glb (the template, the model's basis as morph targets, the coefficients as
+weights over time; `morph.py`) with the audio beside it, the weights as CSV/JSON, optional PLY/OBJ per
+frame, and an mp4 with the input audio muxed in.
 
 Stochastic models (VAE/GAN) draw their per-sequence latent from a seeded generator that is reset
 for every chunk, so all chunks of one sample share the same latent and the cross-fade joins
