@@ -6,7 +6,7 @@
 For each model and audio length, three parts are timed separately (median over --repeats):
 - features: log-mel of the raw 16 kHz audio at the model's frame rate (`infer.audio_features`);
 - model: prediction of the normalised coefficients (`infer.predict_motion`: one pass of the frozen
-  TorchScript graph `infer.compiled` up to 20 s, built once per model and reported; longer clips run
+  TorchScript graph `MotionModel.compiled` up to 20 s, built once per model and reported; longer clips run
   eagerly in overlapping chunks, cross-faded);
 - decode: coefficients -> full meshes (T, 5023, 3) float32 (`Prepared.to_vertices`, what `animate`
   writes), on the FLAME template with the FLAME_masks mouth crop when ../shared/data has them (else a
@@ -171,7 +171,7 @@ class FaceFormerWorker:
 def main() -> None:
     import torch
 
-    from vocagan.infer import CHUNK_SECONDS, OVERLAP_SECONDS, audio_features, compiled, predict_motion
+    from vocagan.infer import CHUNK_SECONDS, OVERLAP_SECONDS, audio_features, predict_motion
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, nargs="*", default=[])
@@ -198,7 +198,7 @@ def main() -> None:
     print(header)
     for label, model, spec in models(args.checkpoint):
         t0 = time.perf_counter()
-        ready = compiled(model) is not None  # once per model, as animate does on its first clip
+        ready = model.compiled() is not None  # once per model, as animate does on its first clip
         print(
             f"  {label}: {'TorchScript graph built' if ready else 'eager'} in {time.perf_counter() - t0:.2f} s (once)"
         )

@@ -201,15 +201,15 @@ def test_trained_model_float_mono_22k_and_chunking(tmp_path, trained, speech_lik
 
 @pytest.mark.parametrize("name", ["rnn", "transformer", "transformer_vae", "transformer_gan"])
 def test_compiled_forward_equals_eager(tmp_path, toy_checkpoint, name):
-    """animate's one-pass path runs a frozen TorchScript graph (infer.compiled): same output as eager."""
+    """animate's one-pass path runs a frozen TorchScript graph (MotionModel.compiled): same output as eager."""
     import torch
 
     from vocagan.checkpoint import load_checkpoint
-    from vocagan.infer import compiled, predict_motion
+    from vocagan.infer import predict_motion
 
     model, _ = load_checkpoint(toy_checkpoint(tmp_path / "m.pt", name=name))
     feats = np.random.default_rng(0).normal(size=(53, 80)).astype(np.float32)
-    assert compiled(model) is not None
+    assert model.compiled() is not None
     fast = predict_motion(model, feats, 1)  # one chunk, one sample: the compiled graph
     with torch.no_grad():
         eager = model.predict(torch.from_numpy(feats)[None], torch.tensor([1]))[:, 0].numpy()
@@ -218,8 +218,7 @@ def test_compiled_forward_equals_eager(tmp_path, toy_checkpoint, name):
 
 def test_streaming_models_are_not_compiled(tmp_path, toy_checkpoint):
     from vocagan.checkpoint import load_checkpoint
-    from vocagan.infer import compiled
 
     path = toy_checkpoint(tmp_path / "s.pt", extra=["model.lookahead=2", "model.attention_band=10"])
     model, _ = load_checkpoint(path)
-    assert compiled(model) is None
+    assert model.compiled() is None

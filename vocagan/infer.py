@@ -2,7 +2,7 @@
 
 audio file (wav/flac/ogg/mp3, any rate, mono/stereo, int/float) -> the checkpoint's own feature
 function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model
-(up to 20 s: one pass of a frozen TorchScript graph, `compiled`; longer: overlapping chunks cross-faded
+(up to 20 s: one pass of a frozen TorchScript graph, `MotionModel.compiled`; longer: overlapping chunks cross-faded
 together, bounded memory and time for any length; no cap) -> normalised PCA coefficients -> per
 (style, sample), in the formats asked for: vertices .npy (T, V, 3) float32 at the output fps (template +
 decoded mouth offsets), a .glb (the template, the model's basis as morph targets, the coefficients as
@@ -151,7 +151,7 @@ def predict_motion(
     if len(spans) == 1 and n_samples == 1 and device.type == "cpu":  # the common case: one deterministic pass
         audio = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)
         model.check_inputs(audio, style_t)
-        fast = compiled(model)
+        fast = model.compiled()
         if fast is not None:
             return fast(audio, style_t, torch.ones(audio.shape[:2], dtype=torch.bool)).numpy()  # (1, T, K)
     with contextlib.ExitStack() as stack:
@@ -172,41 +172,6 @@ def predict_motion(
                 fade if k < len(spans) - 1 else None,
             )
     return out.astype(np.float32)
-
-
-def compiled(model):
-    """The model's deterministic forward (audio (1,T,F), style (1,), mask (1,T)) -> (1,T,K) as a frozen
-    TorchScript graph optimised for CPU inference (weights prepacked, ops fused: about a third less CPU
-    time than eager at 4 s of audio, benchmarks/bench_infer.py), built once per model (about 1 s) and
-    checked against the eager forward at two lengths; None, and the eager path is used, when that check
-    fails or the model cannot be traced (a causal model: its windowed normalisation branches on the
-    length in Python)."""
-    if "_vocagan_compiled" in model.__dict__:
-        return model.__dict__["_vocagan_compiled"]
-    fast = None
-    if not any(getattr(m, "causal", False) for m in model.modules()):
-        import warnings
-
-        g = torch.Generator().manual_seed(0)
-        probes = [torch.randn(1, n, model.audio_dim, generator=g) * 3 for n in (64, 37)]
-        style = torch.zeros(1, dtype=torch.long)
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the tracer's notes on Python values it records as constants
-                mask = torch.ones(1, 64, dtype=torch.bool)
-                traced = torch.jit.trace(model, (probes[0], style, mask), check_trace=False)
-                fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-                for x in probes:
-                    m = torch.ones(x.shape[:2], dtype=torch.bool)
-                    want, got = model(x, style, m), fast(x, style, m)
-                    if got.shape != want.shape or (got - want).abs().max() > 1e-4 * (1 + want.abs().max()):
-                        fast = None
-                        break
-        except (RuntimeError, TypeError, ValueError) as e:  # a model the tracer cannot follow: eager is exact
-            log(f"animate: running the model eagerly ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
-            fast = None
-    model.__dict__["_vocagan_compiled"] = fast
-    return fast
 
 
 def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b, fade_in, fade_out) -> None:
@@ -299,42 +264,6 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
         out.flush()
         del out
     return path
-
-
-def _write_morph(
-    out: AnimateOutput,
-    out_dir: Path,
-    name: str,
-    formats,
-    prepared,
-    coefs,
-    template,
-    faces,
-    fps,
-    audio: Path,
-    style: str,
-) -> None:
-    """The .glb (+ the audio beside it) and/or the per-frame weight tables of one output."""
-    import shutil
-
-    from vocagan.formats.gltf import write_glb
-    from vocagan.morph import from_coefficients, write_weights_csv, write_weights_json
-    from vocagan.utils import atomic_path
-
-    audio_copy = out_dir / f"{name}{audio.suffix.lower()}"
-    extras = {"audio": audio_copy.name, "style": style, "generator": "vocagan animate"}
-    anim = from_coefficients(prepared, coefs, template, faces, fps, extras)
-    if "glb" in formats:
-        out.glb = write_glb(out_dir / f"{name}.glb", anim)
-        if audio_copy.resolve() != audio.resolve():
-            with atomic_path(audio_copy) as tmp:
-                shutil.copyfile(audio, tmp)
-        out.audio = audio_copy
-    tables = {"glb": f"{name}.glb"} if "glb" in formats else {}
-    if "csv" in formats:
-        out.weights.append(write_weights_csv(out_dir / f"{name}_weights.csv", anim))
-    if "json" in formats:
-        out.weights.append(write_weights_json(out_dir / f"{name}_weights.json", anim, {**tables, **extras}))
 
 
 def _write_renders(out, out_dir, name, vertices, faces, ply, obj, video, size, backend, fps, audio) -> None:
@@ -457,7 +386,11 @@ def animate(
                 name = f"{audio.stem}_{s}" + (f"_sample{k}" if samples > 1 else "")
                 out = AnimateOutput(style=s, sample=k)
                 if {"glb", "csv", "json"} & set(formats):
-                    _write_morph(out, out_dir, name, formats, prepared, c, template_verts, faces, out_fps, audio, s)
+                    from vocagan.morph import from_coefficients, write_files
+
+                    extras = {"style": s, "generator": "vocagan animate"}
+                    anim = from_coefficients(prepared, c, template_verts, faces, out_fps, extras)
+                    out.glb, out.audio, out.weights = write_files(anim, out_dir, name, formats, audio)
                 if need_vertices:
                     folder = out_dir if "npy" in formats else Path(scratch)
                     npy = _write_vertices(folder / f"{name}.npy", prepared, c, template_verts)

@@ -79,7 +79,10 @@ def _animation(base, faces, mean, components, weights, fps, extras) -> MorphAnim
     """rest + [mean, components] targets with weights [1, weights]."""
     targets = np.concatenate([mean[None], components]).astype(np.float32)
     w = np.concatenate([np.ones((len(weights), 1), np.float32), weights.astype(np.float32)], axis=1)
-    normals, target_normals = _normals(base, faces, targets, around=base + mean)
+    normals = target_normals = None
+    if faces is not None and len(faces):  # weight tables alone need no faces
+        normals, target_normals = _normals(base, faces, targets, around=base + mean)
+    faces = np.zeros((0, 3), np.int64) if faces is None else faces
     return MorphAnimation(
         base=base.astype(np.float32),
         faces=np.asarray(faces),
@@ -109,7 +112,7 @@ def checkpoint_basis(prepared, n_vertices: int) -> tuple[np.ndarray, np.ndarray]
 
 # ----------------------------------------------------------------------------- from a model's output
 def from_coefficients(
-    prepared, coefs: np.ndarray, template: np.ndarray, faces: np.ndarray, fps: float, extras: dict | None = None
+    prepared, coefs: np.ndarray, template: np.ndarray, faces: np.ndarray | None, fps: float, extras: dict | None = None
 ) -> MorphAnimation:
     """Normalised coefficients (T, K) of a model -> MorphAnimation over the template (exact; see module)."""
     template = np.asarray(template, np.float32)
@@ -233,3 +236,29 @@ def write_weights_json(path: str | Path, anim: MorphAnimation, extras: dict | No
     }
     atomic_write_text(path, json.dumps(doc, separators=(",", ":")) + "\n")
     return Path(path)
+
+
+def write_files(anim: MorphAnimation, out_dir: Path, name: str, formats, audio: Path | None):
+    """The .glb (+ the audio copied beside it, named in the .glb's extras) and/or the weight tables of
+    one animation: out_dir/name.glb, name<audio suffix>, name_weights.csv/json. -> (glb or None, audio
+    copy or None, [tables])."""
+    import shutil
+
+    from vocagan.formats.gltf import write_glb
+    from vocagan.utils import atomic_path
+
+    audio_copy = out_dir / f"{name}{audio.suffix.lower()}" if audio is not None else None
+    if audio_copy is not None:
+        anim.extras["audio"] = audio_copy.name
+    glb, tables = None, []
+    if "glb" in formats:
+        glb = write_glb(out_dir / f"{name}.glb", anim)
+        if audio is not None and audio_copy is not None and audio_copy.resolve() != Path(audio).resolve():
+            with atomic_path(audio_copy) as tmp:
+                shutil.copyfile(audio, tmp)
+    if "csv" in formats:
+        tables.append(write_weights_csv(out_dir / f"{name}_weights.csv", anim))
+    if "json" in formats:
+        extra = {"glb": f"{name}.glb"} if glb is not None else {}
+        tables.append(write_weights_json(out_dir / f"{name}_weights.json", anim, {**extra, **anim.extras}))
+    return glb, (audio_copy if glb is not None else None), tables
