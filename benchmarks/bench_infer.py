@@ -5,9 +5,11 @@
 
 For each model and audio length, three parts are timed separately (median over --repeats):
 - features: log-mel of the raw 16 kHz audio at the model's frame rate (`infer.audio_features`);
-- model: prediction of the normalised coefficients (`infer.predict_motion`: one pass of the frozen
-  TorchScript graph `MotionModel.compiled` up to 20 s, built once per model and reported; longer clips run
-  eagerly in overlapping chunks, cross-faded);
+- model: prediction of the normalised coefficients (`infer.predict_motion`); the benchmark builds the
+  frozen TorchScript graph once per model first (`MotionModel.compiled`, time reported), as a
+  long-running caller does, so clips up to 20 s take one pass of that graph; longer clips run eagerly
+  in overlapping chunks, cross-faded. (`vocagan animate` on one clip does not build it: building takes
+  0.2-1 s, more than it saves there);
 - decode: coefficients -> full meshes (T, 5023, 3) float32 (`Prepared.to_vertices`, what `animate`
   writes), on the FLAME template with the FLAME_masks mouth crop when ../shared/data has them (else a
   synthetic 5023-vertex template; the figure depends only on the sizes), 64 PCA components.
@@ -198,7 +200,7 @@ def main() -> None:
     print(header)
     for label, model, spec in models(args.checkpoint):
         t0 = time.perf_counter()
-        ready = model.compiled() is not None  # once per model, as animate does on its first clip
+        ready = model.compiled() is not None  # once per model, as a long-running caller does
         print(
             f"  {label}: {'TorchScript graph built' if ready else 'eager'} in {time.perf_counter() - t0:.2f} s (once)"
         )

@@ -209,8 +209,10 @@ def test_compiled_forward_equals_eager(tmp_path, toy_checkpoint, name):
 
     model, _ = load_checkpoint(toy_checkpoint(tmp_path / "m.pt", name=name))
     feats = np.random.default_rng(0).normal(size=(53, 80)).astype(np.float32)
-    assert model.compiled() is not None
+    eager_path = predict_motion(model, feats, 1)  # no graph built: eager
+    assert model.compiled(build=False) is None and model.compiled() is not None
     fast = predict_motion(model, feats, 1)  # one chunk, one sample: the compiled graph
+    np.testing.assert_allclose(fast, eager_path, atol=1e-5)
     with torch.no_grad():
         eager = model.predict(torch.from_numpy(feats)[None], torch.tensor([1]))[:, 0].numpy()
     np.testing.assert_allclose(fast, eager, atol=1e-5)

@@ -2,12 +2,13 @@
 
 audio file (wav/flac/ogg/mp3, any rate, mono/stereo, int/float) -> the checkpoint's own feature
 function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model
-(up to 20 s: one pass of a frozen TorchScript graph, `MotionModel.compiled`; longer: overlapping chunks cross-faded
-together, bounded memory and time for any length; no cap) -> normalised PCA coefficients -> per
-(style, sample), in the formats asked for: vertices .npy (T, V, 3) float32 at the output fps (template +
-decoded mouth offsets), a .glb (the template, the model's basis as morph targets, the coefficients as
-weights over time; `morph.py`) with the audio beside it, the weights as CSV/JSON, optional PLY/OBJ per
-frame, and an mp4 with the input audio muxed in.
+(clips up to 20 s in one pass, longer ones in overlapping chunks cross-faded together: bounded memory
+and time for any length, no cap; a frozen TorchScript graph when the caller built one,
+`MotionModel.compiled`) -> normalised PCA coefficients -> per (style, sample), in the formats asked
+for: vertices .npy (T, V, 3) float32 at the output fps (template + decoded mouth offsets), a .glb
+(the template, the model's basis as morph targets, the coefficients as weights over time; `morph.py`)
+with the audio beside it, the weights as CSV/JSON, optional PLY/OBJ per frame, and an mp4 with the
+input audio muxed in.
 
 Stochastic models (VAE/GAN) draw their per-sequence latent from a seeded generator that is reset
 for every chunk, so all chunks of one sample share the same latent and the cross-fade joins
@@ -148,12 +149,11 @@ def predict_motion(
     out = np.zeros((n_samples, n_frames, model.motion_dim), np.float64)
     fade = _fade_in(overlap)
     style_t = torch.tensor([style], dtype=torch.long, device=device)
-    if len(spans) == 1 and n_samples == 1 and device.type == "cpu":  # the common case: one deterministic pass
+    fast = model.compiled(build=False)  # a graph a long-running caller built (MotionModel.compiled)
+    if fast is not None and len(spans) == 1 and n_samples == 1 and device.type == "cpu":  # one deterministic pass
         audio = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)
         model.check_inputs(audio, style_t)
-        fast = model.compiled()
-        if fast is not None:
-            return fast(audio, style_t, torch.ones(audio.shape[:2], dtype=torch.bool)).numpy()  # (1, T, K)
+        return fast(audio, style_t, torch.ones(audio.shape[:2], dtype=torch.bool)).numpy()  # (1, T, K)
     with contextlib.ExitStack() as stack:
         if len(spans) > 1:
             features = stack.enter_context(_whole_clip_feature_norm(model, features))

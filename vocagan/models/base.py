@@ -181,17 +181,20 @@ class MotionModel(nn.Module):
         out = self(audio, style, mask)
         return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
 
-    def compiled(self):
+    def compiled(self, build: bool = True):
         """The model's deterministic forward (audio (1,T,F), style (1,), mask (1,T)) -> (1,T,K) as a frozen
         TorchScript graph optimised for CPU inference (weights prepacked, ops fused: about a third less CPU
         time than eager at 4 s of audio, benchmarks/bench_infer.py), built once per model (about 1 s) and
         checked against the eager forward at two lengths; None, and the eager path is used, when that check
         fails or the model cannot be traced (a causal model: its windowed normalisation branches on the
-        length in Python). Built for the weights and mode of the moment (eval only: None in training mode)."""
+        length in Python). Built for the weights and mode of the moment (eval only: None in training mode).
+        build=False: the graph if one was built, else None. Building costs more than it saves on one short
+        clip, so `animate` only uses a graph a long-running caller built (the benchmarks, a Python loop over
+        many files)."""
         if self.training:
             return None
-        if "_vocagan_compiled" in self.__dict__:
-            return self.__dict__["_vocagan_compiled"]
+        if "_vocagan_compiled" in self.__dict__ or not build:
+            return self.__dict__.get("_vocagan_compiled")
         fast = None
         if not any(getattr(m, "causal", False) for m in self.modules()):
             import warnings
