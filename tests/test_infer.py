@@ -197,3 +197,30 @@ def test_trained_model_float_mono_22k_and_chunking(tmp_path, trained, speech_lik
     seam_mm = np.abs(prepared.decode(chunked[0]) - prepared.decode(full[0])).max() * 1000
     print(f"max chunked-vs-full vertex difference {seam_mm:.4f} mm (motion amplitude {motion_mm:.3f} mm)")
     assert seam_mm < 0.05 * motion_mm and seam_mm < 0.05
+
+
+@pytest.mark.parametrize("name", ["rnn", "transformer", "transformer_vae", "transformer_gan"])
+def test_compiled_forward_equals_eager(tmp_path, toy_checkpoint, name):
+    """animate's one-pass path runs a frozen TorchScript graph (MotionModel.compiled): same output as eager."""
+    import torch
+
+    from vocagan.checkpoint import load_checkpoint
+    from vocagan.infer import predict_motion
+
+    model, _ = load_checkpoint(toy_checkpoint(tmp_path / "m.pt", name=name))
+    feats = np.random.default_rng(0).normal(size=(53, 80)).astype(np.float32)
+    eager_path = predict_motion(model, feats, 1)  # no graph built: eager
+    assert model.compiled(build=False) is None and model.compiled() is not None
+    fast = predict_motion(model, feats, 1)  # one chunk, one sample: the compiled graph
+    np.testing.assert_allclose(fast, eager_path, atol=1e-5)
+    with torch.no_grad():
+        eager = model.predict(torch.from_numpy(feats)[None], torch.tensor([1]))[:, 0].numpy()
+    np.testing.assert_allclose(fast, eager, atol=1e-5)
+
+
+def test_streaming_models_are_not_compiled(tmp_path, toy_checkpoint):
+    from vocagan.checkpoint import load_checkpoint
+
+    path = toy_checkpoint(tmp_path / "s.pt", extra=["model.lookahead=2", "model.attention_band=10"])
+    model, _ = load_checkpoint(path)
+    assert model.compiled() is None

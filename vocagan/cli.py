@@ -208,8 +208,14 @@ def cmd_animate(args) -> None:
         ply=args.ply,
         obj=args.obj,
         size=args.size,
+        formats=_formats(args.format),
     )
     print(result.summary())
+
+
+def _formats(values: list[str] | None) -> list[str]:
+    """--format glb --format csv, or --format glb,csv -> ["glb", "csv"] (default: npy)."""
+    return [f.strip().lower() for v in (values or ["npy"]) for f in v.split(",") if f.strip()]
 
 
 def cmd_render(args) -> None:
@@ -232,13 +238,30 @@ def cmd_export_html(args) -> None:
     from vocagan.viewer import export_html_files
 
     out = export_html_files(
-        Path(args.vertices),
-        Path(args.faces),
         Path(args.out),
+        vertices=Path(args.vertices) if args.vertices else None,
+        faces=Path(args.faces) if args.faces else None,
+        glb=Path(args.glb) if args.glb else None,
         fps=args.fps,
         audio=Path(args.audio) if args.audio else None,
     )
     print(f"wrote {out}")
+
+
+def cmd_export(args) -> None:
+    from vocagan.export import export_vertices
+
+    a = args
+    ckpt, audio = (Path(x) if x else None for x in (a.checkpoint, a.audio))
+    formats = _formats(a.format or ["glb"])
+    result = export_vertices(Path(a.vertices), Path(a.out), formats, a.template, ckpt, a.fps, audio, a.tolerance_mm)
+    print(result.summary())
+
+
+def cmd_serve(args) -> None:
+    from vocagan.serve import serve
+
+    serve(Path(args.checkpoint), host=args.host, port=args.port, style=args.style, template=args.template)
 
 
 def cmd_pipeline(args) -> None:
@@ -342,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ply", action="store_true", help="also write a PLY per frame")
     p.add_argument("--obj", action="store_true", help="also write an OBJ per frame")
     p.add_argument("--size", type=int, default=800, help="video size in pixels (square)")
+    fmt = "npy (default), glb (glTF: template, morph targets, weights over time; audio beside), csv/json (weights)"
+    p.add_argument("--format", action="append", metavar="FMT", help=f"repeatable or comma-separated: {fmt}")
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("render", help="render a vertex sequence (.npy) to an mp4 with sound")
@@ -355,13 +380,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "egl", "numpy"])
     p.set_defaults(func=cmd_render)
 
+    p = sub.add_parser("export", help="a vertex sequence (.npy) -> glTF morph targets (.glb) and/or weight tables")
+    p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres")
+    p.add_argument("--template", required=True, metavar="MESH", help="rest mesh PLY/OBJ (--checkpoint: or a subject)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--format", action="append", metavar="FMT", help="glb (default), csv, json; repeatable")
+    p.add_argument("--checkpoint", metavar="PATH", help="project onto this model's motion basis instead of a PCA")
+    p.add_argument("--audio", metavar="FILE", help="copied beside the .glb (glTF has no audio)")
+    p.add_argument("--fps", type=float, default=30)
+    p.add_argument("--tolerance-mm", type=float, default=0.01, help="PCA: max vertex error (mm)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("export-html", help="one self-contained HTML page that plays the animation with sound")
-    p.add_argument("--vertices", required=True, metavar="NPY")
-    p.add_argument("--faces", required=True, metavar="PLY")
+    p.add_argument("--glb", metavar="GLB", help="a .glb from animate/export (instead of --vertices/--faces)")
+    p.add_argument("--vertices", metavar="NPY")
+    p.add_argument("--faces", metavar="PLY")
     p.add_argument("--out", required=True, metavar="HTML")
     p.add_argument("--audio", metavar="WAV")
     p.add_argument("--fps", type=int, default=30)
     p.set_defaults(func=cmd_export_html)
+
+    p = sub.add_parser("serve", help="live animation: a WebSocket server (16 kHz PCM in, morph weights out) + page")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a streaming model (model.lookahead >= 0)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--style", help="a training subject (default: the first)")
+    p.add_argument("--template", metavar="SUBJECT_OR_PLY", help="the face shown (default: first training subject)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
         "pipeline",
