@@ -96,6 +96,8 @@ def cmd_synth(args) -> None:
         scale=args.scale,
         seed=args.seed,
         template_ply=Path(args.template_ply) if args.template_ply else None,
+        voices=args.voices,
+        channel=args.channel,
     )
     print(result.summary())
 
@@ -151,6 +153,7 @@ def cmd_evaluate(args) -> None:
         fps=args.fps,
         save_predictions=Path(args.save_predictions) if args.save_predictions else None,
         style=args.style,
+        encoder=args.encoder,
     )
     print(result.summary())
 
@@ -194,6 +197,7 @@ def cmd_animate(args) -> None:
         ply=args.ply,
         obj=args.obj,
         size=args.size,
+        encoder=args.encoder,
     )
     print(result.summary())
 
@@ -257,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--template-ply", metavar="FILE", help="deform this mesh (e.g. FLAME_sample.ply) instead of the procedural head"
     )
+    p.add_argument(
+        "--voices",
+        default="formant",
+        choices=["formant", "festival"],
+        help="festival: half of the training sentences spoken by Debian's Festival voices (recorded "
+        "speakers; formant only when none is installed). Off by default: it did not help (docs/experiments.md)",
+    )
+    p.add_argument(
+        "--channel",
+        action="store_true",
+        help="pass 70%% of the training sentences through a random recording channel (room, noise, "
+        "microphone, codec, level). Off by default: it did not help (docs/experiments.md)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("convert", help="turn your own per-sequence meshes + wavs into the VOCASET files")
@@ -290,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--style", default="all", help="'all' (average over training styles, the protocol) or one training subject"
     )
     p.add_argument("--save-predictions", metavar="DIR", help="write <subject>_<sentenceNN>_<style>.npy (T,V,3) m")
+    p.add_argument(
+        "--encoder",
+        metavar="DIR",
+        help="where the frozen speech encoder the model was trained with lies now (when the folder "
+        "its checkpoint records has moved; the weights must be the same)",
+    )
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
     p = sub.add_parser("compare", help="train the four models + baselines over seeds; one report")
@@ -326,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ply", action="store_true", help="also write a PLY per frame")
     p.add_argument("--obj", action="store_true", help="also write an OBJ per frame")
     p.add_argument("--size", type=int, default=800, help="video size in pixels (square)")
+    p.add_argument(
+        "--encoder",
+        metavar="DIR",
+        help="where the frozen speech encoder the model was trained with lies now (when the folder "
+        "its checkpoint records has moved; the weights must be the same)",
+    )
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("render", help="render a vertex sequence (.npy) to an mp4 with sound")

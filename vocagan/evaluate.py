@@ -320,8 +320,11 @@ def evaluate(
     fps: int | None = None,
     save_predictions: Path | None = None,
     style: str = "all",
+    encoder: str | None = None,
 ) -> EvalResult:
-    """Test-set metrics of a checkpoint (see the module doc). style: "all" or a training subject."""
+    """Test-set metrics of a checkpoint (see the module doc). style: "all" or a training subject.
+    encoder: where the frozen speech encoder the model was trained with is now, when its recorded
+    folder is gone."""
     import torch
 
     from vocagan.checkpoint import load_checkpoint
@@ -330,6 +333,11 @@ def evaluate(
 
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
+    if cfg.features.kind == "encoder" and not cfg.features.encoder_finetune:
+        from vocagan.prep.features import encoder_for, with_encoder
+
+        cfg = replace(cfg, features=with_encoder(cfg.features, encoder))
+        encoder_for(cfg.features, recorded=ckpt.encoder or {})  # there, and the weights the model knows
     fps = int(fps or DEFAULT_FPS)
     fps_step(cfg.data.source_fps, fps)  # a bad --fps fails before any work
     styles = ckpt.styles

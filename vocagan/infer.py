@@ -102,7 +102,9 @@ def _whole_clip_feature_norm(model, features: np.ndarray):
     model's own function and switch the per-sequence step off while the chunks run, so chunked
     output equals one pass over the whole clip (up to attention context). Yields the features to use."""
     fronts = [m for m in model.modules() if getattr(m, "utterance_norm", False) and hasattr(m, "normalise")]
-    if not fronts:
+    if not fronts or not getattr(getattr(model, "hear", None), "passthrough", True):
+        # the front end normalises what the model hears (a layer mix, an encoder's output), not these
+        # inputs: each chunk is normalised on its own (chunks are 20 s, the statistics settle well before)
         yield features
         return
     whole = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)  # (1, T, F)
@@ -174,12 +176,15 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
     out[:, a:b] += pred * w[None, :, None]
 
 
-def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
-    """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps)."""
+def audio_features(
+    ckpt, samples: np.ndarray, sr: int, fps: float, where=None, encoder: str | None = None
+) -> np.ndarray:
+    """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps).
+    encoder: another copy of the frozen speech encoder the model was trained with (its folder moved)."""
     from vocagan.frames import audio_frames
-    from vocagan.prep.features import features_at_fps
+    from vocagan.prep.features import encoder_for, features_at_fps, with_encoder
 
-    spec = ckpt.features
+    spec = with_encoder(ckpt.features, encoder)
     if spec.kind == "deepspeech":
         raise VocaganError(
             "this model was trained on precomputed DeepSpeech windows (features.kind=deepspeech), "
@@ -187,12 +192,8 @@ def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -
             "computed from raw audio) to animate any speech file",
             where,
         )
-    if spec.kind != "logmel":
-        raise VocaganError(
-            f"features.kind '{spec.kind}' cannot be computed for new audio by animate; "
-            "retrain with features.kind=logmel",
-            where,
-        )
+    if spec.kind == "encoder" and not spec.encoder_finetune:
+        encoder_for(spec, recorded=ckpt.encoder or {})  # the folder is there and holds the same weights
     n_frames = audio_frames(len(samples), sr, int(fps))
     if n_frames < 1:
         raise VocaganError(
@@ -281,13 +282,15 @@ def animate(
     backend: str = "auto",
     chunk_seconds: float = CHUNK_SECONDS,
     overlap_seconds: float = OVERLAP_SECONDS,
+    encoder: str | None = None,
 ) -> AnimateResult:
     """Animate `audio` with the model in `checkpoint`; outputs go to `out_dir` (see module docstring).
 
     template: a subject stored in the checkpoint or a PLY/OBJ mesh of the same topology (default:
     the first training subject). style: a training subject or 'all' (default: the first one).
     samples: per style (VAE/GAN draw different latents; deterministic models repeat). fps: output
-    frame rate (default: the model's); motion is interpolated in coefficient space.
+    frame rate (default: the model's); motion is interpolated in coefficient space. encoder: where the
+    frozen speech encoder the model was trained with is now, when its recorded folder is gone.
     """
     from vocagan.checkpoint import load_checkpoint
     from vocagan.formats.audio import load_audio
@@ -300,6 +303,9 @@ def animate(
         raise VocaganError(f"fps must be positive, got {fps}")
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=dev)
+    if encoder is not None and ckpt.features.kind == "encoder" and ckpt.features.encoder_finetune:
+        log(f"note: --encoder is not needed: {checkpoint} holds its fine-tuned encoder")
+        encoder = None
     prepared = ckpt.prepared  # PCA basis, templates, faces
     styles = _resolve_styles(ckpt, style)
     template_name, template_verts, template_faces = _resolve_template(ckpt, prepared, template)
@@ -314,7 +320,7 @@ def animate(
     model_fps, out_fps = ckpt.fps, float(fps or ckpt.fps)
 
     started = time.perf_counter()
-    feats = audio_features(ckpt, x, sr, model_fps, where=audio)  # (T, F) at model fps
+    feats = audio_features(ckpt, x, sr, model_fps, where=audio, encoder=encoder)  # (T, F) at model fps
     chunk = max(8, int(round(chunk_seconds * model_fps)))
     overlap = min(int(round(overlap_seconds * model_fps)), chunk // 2)
     coefs = {
