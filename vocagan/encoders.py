@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -197,8 +198,16 @@ def build_network(info: EncoderInfo, pretrained: bool = True):
     return model
 
 
-@functools.lru_cache(maxsize=2)
+_LOADING = threading.Lock()  # prepare's two reader threads must not both load the network
+
+
 def _frozen_network(path: str, sha: str):
+    with _LOADING:
+        return _load_frozen(path, sha)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_frozen(path: str, sha: str):
     import torch
 
     net = build_network(inspect_encoder(path))
