@@ -54,3 +54,43 @@ def test_forced_alignment_of_the_arctic_recording(shared_data):
 def test_unknown_word_is_named(speech_like):
     with pytest.raises(VocaganError, match="not in the pronunciation dictionary: zzyzzxq"):
         phonetic.align(speech_like(1.0, 16000), 16000, "hello zzyzzxq")
+
+
+@pytest.mark.slow
+def test_a_phonetic_model_trains_and_animates(tiny_corpus, tmp_path, cache_dir, one_thread):
+    from vocagan.cli import main
+
+    sets = [
+        "--set",
+        "features.kind=phonetic",
+        "--set",
+        "features.phonetic_logmel=true",
+        "--model",
+        "transformer",
+        "--set",
+        "model.d_model=16",
+        "--set",
+        "model.n_heads=2",
+        "--set",
+        "model.n_layers=1",
+    ]
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_corpus), "--out", str(run), "--epochs", "1", *sets]) == 0
+    wav = sorted((tiny_corpus / "wav").glob("*.wav"))[0]
+    assert (
+        main(
+            [
+                "animate",
+                "--checkpoint",
+                str(run / "best.pt"),
+                "--audio",
+                str(wav),
+                "--out",
+                str(tmp_path / "a"),
+                "--no-video",
+            ]
+        )
+        == 0
+    )
+    verts = np.load(next((tmp_path / "a").glob("*.npy")))
+    assert np.isfinite(verts).all() and len(verts) > 10
