@@ -90,7 +90,7 @@ def plot_recording(path: Path, curves: dict[int, np.ndarray], fps: float, rows, 
 
     colours = {"vowel": "tab:orange", "bilabial": "tab:blue", "silence": "0.6"}
     duration = max(len(c[0]) for c in curves.values()) / fps
-    fig = Figure(figsize=(max(10, 2.6 * duration), 4.2), dpi=90)
+    fig = Figure(figsize=(max(10, 2.6 * duration), 4.8), dpi=90)
     ax = fig.add_subplot(1, 1, 1)
     top = max(float(c.max()) for c in curves.values()) * 1.1 + 0.3
     for r in rows:
@@ -111,7 +111,7 @@ def plot_recording(path: Path, curves: dict[int, np.ndarray], fps: float, rows, 
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mouth opening above neutral (mm)")
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=7, ncol=6, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
 
