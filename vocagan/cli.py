@@ -96,6 +96,8 @@ def cmd_synth(args) -> None:
         scale=args.scale,
         seed=args.seed,
         template_ply=Path(args.template_ply) if args.template_ply else None,
+        voices=args.voices,
+        channel=args.channel,
     )
     print(result.summary())
 
@@ -152,6 +154,7 @@ def cmd_evaluate(args) -> None:
         save_predictions=Path(args.save_predictions) if args.save_predictions else None,
         style=args.style,
         sync_expert=Path(args.sync_expert) if args.sync_expert else None,
+        encoder=args.encoder,
     )
     print(result.summary())
 
@@ -172,6 +175,10 @@ def _has_data_flags(args) -> bool:
     )
 
 
+ENCODER_HELP = (
+    "where the frozen speech encoder the model was trained with lies now (when the folder its checkpoint "
+    "records has moved; the weights must be the same)"
+)
 SYNC_EXPERT_HELP = (
     "lip-sync expert to score with (e.g. the sync_expert.pt kept with an earlier report); default: the one "
     "trained once on the training split of this prepared data (cached)"
@@ -209,6 +216,7 @@ def cmd_animate(args) -> None:
         obj=args.obj,
         size=args.size,
         formats=_formats(args.format),
+        encoder=args.encoder,
     )
     print(result.summary())
 
@@ -294,6 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--template-ply", metavar="FILE", help="deform this mesh (e.g. FLAME_sample.ply) instead of the procedural head"
     )
+    p.add_argument(
+        "--voices",
+        default="formant",
+        choices=["formant", "festival"],
+        help="festival: half of the training sentences spoken by Debian's Festival voices (recorded "
+        "speakers; formant only when none is installed). Off by default: it did not help (docs/experiments.md)",
+    )
+    p.add_argument(
+        "--channel",
+        action="store_true",
+        help="pass 70%% of the training sentences through a random recording channel (room, noise, "
+        "microphone, codec, level). Off by default: it did not help (docs/experiments.md)",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("convert", help="turn your own per-sequence meshes + wavs into the VOCASET files")
@@ -328,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--save-predictions", metavar="DIR", help="write <subject>_<sentenceNN>_<style>.npy (T,V,3) m")
     p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
+    p.add_argument("--encoder", metavar="DIR", help=ENCODER_HELP)
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
     p = sub.add_parser("compare", help="train the four models + baselines over seeds; one report")
@@ -367,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=800, help="video size in pixels (square)")
     fmt = "npy (default), glb (glTF: template, morph targets, weights over time; audio beside), csv/json (weights)"
     p.add_argument("--format", action="append", metavar="FMT", help=f"repeatable or comma-separated: {fmt}")
+    p.add_argument("--encoder", metavar="DIR", help=ENCODER_HELP)
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("render", help="render a vertex sequence (.npy) to an mp4 with sound")

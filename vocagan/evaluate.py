@@ -361,9 +361,12 @@ def evaluate(
     save_predictions: Path | None = None,
     style: str = "all",
     sync_expert: Path | None = None,
+    encoder: str | None = None,
 ) -> EvalResult:
     """Test-set metrics of a checkpoint (see the module doc). style: "all" or a training subject;
-    sync_expert: a saved expert to score lip sync with (default: the one of this prepared data)."""
+    sync_expert: a saved expert to score lip sync with (default: the one of this prepared data);
+    encoder: where the frozen speech encoder the model was trained with is now, when its recorded
+    folder is gone."""
     import torch
 
     from vocagan.checkpoint import load_checkpoint
@@ -372,6 +375,11 @@ def evaluate(
 
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
+    if cfg.features.kind == "encoder" and not cfg.features.encoder_finetune:
+        from vocagan.prep.features import encoder_for, with_encoder
+
+        cfg = replace(cfg, features=with_encoder(cfg.features, encoder))
+        encoder_for(cfg.features, recorded=ckpt.encoder or {})  # there, and the weights the model knows
     fps = int(fps or DEFAULT_FPS)
     fps_step(cfg.data.source_fps, fps)  # a bad --fps fails before any work
     styles = ckpt.styles

@@ -112,7 +112,9 @@ def _whole_clip_feature_norm(model, features: np.ndarray):
         for m in model.modules()
         if getattr(m, "utterance_norm", False) and hasattr(m, "normalise") and not getattr(m, "causal", False)
     ]  # a causal front end normalises over a window of past frames: local already
-    if not fronts:
+    if not fronts or not getattr(getattr(model, "hear", None), "passthrough", True):
+        # the front end normalises what the model hears (a layer mix, an encoder's output), not these
+        # inputs: each chunk is normalised on its own (chunks are 20 s, the statistics settle well before)
         yield features
         return
     whole = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)  # (1, T, F)
@@ -189,12 +191,15 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
     out[:, a:b] += pred * w[None, :, None]
 
 
-def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
-    """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps)."""
+def audio_features(
+    ckpt, samples: np.ndarray, sr: int, fps: float, where=None, encoder: str | None = None
+) -> np.ndarray:
+    """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps).
+    encoder: another copy of the frozen speech encoder the model was trained with (its folder moved)."""
     from vocagan.frames import audio_frames
-    from vocagan.prep.features import features_at_fps
+    from vocagan.prep.features import encoder_for, features_at_fps, with_encoder
 
-    spec = ckpt.features
+    spec = with_encoder(ckpt.features, encoder)
     if spec.kind == "deepspeech":
         raise VocaganError(
             "this model was trained on precomputed DeepSpeech windows (features.kind=deepspeech), "
@@ -202,12 +207,8 @@ def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -
             "computed from raw audio) to animate any speech file",
             where,
         )
-    if spec.kind != "logmel":
-        raise VocaganError(
-            f"features.kind '{spec.kind}' cannot be computed for new audio by animate; "
-            "retrain with features.kind=logmel",
-            where,
-        )
+    if spec.kind == "encoder" and not spec.encoder_finetune:
+        encoder_for(spec, recorded=ckpt.encoder or {})  # the folder is there and holds the same weights
     n_frames = audio_frames(len(samples), sr, int(fps))
     if n_frames < 1:
         raise VocaganError(
@@ -316,6 +317,7 @@ def animate(
     chunk_seconds: float = CHUNK_SECONDS,
     overlap_seconds: float = OVERLAP_SECONDS,
     formats: tuple[str, ...] | list[str] = ("npy",),
+    encoder: str | None = None,
 ) -> AnimateResult:
     """Animate `audio` with the model in `checkpoint`; outputs go to `out_dir` (see module docstring).
 
@@ -325,6 +327,8 @@ def animate(
     frame rate (default: the model's); motion is interpolated in coefficient space. formats: any of
     FORMATS: "npy" vertices, "glb" (the template, the model's motion basis as morph targets, the
     weights over time; the audio copied beside it), "csv"/"json" (the morph weights per frame).
+    encoder: where the frozen speech encoder the model was trained with is now, when its recorded
+    folder is gone.
     """
     from vocagan.checkpoint import load_checkpoint
     from vocagan.formats.audio import load_audio
@@ -337,6 +341,9 @@ def animate(
         raise VocaganError(f"fps must be positive, got {fps}")
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=dev)
+    if encoder is not None and ckpt.features.kind == "encoder" and ckpt.features.encoder_finetune:
+        log(f"note: --encoder is not needed: {checkpoint} holds its fine-tuned encoder")
+        encoder = None
     prepared = ckpt.prepared  # PCA basis, templates, faces
     styles = _resolve_styles(ckpt, style)
     template_name, template_verts, template_faces = resolve_template(ckpt, prepared, template)
@@ -355,7 +362,7 @@ def animate(
     model_fps, out_fps = ckpt.fps, float(fps or ckpt.fps)
 
     started = time.perf_counter()
-    feats = audio_features(ckpt, x, sr, model_fps, where=audio)  # (T, F) at model fps
+    feats = audio_features(ckpt, x, sr, model_fps, where=audio, encoder=encoder)  # (T, F) at model fps
     chunk = max(8, int(round(chunk_seconds * model_fps)))
     overlap = min(int(round(overlap_seconds * model_fps)), chunk // 2)
     coefs = {

@@ -120,7 +120,8 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     data = make_data(prepared, cfg, env)
     model, decoder = make_model(cfg, prepared, env.device)
     steps = model.configure_optimizers(tc, tc.epochs * len(data.loader))
-    runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1)
+    # several steps, or a frozen encoder's parameters, leave parameters without gradients on some steps
+    runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1 or not model.hear.passthrough)
     autocast = make_autocast(env.device, tc.bf16)
     state = restore(out_dir, cfg, model, steps, data, env) if resume else LoopState()
     if env.main:
@@ -216,8 +217,15 @@ def make_data(prepared, cfg: Config, env: Distributed) -> Data:
 
 
 def make_model(cfg: Config, prepared, device: torch.device):
-    """The model (on `device`) with the lip decoder its vertex-space losses need."""
-    model = build(cfg.model, prepared.audio["train"].shape[1], prepared.motion["train"].shape[1], len(prepared.styles))
+    """The model (on `device`) with the lip decoder its vertex-space losses need; a speech encoder it
+    fine-tunes starts from the pretrained weights of features.encoder_path."""
+    import dataclasses
+
+    from vocagan.prep.features import audio_input
+
+    audio_dim = prepared.audio["train"].shape[1]
+    audio = dataclasses.replace(audio_input(cfg, audio_dim), load_weights=True)
+    model = build(cfg.model, audio_dim, prepared.motion["train"].shape[1], len(prepared.styles), audio)
     decoder = LipDecoder.from_prepared(prepared)
     model.set_decoder(decoder)
     model.to(device)

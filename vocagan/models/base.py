@@ -13,11 +13,22 @@ Optional hooks the trainer calls (no-ops here): `set_epoch(epoch)` for schedules
 parameters, optimiser and schedule, run in order on every batch (`step_loss(batch, name)` gives each
 step's losses): one step for most models; a GAN's critic adds its own before the generator's. The
 trainer never asks which kind of model it has.
+
+How a model hears (`models/audio.py`): `self.hear` turns the dataset's per-frame audio (B, T, audio_dim)
+into the features the model's layers see (B, T, feature_dim): a pass-through for precomputed features,
+a learned mix of a frozen encoder's layers, or a pretrained speech encoder being fine-tuned. The public
+entry points `step_loss` and `predict` run it once; `forward`, `loss` and the models' own methods see
+features. A fine-tuned encoder trains inside the model's own optimisation step at its own learning
+rate (`encoder_groups`: zero for train.encoder_freeze_steps steps, then warm-up + cosine); the
+trainer does not know it is there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +38,7 @@ from torch import nn
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.audio import AudioInput, Hear
 from vocagan.models.layers import ConvFrontEnd, LipDecoder, full_mask, masked_mean, vertex_losses
 from vocagan.utils import log
 
@@ -89,6 +101,15 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress_))
 
 
+@dataclass
+class ParamGroup:
+    """Parameters that train in a step at their own peak learning rate and schedule (step -> factor)."""
+
+    params: list
+    lr: float
+    schedule: Callable[[int], float]
+
+
 def optim_step(
     name: str,
     log_prefix: str,
@@ -97,17 +118,37 @@ def optim_step(
     total_steps: int,
     lr_scale: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
+    extra: Sequence[ParamGroup] = (),
 ) -> OptimStep:
     """AdamW (no weight decay on biases, norms and other 1-D parameters) at tc.lr * lr_scale, with the
-    warm-up + cosine schedule over `total_steps` and gradient clipping at tc.grad_clip."""
-    params = [p for p in params if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    warm-up + cosine schedule over `total_steps` and gradient clipping at tc.grad_clip; `extra` groups
+    (a fine-tuned encoder) join the same step with their own learning rate and schedule."""
+    main = ParamGroup(
+        list(params), tc.lr * lr_scale, functools.partial(lr_factor, warmup=tc.warmup_steps, total=total_steps)
+    )
+    groups: list[dict] = []
+    schedules: list[Callable[[int], float]] = []
+    every: list[nn.Parameter] = []
+    for group in (main, *extra):
+        ps, lr, schedule = [p for p in group.params if p.requires_grad], group.lr, group.schedule
+        groups += [
+            {"params": [p for p in ps if p.dim() >= 2], "weight_decay": tc.weight_decay, "lr": lr},
+            {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, "lr": lr},
+        ]
+        schedules += [schedule, schedule]
+        every += ps
     opt = torch.optim.AdamW(groups, lr=tc.lr * lr_scale, betas=betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup_steps, total_steps))
-    return OptimStep(name, log_prefix, params, opt, sched, tc.grad_clip)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedules)
+    return OptimStep(name, log_prefix, every, opt, sched, tc.grad_clip)
+
+
+def frozen_then(freeze_steps: int, warmup: int, total: int) -> Callable[[int], float]:
+    """0 for the first `freeze_steps` steps, then warm-up + cosine over the rest (`lr_factor`)."""
+
+    def factor(step: int) -> float:
+        return 0.0 if step < freeze_steps else lr_factor(step - freeze_steps, warmup, max(1, total - freeze_steps))
+
+    return factor
 
 
 class MotionModel(nn.Module):
@@ -117,10 +158,16 @@ class MotionModel(nn.Module):
     name = "base"  # the registry key (vocagan.models.MODELS)
     label = "base"  # how reports name the model
 
-    def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int):
+    hear_step = "model"  # the optimisation step through which a fine-tuned encoder learns
+
+    def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None):
         super().__init__()
         self.cfg = cfg
         self.audio_dim, self.motion_dim, self.n_styles = int(audio_dim), int(motion_dim), int(n_styles)
+        self.hear = Hear(audio or AudioInput(dim=self.audio_dim))
+        if self.hear.spec.dim != self.audio_dim:
+            raise ValueError(f"audio input spec has {self.hear.spec.dim} values per frame, audio_dim is {audio_dim}")
+        self.feature_dim = self.hear.out_dim  # what the model's own layers see per frame
         self.lip_decoder: LipDecoder | None = None
         self.epoch = 0
 
@@ -146,15 +193,43 @@ class MotionModel(nn.Module):
             "audio_dim": self.audio_dim,
             "motion_dim": self.motion_dim,
             "n_styles": self.n_styles,
+            "audio": dataclasses.replace(self.hear.spec, load_weights=False).to_dict(),
         }
 
     def configure_optimizers(self, tc: TrainConfig, total_steps: int) -> list[OptimStep]:
         """The optimisation steps of one training iteration, in order: here the one step over every
-        parameter (a GAN adds its critic's step first)."""
-        return [optim_step("model", "train_", self.parameters(), tc, total_steps)]
+        parameter (a GAN adds its critic's step first), a fine-tuned encoder at its own rate."""
+        return [
+            optim_step(
+                "model", "train_", self.own_parameters(), tc, total_steps, extra=self.encoder_groups(tc, total_steps)
+            )
+        ]
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but a fine-tuned encoder's (`encoder_groups` holds those)."""
+        skip = {id(p) for p in self.hear.encoder_parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def encoder_groups(self, tc: TrainConfig, total_steps: int) -> list[ParamGroup]:
+        """A fine-tuned encoder's parameters (not its frozen CNN): train.encoder_lr, zero for the first
+        train.encoder_freeze_steps steps, then warm-up + cosine. None without such an encoder."""
+        params = self.hear.encoder_parameters()
+        if not params:
+            return []
+        return [
+            ParamGroup(params, tc.encoder_lr, frozen_then(self.hear.spec.freeze_steps, tc.warmup_steps, total_steps))
+        ]
 
     def step_loss(self, batch: dict, step: str) -> dict[str, torch.Tensor]:
-        """The losses of optimisation step `step` (a name from `configure_optimizers`)."""
+        """The losses of optimisation step `step` (a name from `configure_optimizers`): the audio heard
+        once (with gradients into a fine-tuned encoder in `hear_step` only), then `features_loss`."""
+        learn = step == self.hear_step
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (learn or self.hear.passthrough)):
+            audio = self.hear(batch["audio"], batch["mask"], train=learn)
+        return self.features_loss({**batch, "audio": audio}, step)
+
+    def features_loss(self, batch: dict, step: str) -> dict[str, torch.Tensor]:
+        """`step_loss` on a batch whose audio is already heard (B, T, feature_dim)."""
         return self.loss(batch)
 
     # ------------------------------------------------------------------ interface
@@ -176,8 +251,15 @@ class MotionModel(nn.Module):
     def predict(
         self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """(B,T,F), (B,) -> (n_samples, B, T, K). Deterministic models repeat the one prediction."""
+        """(B,T,audio_dim), (B,) -> (n_samples, B, T, K): the audio heard, then `predict_features`."""
         self.check_inputs(audio, style)
+        mask = self.mask_or_full(audio, mask)
+        return self.predict_features(self.hear(audio, mask), style, n_samples, mask)
+
+    def predict_features(
+        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """`predict` on heard audio (B,T,feature_dim). Deterministic models repeat the one prediction."""
         out = self(audio, style, mask)
         return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
 
@@ -247,7 +329,7 @@ class MotionModel(nn.Module):
             )
 
     def front_end(self, d_model: int) -> ConvFrontEnd:
-        return make_front_end(self.cfg, self.audio_dim, d_model)
+        return make_front_end(self.cfg, self.feature_dim, d_model)
 
     def reconstruction_losses(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
         """recon (coefficient MSE); with the decoder also mouth, velocity, lip, lip_max in mm^2 (velocity
@@ -321,12 +403,9 @@ class GenerativeModel(MotionModel):
     def motion(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.generate(audio, style, mask, self.prior_codes(1, audio.shape[0], audio.device)[0])
 
-    @torch.no_grad()
-    def predict(
-        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1, mask: torch.Tensor | None = None
+    def predict_features(
+        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int, mask: torch.Tensor
     ) -> torch.Tensor:
-        self.check_inputs(audio, style)
-        mask = self.mask_or_full(audio, mask)
         codes = self.prior_codes(n_samples, audio.shape[0], audio.device)
         return torch.stack([self.generate(audio, style, mask, code) for code in codes])  # (S,B,T,K)
 

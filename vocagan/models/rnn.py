@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.audio import AudioInput
 from vocagan.models.base import ModelConfig, MotionModel
 
 
@@ -38,8 +39,8 @@ class RNNModel(MotionModel):
     name = "rnn"
     label = "RNN"
 
-    def __init__(self, cfg: RNNConfig, audio_dim: int, motion_dim: int, n_styles: int):
-        super().__init__(cfg, audio_dim, motion_dim, n_styles)
+    def __init__(self, cfg: RNNConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles, audio)
         self.front = self.front_end(cfg.hidden)
         self.style = nn.Embedding(n_styles, cfg.style_dim)
         self.gru = nn.GRU(

@@ -17,6 +17,7 @@ from torch import nn
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.audio import AudioInput
 from vocagan.models.base import ModelConfig, MotionModel, make_front_end
 from vocagan.models.layers import EncoderStream, FrontEndStream, TransformerEncoder
 
@@ -100,9 +101,11 @@ class TransformerModel(MotionModel):
     name = "transformer"
     label = "Transformer"
 
-    def __init__(self, cfg: TransformerConfig, audio_dim: int, motion_dim: int, n_styles: int):
-        super().__init__(cfg, audio_dim, motion_dim, n_styles)
-        self.backbone = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+    def __init__(
+        self, cfg: TransformerConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None
+    ):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles, audio)
+        self.backbone = TransformerBackbone(cfg, self.feature_dim, motion_dim, n_styles)
 
     def motion(self, audio, style, mask):
         return self.backbone(audio, style, mask)

@@ -32,6 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.audio import AudioInput
 from vocagan.models.base import GenerativeModel, OptimStep, optim_step
 from vocagan.models.layers import masked_mean
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
@@ -101,24 +102,29 @@ class TransformerGANModel(GenerativeModel):
     name = "transformer_gan"
     label = "Transformer+GAN"
 
-    def __init__(self, cfg: TransformerGANConfig, audio_dim: int, motion_dim: int, n_styles: int):
-        super().__init__(cfg, audio_dim, motion_dim, n_styles)
-        self.generator = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+    hear_step = "generator"  # a fine-tuned encoder learns with the generator, never from the critic's loss
+
+    def __init__(
+        self, cfg: TransformerGANConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None
+    ):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles, audio)
+        self.generator = TransformerBackbone(cfg, self.feature_dim, motion_dim, n_styles)
         self.noise_proj = nn.Linear(cfg.noise_dim, cfg.d_model)
-        self.discriminator = SyncDiscriminator(audio_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+        self.discriminator = SyncDiscriminator(self.feature_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
 
     # ------------------------------------------------------------------ training steps
     def configure_optimizers(self, tc, total_steps: int) -> list[OptimStep]:
         """The critic's step (Adam betas (0.5, 0.9) as GAN practice, learning rate scaled by
-        d_lr_scale), then the generator's over every other parameter."""
+        d_lr_scale), then the generator's over every other parameter (a fine-tuned encoder at its own rate)."""
         critic = list(self.discriminator.parameters())
         skip = {id(p) for p in critic}
+        generator = [p for p in self.own_parameters() if id(p) not in skip]
         return [
             optim_step("discriminator", "d_", critic, tc, total_steps, lr_scale=self.cfg.d_lr_scale, betas=(0.5, 0.9)),
-            optim_step("generator", "train_", [p for p in self.parameters() if id(p) not in skip], tc, total_steps),
+            optim_step("generator", "train_", generator, tc, total_steps, extra=self.encoder_groups(tc, total_steps)),
         ]
 
-    def step_loss(self, batch: dict, step: str) -> dict:
+    def features_loss(self, batch: dict, step: str) -> dict:
         return self.discriminator_loss(batch) if step == "discriminator" else self.loss(batch)
 
     # ------------------------------------------------------------------ generator (code: the noise)

@@ -28,6 +28,8 @@ from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
 from vocagan.errors import VocaganError
 from vocagan.formats.audio import deepspeech_like_windows
 from vocagan.synth import face, speech
+from vocagan.synth.voices import CHANNEL_SHARE, FESTIVAL_SHARE, FESTIVAL_VOICES, festival_sentence, festival_voices
+from vocagan.synth.voices import channel as add_channel
 from vocagan.utils import atomic_write_text, log, progress
 
 VERSION_FILE = "synth_version.txt"  # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
@@ -122,6 +124,7 @@ class SynthResult:
     regions: dict[str, int] | None
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes ("wav/" summed)
     elapsed_s: float = 0.0
+    voices: str = "formant"  # what speaks the training sentences (and whether a channel colours them)
 
     def summary(self) -> str:
         mb = lambda b: f"{b / 1e6:.1f} MB"  # noqa: E731
@@ -131,6 +134,7 @@ class SynthResult:
             f"  subjects: {len(self.subjects)}; sequences: {seq}",
             f"  frames: {self.total_frames} at {FPS} fps = {self.seconds / 60:.2f} min of speech",
             f"  mesh: {self.mesh}, {self.n_vertices} vertices, {self.n_faces} triangles",
+            f"  voices: {self.voices}",
             "  audio sample rates: "
             + ", ".join(f"{sr} Hz x{n}" for sr, n in sorted(_count(self.sample_rates.values()).items())),
             "  regions: "
@@ -185,13 +189,27 @@ class Sequence:
 
 
 def make_sequence(
-    profile: Profile, sentence: int, seed: int, scale: Scale, template: np.ndarray, basis: np.ndarray
+    profile: Profile,
+    sentence: int,
+    seed: int,
+    scale: Scale,
+    template: np.ndarray,
+    basis: np.ndarray,
+    real_voices: tuple[str, ...] = (),
+    channel: bool = False,
 ) -> Sequence:
     """One sequence of one subject; depends only on (seed, subject, sentence), never on order."""
     rng = np.random.default_rng([seed, profile.index, sentence, 1])
     timeline = speech.make_timeline(rng, rng.uniform(*scale.duration), profile.voice.rate)
     audio = speech.synthesize(timeline, profile.voice, rng)
     sr = profile.voice.sample_rate
+    if (real_voices or channel) and profile.name in TRAIN_SUBJECTS:  # val/test stay as they are (comparable LVE)
+        own = np.random.default_rng([seed, profile.index, sentence, 2])
+        if real_voices and own.random() < FESTIVAL_SHARE:
+            voice = real_voices[int(own.integers(len(real_voices)))]
+            timeline, audio, sr = festival_sentence(own, timeline[-1].end, voice)
+        if channel and own.random() < CHANNEL_SHARE:
+            audio = add_channel(audio, sr, own)
     n_frames = int(round(len(audio) / sr * FPS))
     coefs = speech.motion_coefficients(timeline, profile.style, n_frames, FPS, rng)  # (T, K)
     motion = (coefs @ basis.reshape(len(basis), -1)).reshape(n_frames, -1, 3)  # (T, V, 3)
@@ -204,9 +222,20 @@ def make_sequence(
 
 
 def generate(
-    out_dir: str | Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None
+    out_dir: str | Path,
+    scale: str = "small",
+    seed: int = 0,
+    template_ply: str | Path | None = None,
+    voices: str = "formant",
+    channel: bool = False,
 ) -> SynthResult:
-    """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary."""
+    """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary.
+
+    voices "festival": half of the training subjects' sentences are spoken by Debian's Festival voices
+    (`festival_voices()`; the formant voice alone, said once, when none is installed).
+    channel: 70 % of the training sentences go through a random recording channel (`speech.channel`).
+    Neither is on by default: on the demo recipe both made the test split and the real recordings
+    worse (docs/experiments.md)."""
     from vocagan.formats.mesh import read_mesh
     from vocagan.formats.vocaset_writer import VocasetWriter
 
@@ -231,6 +260,15 @@ def generate(
     else:
         base = face.procedural_head(*sc.mesh)
         mesh = "procedural head"
+    if voices not in ("formant", "festival"):
+        raise VocaganError(f"unknown voices '{voices}' (valid: formant, festival)")
+    real_voices = festival_voices() if voices == "festival" else ()
+    if voices == "festival" and not real_voices:
+        log(
+            "synth: no Festival voice is installed (Debian: festival "
+            + " ".join(FESTIVAL_VOICES.values())
+            + "; scripts/setup.sh --test installs them as root): the corpus uses the formant voice only"
+        )
     profiles = subject_profiles(seed)
     pairs, missing = _plan(sc)
     writer = VocasetWriter(
@@ -255,7 +293,7 @@ def generate(
                 subjects[i] = subject_geometry(base, p)
                 writer.add_subject(p.name, subjects[i][0])
             template, basis = subjects[i]
-            seq = make_sequence(p, s, seed, sc, template, basis)
+            seq = make_sequence(p, s, seed, sc, template, basis, real_voices, channel)
             writer.add_sequence(p.name, s, seq.verts, seq.audio, seq.sample_rate, deepspeech=seq.deepspeech)
             counts[split_of[p.name]] += 1
             total_frames += len(seq.verts)
@@ -266,7 +304,8 @@ def generate(
     except BaseException:
         writer.abort()
         raise
-    atomic_write_text(out_dir / VERSION_FILE, f"{speech.SYNTH_VERSION}\n")
+    extras = (["voices " + ",".join(real_voices)] if real_voices else []) + (["channel"] if channel else [])
+    atomic_write_text(out_dir / VERSION_FILE, " ".join([str(speech.SYNTH_VERSION), *extras]) + "\n")
     files: dict[str, int] = {}
     for name in (
         "data_verts.npy",
@@ -299,6 +338,9 @@ def generate(
         {k: len(v) for k, v in base.regions.items()} if base.regions else None,
         files,
         time.perf_counter() - t0,
+        "formant"
+        + (" + Festival " + ", ".join(real_voices) if real_voices else "")
+        + (" + channel" if channel else ""),
     )
 
 
