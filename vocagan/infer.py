@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path, log, progress, resolve_device
+from vocagan.utils import atomic_path, log, output_dir, progress, resolve_device
 
 CHUNK_SECONDS = 20.0  # model input per forward pass (attention cost per frame grows with it)
 OVERLAP_SECONDS = 4.0  # context shared by consecutive chunks; the cross-fade uses its middle half
@@ -38,6 +38,7 @@ class AnimateOutput:
     vertices: Path  # (T, V, 3) float32 .npy
     video: Path | None = None  # mp4 with the input audio
     meshes: list[Path] = field(default_factory=list)  # folders of per-frame PLY/OBJ files
+    info: Path | None = None  # <name>.json: fps, frame and vertex counts, the mesh file, the audio
 
 
 @dataclass
@@ -50,25 +51,36 @@ class AnimateResult:
     fps: float
     n_frames: int
     audio_seconds: float
-    compute_seconds: float  # features + model, all styles and samples
+    compute_seconds: float  # features + model, all styles and samples (after the warm-up)
+    load_seconds: float = 0.0  # checkpoint, audio, output checks
+    warmup_seconds: float = 0.0  # the model's first call on a short input (one-time costs)
+    video_seconds: float = 0.0  # rendering + encoding the mp4s
+    total_seconds: float = 0.0  # the whole call, wall clock
+    mesh: Path | None = None  # the face mesh (template, faces, colours) the vertices belong to
     outputs: list[AnimateOutput] = field(default_factory=list)
 
     def files(self) -> list[Path]:
-        out = []
+        out = [self.mesh] if self.mesh else []
         for o in self.outputs:
-            out += [o.vertices] + ([o.video] if o.video else []) + o.meshes
+            out += [o.vertices] + ([o.info] if o.info else []) + ([o.video] if o.video else []) + o.meshes
         return out
 
     def summary(self) -> str:
+        rtf = self.compute_seconds / max(self.audio_seconds, 1e-9)
+        n = len(self.outputs)
         lines = [
             f"animated {self.audio} ({self.audio_seconds:.2f} s -> {self.n_frames} frames at {self.fps:g} fps) "
             f"with {self.model_name} ({self.checkpoint}), template {self.template}",
-            f"  features + model: {self.compute_seconds:.2f} s "
-            f"(real-time factor {self.compute_seconds / max(self.audio_seconds, 1e-9):.4f})",
+            f"  timings (wall clock): {self.total_seconds:.2f} s in all = loading {self.load_seconds:.2f} s "
+            f"(checkpoint, audio) + model warm-up {self.warmup_seconds:.2f} s (first call, once) + features and "
+            f"model {self.compute_seconds:.3f} s ({rtf:.4f} x real time for {n} output(s)) + writing and video "
+            f"{max(self.total_seconds - self.load_seconds - self.warmup_seconds - self.compute_seconds, 0):.2f} s",
         ]
+        if self.mesh:
+            lines.append(f"  face mesh: {self.mesh}")
         for o in self.outputs:
             lines.append(f"  style {o.style}" + (f", sample {o.sample}" if len(self.outputs) > 1 else "") + ":")
-            lines.append(f"    {o.vertices}")
+            lines.append(f"    {o.vertices}" + (f" (+ {o.info.name})" if o.info else ""))
             if o.video:
                 lines.append(f"    {o.video}")
             for folder in o.meshes:
@@ -174,6 +186,14 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
     out[:, a:b] += pred * w[None, :, None]
 
 
+def _warm_up(model, ckpt, device) -> None:
+    """One forward pass on half a second of silence-like features: the first call of a model pays
+    one-time costs (kernel selection, allocator growth) that are not the cost of animating."""
+    n = max(2, int(round(0.5 * ckpt.fps)))
+    features = np.zeros((n, ckpt.audio_dim), np.float32)
+    predict_motion(model, features, 0, 1, 0, chunk=n, overlap=0, device=device)
+
+
 def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
     """The checkpoint's own features of raw audio at the model fps: (T, F); T = round(duration * fps)."""
     from vocagan.frames import audio_frames
@@ -216,23 +236,25 @@ def _resolve_styles(ckpt, style: str | None) -> list[str]:
     return [style]
 
 
-def _resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """-> (name, vertices (V, 3), faces (F, 3) from a mesh file or None)."""
+def _resolve_template(ckpt, prepared, template: str | None):
+    """-> (name, vertices (V, 3), faces (F, 3) or None, colours (V, 3) or None): a stored subject (the
+    checkpoint's faces and colours) or a mesh file of the same topology (its own faces and colours)."""
     names = prepared.template_names
     n_vertices = int(prepared.meta["n_vertices"])
+    faces = prepared.faces if len(prepared.faces) else None
     if template is None:
         name = ckpt.styles[0] if ckpt.styles and ckpt.styles[0] in names else names[0]
-        return name, prepared.template(name), None
+        return name, prepared.template(name), faces, prepared.vertex_colors
     if template in names:
-        return template, prepared.template(template), None
+        return template, prepared.template(template), faces, prepared.vertex_colors
     path = Path(template)
     if path.suffix.lower() in (".ply", ".obj") or path.exists():
-        from vocagan.formats.mesh import read_mesh
+        from vocagan.formats.mesh import read_mesh_with_colors
 
-        verts, faces = read_mesh(path)
+        verts, own_faces, colors = read_mesh_with_colors(path)
         if len(verts) != n_vertices:
             raise VocaganError(f"template has {len(verts)} vertices but the model's topology has {n_vertices}", path)
-        return path.name, verts, faces if len(faces) else None
+        return path.name, verts, own_faces if len(own_faces) else faces, colors
     raise VocaganError(
         f"unknown template '{template}': not a subject of this checkpoint ({', '.join(names)}) nor a PLY/OBJ file",
         ckpt.path,
@@ -251,15 +273,15 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
     return path
 
 
-def _write_meshes(folder: Path, vertices: np.ndarray, faces, kind: str) -> Path:
+def _write_meshes(folder: Path, vertices: np.ndarray, faces, colors, kind: str) -> Path:
     from vocagan.formats.mesh import write_obj, write_ply
 
     folder.mkdir(parents=True, exist_ok=True)
     for t in progress(range(len(vertices)), desc=kind, unit="frame"):
         if kind == "ply":
-            write_ply(folder / f"frame_{t:06d}.ply", vertices[t], faces)
+            write_ply(folder / f"frame_{t:06d}.ply", vertices[t], faces, colors=colors)
         else:
-            write_obj(folder / f"frame_{t:06d}.obj", vertices[t], faces)
+            write_obj(folder / f"frame_{t:06d}.obj", vertices[t], faces, colors=colors)
     return folder
 
 
@@ -292,18 +314,20 @@ def animate(
     from vocagan.checkpoint import load_checkpoint
     from vocagan.formats.audio import load_audio
     from vocagan.frames import resample_frames
+    from vocagan.video import write_animation_info
 
+    t_start = time.perf_counter()
     checkpoint, audio, out_dir = Path(checkpoint), Path(audio), Path(out_dir)
     if samples < 1:
         raise VocaganError(f"samples must be >= 1, got {samples}")
     if fps is not None and fps <= 0:
         raise VocaganError(f"fps must be positive, got {fps}")
+    output_dir(out_dir)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=dev)
     prepared = ckpt.prepared  # PCA basis, templates, faces
     styles = _resolve_styles(ckpt, style)
-    template_name, template_verts, template_faces = _resolve_template(ckpt, prepared, template)
-    faces = template_faces if template_faces is not None else (prepared.faces if len(prepared.faces) else None)
+    template_name, template_verts, faces, colors = _resolve_template(ckpt, prepared, template)
     if (video or obj) and faces is None:
         raise VocaganError(
             "the checkpoint holds no faces (trained without a template PLY): pass --template "
@@ -313,6 +337,8 @@ def animate(
     x, sr = load_audio(audio)
     model_fps, out_fps = ckpt.fps, float(fps or ckpt.fps)
 
+    warm = time.perf_counter()
+    _warm_up(model, ckpt, dev)
     started = time.perf_counter()
     feats = audio_features(ckpt, x, sr, model_fps, where=audio)  # (T, F) at model fps
     chunk = max(8, int(round(chunk_seconds * model_fps)))
@@ -321,6 +347,7 @@ def animate(
         s: predict_motion(model, feats, ckpt.style_index(s), samples, seed, chunk, overlap, dev) for s in styles
     }  # style -> (S, T, K)
     compute = time.perf_counter() - started
+    loading, warmup = warm - t_start, started - warm
     n_out = len(feats) if out_fps == model_fps else max(1, int(round(len(x) * out_fps / sr)))  # as audio_frames
 
     result = AnimateResult(
@@ -333,8 +360,15 @@ def animate(
         n_frames=n_out,
         audio_seconds=len(x) / sr,
         compute_seconds=compute,
+        load_seconds=loading,
+        warmup_seconds=warmup,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    if faces is not None:  # the face mesh beside the vertices: render / export-html read it from there
+        from vocagan.formats.mesh import write_ply
+
+        result.mesh = out_dir / f"{audio.stem}_mesh.ply"
+        write_ply(result.mesh, template_verts, faces, colors=colors)
     for s in styles:
         for k in range(samples):
             c = coefs[s][k]
@@ -344,24 +378,38 @@ def animate(
             out = AnimateOutput(
                 style=s, sample=k, vertices=_write_vertices(out_dir / f"{name}.npy", prepared, c, template_verts)
             )
+            out.info = write_animation_info(
+                out.vertices,
+                mesh=result.mesh,
+                fps=out_fps,
+                audio=audio,
+                checkpoint=checkpoint,
+                model=ckpt.model_name,
+                style=s,
+                sample=k,
+                template=template_name,
+            )
             vertices = np.load(out.vertices, mmap_mode="r")  # (T, V, 3) stays on disk
             for kind, wanted in (("ply", ply), ("obj", obj)):
                 if wanted:
-                    out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, kind))
+                    out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, colors, kind))
             if video:
                 from vocagan.render import render_frames
                 from vocagan.video import write_video
 
                 assert faces is not None  # checked before any work
 
+                t_video = time.perf_counter()
                 out.video = write_video(
                     out_dir / f"{name}.mp4",
-                    render_frames(vertices, faces, size, backend),
+                    render_frames(vertices, faces, size, backend, colors=colors),
                     out_fps,
                     audio=audio,
                     total=len(vertices),
                 )
+                result.video_seconds += time.perf_counter() - t_video
             result.outputs.append(out)
             del vertices
+    result.total_seconds = time.perf_counter() - t_start
     log(f"animate: {len(result.outputs)} output(s) in {out_dir}")
     return result

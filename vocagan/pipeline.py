@@ -111,7 +111,7 @@ def render_test_example(cfg: Config, checkpoint: Path, predictions: Path, out_di
     faces_ply = out_dir / "template.ply"
     from vocagan.formats.mesh import write_ply
 
-    write_ply(faces_ply, corpus.templates[subject], corpus.faces)
+    write_ply(faces_ply, corpus.templates[subject], corpus.faces, colors=corpus.colors)
     video = out_dir / f"{subject}_{sentence}.mp4"
     render_files(
         matches[0],

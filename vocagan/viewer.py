@@ -28,7 +28,7 @@ from vocagan.render import (
     KEY_LIGHT,
     check_mesh,
 )
-from vocagan.utils import atomic_write_text
+from vocagan.utils import atomic_write_text, log
 from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -49,11 +49,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float) -> dict:
+def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float, colors: np.ndarray | None = None) -> dict:
     """Compact JSON-able form of (T, V, 3) vertices: base frame + int16 offsets of moving vertices.
 
     Quantisation step = max |offset| / 32767 (sub-micrometre for speech motion); vertices whose
-    offset never exceeds half a step are static and not stored at all.
+    offset never exceeds half a step are static and not stored at all. `colors` (V, 3) in [0, 1]:
+    per-vertex colours (uint8, zlib), drawn as the mesh's material colour (else ALBEDO everywhere).
     """
     base = vertices[0].astype(np.float32)  # (V, 3)
     blocks = [slice(t, t + BLOCK) for t in range(0, len(vertices), BLOCK)]  # bounded memory for long clips
@@ -88,6 +89,9 @@ def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float) -> dict:
         "key": KEY_LIGHT,
         "fill": FILL_LIGHT,
         "ambient": AMBIENT,
+        "colors": None
+        if colors is None
+        else _b64(zlib.compress((np.clip(colors, 0, 1) * 255 + 0.5).astype(np.uint8).tobytes(), 6)),
     }
 
 
@@ -119,9 +123,11 @@ def export_html(
     fps: float = 30,
     audio_path: str | Path | None = None,
     title: str = "vocagan",
+    colors: np.ndarray | None = None,
 ) -> Path:
     """Write one self-contained HTML page playing vertices (T, V, 3) with faces (F, 3) at `fps`,
-    with the audio file (wav/mp3/ogg/flac; others re-encoded) embedded and kept in sync."""
+    with the audio file (wav/mp3/ogg/flac; others re-encoded) embedded and kept in sync; `colors`
+    (V, 3): the mesh's per-vertex colours."""
     out_html = Path(out_html)
     if fps <= 0:
         raise VocaganError(f"fps must be positive, got {fps}", out_html)
@@ -131,7 +137,9 @@ def export_html(
     three = THREE_JS.read_text(encoding="utf-8")
     if "</script" in three.lower() or "<!--" in three:
         raise VocaganError("vendored three.js cannot be inlined (contains a script end tag)", THREE_JS)
-    mesh = json.dumps(encode_mesh(vertices, faces, fps)).replace("</", "<\\/")
+    if colors is not None and np.shape(colors) != (vertices.shape[1], 3):
+        raise VocaganError(f"colours must be ({vertices.shape[1]}, 3), got {np.shape(colors)}", out_html)
+    mesh = json.dumps(encode_mesh(vertices, faces, fps, colors)).replace("</", "<\\/")
     audio = _audio_source(Path(audio_path)) if audio_path is not None else ""
     page = (
         _PAGE.replace("@TITLE@", _html_escape(title))
@@ -146,12 +154,28 @@ def export_html(
 
 
 def export_html_files(
-    vertices: str | Path, faces: str | Path, out: str | Path, fps: float = 30, audio: str | Path | None = None
+    vertices: str | Path,
+    faces: str | Path | None,
+    out: str | Path,
+    fps: float | None = None,
+    audio: str | Path | None = None,
 ) -> Path:
-    """`vocagan export-html`: vertices .npy (T, V, 3) + a PLY/OBJ for the faces (+ audio) -> HTML."""
-    vertices = Path(vertices)
-    verts, tris = load_animation(vertices, Path(faces))
-    return export_html(verts, tris, out, fps=fps, audio_path=audio, title=vertices.stem)
+    """`vocagan export-html`: vertices .npy (T, V, 3) + its face mesh (default: the one named in the
+    .json `animate` writes beside the .npy; another vertex count is refused) -> HTML. Sound and fps
+    default to the .json's (fps 30 without one)."""
+    anim = load_animation(vertices, faces)
+    if audio is None and anim.audio is not None:
+        audio = anim.audio
+        log(f"export-html: sound from {audio} (named in {Path(vertices).with_suffix('.json').name})")
+    return export_html(
+        anim.vertices,
+        anim.faces,
+        out,
+        fps=fps or anim.fps or 30,
+        audio_path=audio,
+        title=Path(vertices).stem,
+        colors=anim.colors,
+    )
 
 
 def _html_escape(text: str) -> str:
@@ -221,8 +245,13 @@ geometry.setAttribute('position', posAttr);
 geometry.setIndex(new THREE.BufferAttribute(faces, 1));
 geometry.computeVertexNormals();
 geometry.computeBoundingBox();
-const material = new THREE.MeshPhongMaterial({shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide});
-material.color.setRGB(...M.albedo);
+if (M.colors) {   // per-vertex colours (skin, lips, mouth interior, eyes), linear RGB as in render.py
+  const rgb = new Uint8Array(await inflate(M.colors));
+  geometry.setAttribute('color', new THREE.BufferAttribute(Float32Array.from(rgb, (c) => c / 255), 3));
+}
+const material = new THREE.MeshPhongMaterial({shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide,
+                                              vertexColors: Boolean(M.colors)});
+if (M.colors) material.color.setRGB(1, 1, 1); else material.color.setRGB(...M.albedo);
 scene.add(new THREE.Mesh(geometry, material));
 
 // Camera framing as vocagan.render.frame_camera: fit the x/y extent of frame 0, head facing +z.

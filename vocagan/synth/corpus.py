@@ -5,9 +5,11 @@ that speech-to-motion is learnable and style matters:
 
 - one phoneme timeline per sentence drives both the audio (source-filter synthesis) and the mouth
   motion (coarticulated visemes that lead the sound by ~1-2 frames) — `synth_speech.py`;
-- the face is a procedural head (or a user mesh such as FLAME_sample.ply) moved by smooth
-  deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks and
-  brow raises, plus ~0.05 mm measurement noise — `synth_face.py`;
+- the face is a real human face shape, Google's MediaPipe canonical face mesh made to speak
+  (`synth/canonical.py`: mouth opened along the inner lip line, mouth interior, eyes, subdivided;
+  Apache-2.0, see vocagan/assets/MEDIAPIPE_NOTICE), or a user mesh such as FLAME_sample.ply, moved
+  by smooth deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks
+  and brow raises, plus ~0.05 mm measurement noise — `synth/face.py`;
 - the 12 VOCASET subjects differ in identity (face shape), voice (pitch, formants, speaking rate,
   sample rate) and speaking style (articulation amplitude, rounding, spread, anticipation).
 
@@ -30,7 +32,9 @@ from vocagan.formats.audio import deepspeech_like_windows
 from vocagan.synth import face, speech
 from vocagan.utils import atomic_write_text, log, progress
 
-VERSION_FILE = "synth_version.txt"  # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
+VERSION_FILE = "synth_version.txt"  # what wrote a corpus (`corpus_stamp`; the pipeline's reuse check)
+FACE_VERSION = 2  # bump when the built-in face (synth/canonical.py) or its motion changes (1: procedural head)
+NOTICE_FILES = {"MEDIAPIPE_NOTICE.txt": "MEDIAPIPE_NOTICE", "MEDIAPIPE_LICENSE.txt": "MEDIAPIPE_LICENSE"}
 
 SUBJECTS = TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS
 KNOWN_HOLES = [("FaceTalk_170811_03274_TA", 24), ("FaceTalk_170809_00138_TA", 32)]
@@ -40,7 +44,7 @@ NOISE_STD = 5e-5  # measurement noise per coordinate (m)
 
 @dataclass(frozen=True)
 class Scale:
-    mesh: tuple[int, int, int]  # procedural head: rings, columns, mouth-pocket rings
+    face_levels: int  # Loop subdivision levels of the built-in face (0: ~730 vertices, 1: ~2300)
     train_sentences: tuple[int, ...]
     heldout_sentences: tuple[int, ...]  # val and test subjects
     duration: tuple[float, float]  # sentence length range (s), silences included
@@ -48,9 +52,9 @@ class Scale:
 
 
 SCALES = {
-    "tiny": Scale((16, 24, 2), (1, 2), (21, 22), (1.3, 1.7)),
-    "small": Scale((22, 42, 3), tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
-    "full": Scale((55, 88, 4), tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
+    "tiny": Scale(0, (1, 2), (21, 22), (1.3, 1.7)),
+    "small": Scale(1, tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
+    "full": Scale(1, tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
 }
 
 
@@ -171,7 +175,7 @@ def _plan(scale: Scale) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
 def subject_geometry(base: face.Head, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
     """A subject's template (V, 3) and motion basis (K, V, 3) on the base head."""
     template, frame = face.reshape_head(base, profile.identity)
-    return template, face.motion_basis(template, frame, base.lower)
+    return template, face.motion_basis(template, frame, base.lower, base.moves, base.blink)
 
 
 @dataclass
@@ -229,8 +233,10 @@ def generate(
             f"corners +-{frame.half_width * 1000:.1f} mm ({frame.source})"
         )
     else:
-        base = face.procedural_head(*sc.mesh)
-        mesh = "procedural head"
+        from vocagan.synth.canonical import canonical_head
+
+        base = canonical_head(sc.face_levels)
+        mesh = f"MediaPipe canonical face (Apache-2.0), {sc.face_levels} Loop subdivision level(s)"
     profiles = subject_profiles(seed)
     pairs, missing = _plan(sc)
     writer = VocasetWriter(
@@ -239,6 +245,7 @@ def generate(
         faces=base.faces,
         template_ply_vertices=base.vertices,
         masks=base.regions,
+        colors=base.colors,
     )
     subjects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     split_of = {
@@ -266,7 +273,8 @@ def generate(
     except BaseException:
         writer.abort()
         raise
-    atomic_write_text(out_dir / VERSION_FILE, f"{speech.SYNTH_VERSION}\n")
+    _write_notices(out_dir, builtin_face=template_ply is None)
+    atomic_write_text(out_dir / VERSION_FILE, corpus_stamp(scale, seed, template_ply) + "\n")
     files: dict[str, int] = {}
     for name in (
         "data_verts.npy",
@@ -302,19 +310,39 @@ def generate(
     )
 
 
-def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
-    """The built-in synthetic corpus in `out_dir`, generated once (reused when complete and written by
-    the current synthesiser version)."""
+def _write_notices(out_dir: Path, builtin_face: bool) -> None:
+    """The built-in face is a modified MediaPipe mesh (Apache-2.0): its NOTICE and licence go with every
+    corpus that holds it; a corpus on a user's mesh holds neither (stale copies are removed)."""
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    for name, asset in NOTICE_FILES.items():
+        if builtin_face:
+            atomic_write_text(out_dir / name, (assets / asset).read_text(encoding="utf-8"))
+        elif (out_dir / name).is_file():
+            (out_dir / name).unlink()
+
+
+def corpus_stamp(scale: str, seed: int, template_ply: str | Path | None = None) -> str:
+    """What a corpus was written by and from: synthesiser and face versions, scale, seed, template mesh
+    (its name and content fingerprint). A folder whose stamp differs is written again."""
+    from vocagan.utils import file_fingerprint
+
+    template = "built-in face"
+    if template_ply is not None:
+        template = f"{Path(template_ply).name} {file_fingerprint(template_ply)}"
+    return f"speech {speech.SYNTH_VERSION}; face {FACE_VERSION}; scale {scale}; seed {seed}; template {template}"
+
+
+def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None) -> Path:
+    """The built-in synthetic corpus in `out_dir` (on the user's `template_ply` mesh when given), generated
+    once: reused when complete and its stamp (`corpus_stamp`) matches, written again otherwise."""
+    wanted = corpus_stamp(scale, seed, template_ply)
     if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
         stamp = out_dir / VERSION_FILE
-        written = stamp.read_text().strip() if stamp.is_file() else "1"
-        if written == str(speech.SYNTH_VERSION):
+        written = stamp.read_text().strip() if stamp.is_file() else "an older version"
+        if written == wanted:
             log(f"[corpus] using the built-in corpus at {out_dir}")
             return out_dir
-        log(
-            f"[corpus] the corpus at {out_dir} was written by synthesiser version {written}, not "
-            f"{speech.SYNTH_VERSION}: writing it again"
-        )
+        log(f"[corpus] the corpus at {out_dir} was written by {written}, not {wanted}: writing it again")
     log(f"[corpus] writing the built-in corpus ({scale}) to {out_dir}")
-    print(generate(out_dir, scale=scale, seed=seed).summary())
+    print(generate(out_dir, scale=scale, seed=seed, template_ply=template_ply).summary())
     return out_dir
