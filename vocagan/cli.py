@@ -5,6 +5,7 @@ printed as one line `error: ...` with exit status 1."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,14 +15,16 @@ from vocagan.models import MODELS
 
 
 # ----------------------------------------------------------------------------- shared flag groups
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
+def _add_data_flags(p: argparse.ArgumentParser, data_default: str = "") -> None:
+    from vocagan.config import DataConfig
+
     g = p.add_argument_group("data (a VOCASET folder, or the seed's explicit file flags)")
     g.add_argument(
         "--data",
         metavar="DIR",
         help="folder holding the standard VOCASET file names "
         "(data_verts.npy, subj_seq_to_idx.pkl, templates.pkl, processed_audio_deepspeech.pkl, "
-        "raw_audio_fixed.pkl, FLAME_sample.ply)",
+        "raw_audio_fixed.pkl, FLAME_sample.ply)" + (f"; default: {data_default}" if data_default else ""),
     )
     for flag, what in [
         ("data_verts_path", "data_verts.npy"),
@@ -34,7 +37,13 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{flag}", f"--{flag.replace('_', '-')}", dest=flag, metavar="FILE", help=what)
     g.add_argument("--masks", metavar="FILE", help="FLAME_masks.pkl: lip/upper-face regions for crop and metrics")
     g.add_argument("--mouth-indices", metavar="FILE", help=".npy/.txt of mouth vertex indices (overrides geometry)")
-    g.add_argument("--fps", type=int, help="training/evaluation frame rate (must divide 60; default 30)")
+    _option(
+        g,
+        "--fps",
+        DataConfig,
+        "fps",
+        help="training/evaluation frame rate, must divide the capture rate 60 (default: from --config, else 30)",
+    )
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -239,126 +248,305 @@ def cmd_pipeline(args) -> None:
 
 
 # ----------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written; a flag's default after its help, unless the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+            if "default" not in text:
+                text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line `error: ...` on stderr (exit status 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _typed(cls, name: str, flag: str):
+    """argparse `type=`: the value checked against field `name` of `cls` (its declared type and range)."""
+    from vocagan.fields import check_field
+
+    def convert(text: str):
+        try:
+            return check_field(cls, name, text, flag)
+        except VocaganError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{flag} ")) from None
+
+    convert.__name__ = name  # argparse names the type in some messages
+    return convert
+
+
+def _option(p, flags: str | tuple[str, ...], cls, name: str, **kw) -> None:
+    """A flag for field `name` of dataclass `cls` (a config section or `vocagan.options`): type and range
+    check, choices and help come from the field; `kw` may override the default and the help."""
+    from vocagan.fields import describe_range
+
+    flags = (flags,) if isinstance(flags, str) else flags
+    flag = flags[0]
+    f = next(x for x in dataclasses.fields(cls) if x.name == name)
+    choices = f.metadata.get("choices")
+    text = kw.pop("help", None) or f.metadata.get("help") or ""
+    if choices is None and (span := describe_range(cls, name)):
+        text += f"; {span}"
+    if "default" not in kw:
+        kw["default"] = None if f.default is dataclasses.MISSING else f.default
+    p.add_argument(*flags, type=_typed(cls, name, flag), choices=choices, help=text, **kw)
+
+
+def _command(sub, name: str, summary: str, examples: str, extra: str = "") -> argparse.ArgumentParser:
+    """A subcommand with its one-line description (in `vocagan --help` too) and examples."""
+    epilog = (
+        (extra + "\n\n" if extra else "")
+        + "examples:\n"
+        + "\n".join(f"  {line}" for line in examples.strip().splitlines())
+    )
+    return sub.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=_HelpFormatter)
+
+
+def _add_train_flags(
+    p: argparse.ArgumentParser, model: bool = True, seed: bool = True, epochs: int = 100, batch: int = 32
+) -> None:
+    """--model, --epochs, --batch-size, --seed: checked against the training config's own fields."""
+    from vocagan.config import TrainConfig
+
+    if model:
+        p.add_argument(
+            "--model", choices=list(MODELS), help=f"model family (default: from --config, else {DEFAULT_MODEL})"
+        )
+    else:
+        p.set_defaults(model=None)
+    _option(p, "--epochs", TrainConfig, "epochs", help=f"training epochs (default: from --config, else {epochs})")
+    _option(
+        p,
+        ("--batch-size", "--batch_size"),  # the second: the seed's spelling
+        TrainConfig,
+        "batch_size",
+        help=f"sequences per batch (default: from --config, else {batch})",
+        dest="batch_size",
+    )
+    if seed:
+        _option(p, "--seed", TrainConfig, "seed", help="random seed of the run (default: from --config, else 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vocagan", description="Speech-driven 3D facial animation on VOCASET.")
-    parser.add_argument("--version", action="version", version=_version())
+    from vocagan.compare import COMPARE_TRAIN
+    from vocagan.formats.convert import LAYOUTS
+    from vocagan.options import AnimateOptions, CompareOptions, ConvertOptions, SynthOptions, VideoOptions
+    from vocagan.synth.corpus import SCALES
+
+    parser = _Parser(
+        prog="vocagan",
+        description="Speech-driven 3D facial animation: train, evaluate and use models that turn speech into a "
+        "moving face mesh (VOCASET format; a built-in synthetic corpus when you have none).",
+        epilog="Every command documents itself: vocagan COMMAND --help. Errors are one line `error: ...` "
+        "(exit status 1; 2 for a bad flag).",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("synth", help="write the built-in synthetic corpus in VOCASET format")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p = _command(
+        sub,
+        "synth",
+        "Write the built-in synthetic corpus (12 speakers, real face shape) in the exact VOCASET file format.",
+        """
+vocagan synth --out data/small
+vocagan synth --out data/tiny --scale tiny --seed 1
+vocagan synth --out data/flame --template-ply ~/FLAME_sample.ply   # animate your FLAME template instead""",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)")
     p.add_argument(
         "--scale",
         default="small",
-        choices=["tiny", "small", "full"],
-        help="tiny: tests; small (default): the demo, a few minutes of speech; "
-        "full: VOCASET-sized (~1.2e5 frames x 5023 vertices, ~7 GB)",
+        choices=list(SCALES),
+        help="tiny: tests, seconds; small: the demo, 6 minutes of speech; full: VOCASET-sized, 1.2e5 frames",
     )
-    p.add_argument("--seed", type=int, default=0)
+    _option(p, "--seed", SynthOptions, "seed")
     p.add_argument(
-        "--template-ply", metavar="FILE", help="deform this mesh (e.g. FLAME_sample.ply) instead of the procedural head"
+        "--template-ply",
+        metavar="FILE",
+        help="animate this face mesh (PLY/OBJ, +y up, +z forward, e.g. FLAME_sample.ply) instead of the built-in "
+        "MediaPipe face",
     )
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("convert", help="turn your own per-sequence meshes + wavs into the VOCASET files")
-    p.add_argument("--input", required=True, metavar="DIR", help="folder of sequences (see README: convert)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--input-fps", type=int, default=60, help="frame rate of the input meshes (resampled to 60)")
-    p.add_argument("--template-ply", metavar="FILE", help="mesh whose faces to copy into FLAME_sample.ply")
+    p = _command(
+        sub,
+        "convert",
+        "Turn your own per-sequence meshes and wavs into the five VOCASET files.",
+        """
+vocagan convert --input my_capture --out my_vocaset
+vocagan convert --input my_capture --out my_vocaset --input-fps 30 --template-ply my_template.ply""",
+        extra=LAYOUTS,
+    )
+    p.add_argument("--input", required=True, metavar="DIR", help="folder of sequences in one of the layouts below")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the VOCASET files (created)")
+    _option(p, "--input-fps", ConvertOptions, "input_fps")
+    p.add_argument("--template-ply", metavar="FILE", help="mesh whose faces go into FLAME_sample.ply")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("prepare", help="align, crop the mouth region, PCA + normalise; cached")
+    p = _command(
+        sub,
+        "prepare",
+        "Align, crop the mouth region, fit PCA and normalise a dataset; cached (a second run is instant).",
+        """
+vocagan prepare --data ~/vocaset --masks ~/FLAME_masks.pkl
+vocagan prepare --data data/small --set data.fps=60""",
+    )
     _add_data_flags(p)
     _add_config_flags(p)
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train one model; best checkpoint at OUT/best.pt")
-    p.add_argument("--model", choices=list(MODELS), help="model family (default: from config, transformer_gan)")
+    p = _command(
+        sub,
+        "train",
+        "Train one model; writes RUN_DIR/best.pt, last.pt (for --resume), metrics.csv and curve plots.",
+        """
+vocagan train --data data/small --out runs/gan --config configs/demo.yaml
+vocagan train --model rnn --data ~/vocaset --out runs/rnn --epochs 50 --set train.lr=3e-4
+vocagan train --data ~/vocaset --out runs/gan --resume   # continue an interrupted run""",
+    )
     _add_data_flags(p)
     _add_config_flags(p)
-    p.add_argument("--out", required=True, metavar="RUN_DIR")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run folder: best.pt, last.pt, config.yaml, metrics.csv/jsonl, curves (created)",
+    )
+    _add_train_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test-set metrics (LVE, FDD, MVE, lip sync) of a checkpoint")
-    p.add_argument("--checkpoint", required=True, metavar="PATH")
-    _add_data_flags(p)
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument(
-        "--style", default="all", help="'all' (average over training styles, the protocol) or one training subject"
+    p = _command(
+        sub,
+        "evaluate",
+        "Test-set metrics of a checkpoint (LVE, MVE, FDD, lip sync, lip closures, smoothness) with plots.",
+        """
+vocagan evaluate --checkpoint runs/gan/best.pt --out runs/gan/eval
+vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_masks.pkl --out runs/gan/eval \\
+                 --save-predictions runs/gan/eval/pred""",
     )
-    p.add_argument("--save-predictions", metavar="DIR", help="write <subject>_<sentenceNN>_<style>.npy (T,V,3) m")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train (best.pt)")
+    _add_data_flags(p, data_default="the dataset the checkpoint was trained on")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder: metrics.json/md, CSV, plots (created)")
+    p.add_argument(
+        "--style",
+        default="all",
+        help="'all' (average over the training styles, the protocol) or one training subject",
+    )
+    p.add_argument(
+        "--save-predictions",
+        metavar="DIR",
+        help="also write each prediction as <subject>_<sentenceNN>_<style>.npy, (T, V, 3) metres",
+    )
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
-    p = sub.add_parser("compare", help="train the four models + baselines over seeds; one report")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--seeds", type=int, default=3)
+    p = _command(
+        sub,
+        "compare",
+        "Train several models over several seeds, evaluate them and three baselines, write one report.",
+        """
+vocagan compare --out runs/compare                       # the built-in corpus, 4 models x 3 seeds
+vocagan compare --data ~/vocaset --out runs/cmp --models rnn transformer_gan --seeds 5""",
+    )
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to compare")
+    _option(p, "--seeds", CompareOptions, "seeds")
     p.add_argument(
         "--focus",
         default=DEFAULT_MODEL,
         choices=list(MODELS),
-        help=f"the model whose claim the verdict tests (default: {DEFAULT_MODEL})",
+        help="the model whose claim the verdict tests",
     )
-    p.add_argument("--model", help=argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, help="epochs per run (default 40, the demo's budget)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="default 16")
-    _add_data_flags(p)
+    _add_train_flags(p, model=False, seed=False, epochs=COMPARE_TRAIN["epochs"], batch=COMPARE_TRAIN["batch_size"])
+    _add_data_flags(p, data_default="the built-in small corpus, written to OUT/corpus")
     _add_config_flags(p)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.md, runs, plots (created)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("animate", help="animate a face from any speech file (wav/flac/ogg/mp3)")
-    p.add_argument("--checkpoint", required=True, metavar="PATH")
-    p.add_argument("--audio", required=True, metavar="FILE")
+    p = _command(
+        sub,
+        "animate",
+        "Animate a face from any speech recording (wav/flac/ogg/mp3, any rate) with a trained checkpoint.",
+        """
+vocagan animate --checkpoint runs/demo/train/best.pt --audio speech.wav --out anim
+vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --style all --no-video --ply""",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train (best.pt)")
+    p.add_argument("--audio", required=True, metavar="FILE", help="speech recording: wav, flac, ogg or mp3")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder (created): <audio>_<style>.npy + .json, <audio>_mesh.ply, .mp4",
+    )
     p.add_argument(
         "--template",
-        metavar="SUBJECT_OR_PLY",
-        help="a subject in the checkpoint or a PLY/OBJ mesh "
-        "with the training topology (default: first training subject)",
+        metavar="SUBJECT_OR_MESH",
+        help="the face to animate: a subject stored in the checkpoint or a PLY/OBJ mesh with the training "
+        "topology (default: the first training subject)",
     )
-    p.add_argument("--style", default=None, help="a training subject, or 'all' (default: first training style)")
-    p.add_argument("--samples", type=int, default=1, help="samples per style (VAE/GAN)")
-    p.add_argument("--fps", type=int, help="output frame rate (default: the model's)")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--style", default=None, help="speaking style: a training subject, or 'all' (default: the first one)"
+    )
+    _option(p, "--samples", AnimateOptions, "samples")
+    _option(p, "--fps", AnimateOptions, "fps")
+    _option(p, "--size", VideoOptions, "size")
     p.add_argument("--no-video", action="store_true", help="skip the mp4")
-    p.add_argument("--ply", action="store_true", help="also write a PLY per frame")
-    p.add_argument("--obj", action="store_true", help="also write an OBJ per frame")
-    p.add_argument("--size", type=int, default=800, help="video size in pixels (square)")
+    p.add_argument("--ply", action="store_true", help="also write a PLY per frame (with vertex colours)")
+    p.add_argument("--obj", action="store_true", help="also write an OBJ per frame (with vertex colours)")
     p.set_defaults(func=cmd_animate)
 
-    p = sub.add_parser("render", help="render a vertex sequence (.npy) to an mp4 with sound")
-    p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres")
-    p.add_argument("--faces", required=True, metavar="PLY", help="mesh with the same topology (faces)")
-    p.add_argument("--out", required=True, metavar="MP4")
-    p.add_argument("--audio", metavar="WAV")
-    p.add_argument("--gt", metavar="NPY", help="ground truth: side-by-side gt | prediction | error heat map")
-    p.add_argument("--fps", type=int, default=30)
-    p.add_argument("--size", type=int, default=800)
-    p.add_argument("--backend", default="auto", choices=["auto", "egl", "numpy"])
+    p = _command(
+        sub,
+        "render",
+        "Render a vertex sequence (.npy) to an mp4 with sound; --gt for ground truth | prediction | error.",
+        """
+vocagan render --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.mp4
+vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.wav --out side_by_side.mp4""",
+    )
+    _add_view_flags(p, "MP4", "the mp4 to write")
+    p.add_argument(
+        "--gt",
+        metavar="NPY",
+        help="ground-truth vertices of the same topology: side by side ground truth | prediction | error heat map",
+    )
+    _option(p, "--size", VideoOptions, "size")
+    _option(p, "--backend", VideoOptions, "backend")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("export-html", help="one self-contained HTML page that plays the animation with sound")
-    p.add_argument("--vertices", required=True, metavar="NPY")
-    p.add_argument("--faces", required=True, metavar="PLY")
-    p.add_argument("--out", required=True, metavar="HTML")
-    p.add_argument("--audio", metavar="WAV")
-    p.add_argument("--fps", type=int, default=30)
+    p = _command(
+        sub,
+        "export-html",
+        "Write one self-contained web page (no network needed) that plays a vertex sequence with its sound.",
+        """
+vocagan export-html --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.html
+vocagan export-html --vertices pred.npy --faces face.ply --audio speech.wav --fps 30 --out pred.html""",
+    )
+    _add_view_flags(p, "HTML", "the page to write")
     p.set_defaults(func=cmd_export_html)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "pipeline",
-        help="the seed's whole process: [synth] -> prepare -> train -> evaluate -> "
-        "plots -> video (the main_*.py scripts run this)",
+        "The whole process: [built-in corpus] -> prepare -> train -> evaluate -> plots -> video "
+        "(what scripts/demo.sh and main_*.py run).",
+        """
+vocagan pipeline --config configs/demo.yaml --out runs/demo        # the built-in corpus
+vocagan pipeline --template_ply_path ~/FLAME_sample.ply --masks ~/FLAME_masks.pkl --out runs/flame
+vocagan pipeline --data ~/vocaset --model rnn --epochs 100 --out runs/rnn""",
+        extra="Without --data (or the seed's file flags) it writes the built-in corpus to OUT/corpus, on your "
+        "--template_ply_path mesh when given. A second run with unchanged inputs reuses the corpus, the "
+        "prepared data, the finished training run, the evaluation and the video.",
     )
-    p.add_argument("--model", choices=list(MODELS))
-    _add_data_flags(p)
+    _add_data_flags(p, data_default="the built-in corpus, written to OUT/corpus")
     _add_config_flags(p)
-    p.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<model>)")
+    _add_train_flags(p)
     p.add_argument(
         "--output_model",
         "--output-model",
@@ -370,6 +558,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_view_flags(p: argparse.ArgumentParser, out_kind: str, out_help: str) -> None:
+    """--vertices/--faces/--out/--audio/--fps of render and export-html."""
+    from vocagan.options import VideoOptions
+
+    p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres (.npy)")
+    p.add_argument(
+        "--faces",
+        metavar="MESH",
+        help="PLY/OBJ mesh with exactly the animation's vertices (faces, colours); default: the mesh named in the "
+        "<vertices>.json that animate writes beside its .npy",
+    )
+    p.add_argument("--out", required=True, metavar=out_kind, help=out_help)
+    p.add_argument("--audio", metavar="FILE", help="sound to play along (default: the one named in <vertices>.json)")
+    _option(p, "--fps", VideoOptions, "fps", help="frames per second (default: from <vertices>.json, else 30)")
+
+
 def _version() -> str:
     from vocagan import __version__
 
@@ -377,8 +581,13 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 done, 1 error, 2 bad flag, 130 interrupted). Every
+    failure a user can cause is one line `error: ...` on stderr, never a traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help / --version (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 0
     try:
         args.func(args)
     except VocaganError as e:
@@ -387,6 +596,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the file system said no (disk full, read-only, ...): say what and where
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{' '.join(str(e.strerror or e).split())}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory (try a smaller batch, scale or file)", file=sys.stderr)
+        return 1
     return 0
 
 

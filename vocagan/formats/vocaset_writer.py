@@ -25,6 +25,7 @@ from vocagan.formats.vocaset_files import (
     WAV_DIR,
     sentence_name,
 )
+from vocagan.utils import output_dir
 
 _NPY_HEADER_BYTES = 128  # magic + version + length + padded dict; room for any realistic row count
 
@@ -60,8 +61,7 @@ class VocasetWriter:
         masks: dict[str, np.ndarray] | None = None,
         colors=None,
     ):
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = output_dir(out_dir)
         self.n_vertices = int(n_vertices)
         self.faces = None if faces is None else np.asarray(faces, np.int32)
         self.template_ply_vertices = template_ply_vertices
