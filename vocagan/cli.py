@@ -164,20 +164,13 @@ def cmd_evaluate(args) -> None:
     print(result.summary())
 
 
-def _has_data_flags(args) -> bool:
-    return any(
-        getattr(args, k, None)
-        for k in (
-            "data",
-            "data_verts_path",
-            "idx_map_path",
-            "template_path",
-            "audio_pkl_path",
-            "raw_audio_path",
-            "template_ply_path",
-            "masks",
-        )
-    )
+DATA_FILE_FLAGS = ("data", "data_verts_path", "idx_map_path", "template_path", "audio_pkl_path", "raw_audio_path")
+
+
+def _has_data_flags(args, files_only: bool = False) -> bool:
+    """Whether a dataset was named (files_only: its data files, not just a template mesh or masks)."""
+    keys = DATA_FILE_FLAGS + (() if files_only else ("template_ply_path", "masks"))
+    return any(getattr(args, k, None) for k in keys)
 
 
 def cmd_compare(args) -> None:
@@ -242,7 +235,10 @@ def cmd_pipeline(args) -> None:
     cfg = _config_from_args(args, _train_overrides(args))
     out = Path(args.out) if args.out else Path("runs") / cfg.model_name
     result = run_pipeline(
-        cfg, out, data_given=_has_data_flags(args), output_model=Path(args.output_model) if args.output_model else None
+        cfg,
+        out,
+        data_given=_has_data_flags(args, files_only=True),
+        output_model=Path(args.output_model) if args.output_model else None,
     )
     print(result.summary())
 

@@ -300,9 +300,9 @@ def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalR
     """evaluate(), or its saved metrics.json when that is newer than the checkpoint."""
     saved = eval_dir / "metrics.json"
     if saved.is_file() and saved.stat().st_mtime > checkpoint.stat().st_mtime:
-        d = json.loads(saved.read_text())
-        if d.get("protocol", {}).get("fps") == fps:
-            return EvalResult(d["name"], eval_dir, d["metrics"], d["fixed_style"], d["protocol"])
+        previous = EvalResult.read(eval_dir)
+        if previous.protocol.get("fps") == fps:
+            return previous
     return evaluate(checkpoint, None, eval_dir, fps=fps)
 
 

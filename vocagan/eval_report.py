@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,12 @@ class EvalResult:
     protocol: dict  # fps, regions, condition policy, pooling, counts
     per_sequence: list[dict] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, out_dir: Path) -> EvalResult:
+        """The result an earlier evaluation wrote to out_dir/metrics.json (headline, fixed style, protocol)."""
+        d = json.loads((Path(out_dir) / "metrics.json").read_text(encoding="utf-8"))
+        return cls(d["name"], Path(out_dir), d["metrics"], d["fixed_style"], d["protocol"])
 
     def table(self) -> str:
         rows = ["| metric | all styles (mean) | fixed style |", "|---|---|---|"]

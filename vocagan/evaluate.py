@@ -350,6 +350,12 @@ def evaluate(
             source=f"{given.source} (given at evaluation; the model's own: {stats.regions.source})",
         )
     prepared = prepare(cfg)  # test features, training spec, cached
+    if int(prepared.meta["n_vertices"]) != int(stats.meta["n_vertices"]):
+        raise VocaganError(
+            f"the dataset's meshes have {prepared.meta['n_vertices']} vertices, the model was trained on "
+            f"{stats.meta['n_vertices']}: evaluate it on data of its own topology",
+            cfg.data.root or cfg.data.data_verts_path or checkpoint,
+        )
     if prepared.audio_dim != ckpt.audio_dim:
         raise VocaganError(
             f"the prepared features have {prepared.audio_dim} dims, the model expects {ckpt.audio_dim}", checkpoint

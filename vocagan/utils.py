@@ -42,6 +42,27 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp.unlink()
 
 
+def existing_file(path: str | Path, what: str = "file") -> Path:
+    """`path` as a Path when it is an existing file; else one VocaganError: "<what> not found", or that a
+    folder was given where a file is expected."""
+    path = Path(path)
+    if path.is_dir():
+        raise VocaganError(f"expected a {what}, got a folder", path)
+    if not path.is_file():
+        raise VocaganError(f"{what} not found", path)
+    return path
+
+
+def existing_dir(path: str | Path, what: str = "folder") -> Path:
+    """`path` as a Path when it is an existing folder; else one VocaganError saying what it is instead."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise VocaganError(f"expected a {what}, got a file", path)
+    if not path.is_dir():
+        raise VocaganError(f"{what} not found", path)
+    return path
+
+
 def output_dir(path: str | Path) -> Path:
     """Create the output folder `path` (with its parents) before any work, or raise one VocaganError
     saying why not (an existing file of that name, a read-only or virtual file system, ...)."""

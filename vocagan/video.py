@@ -22,7 +22,7 @@ import numpy as np
 from vocagan.errors import VocaganError
 from vocagan.frames import as_vertex_frames
 from vocagan.render import check_mesh, frame_camera, render_frames
-from vocagan.utils import atomic_path, atomic_write_json, log, progress
+from vocagan.utils import atomic_path, atomic_write_json, existing_file, log, progress
 
 
 # ----------------------------------------------------------------------------- ffmpeg
@@ -116,8 +116,7 @@ def _audio_file(audio, tmpdir: Path) -> Path:
     """A path ffmpeg can read: the given file, or a 16-bit wav of (samples, sample_rate)."""
     if isinstance(audio, (str, Path)):
         audio = Path(audio)
-        if not audio.is_file():
-            raise VocaganError("audio file not found", audio)
+        existing_file(audio, "audio file")
         return audio
     import soundfile as sf
 
@@ -207,10 +206,7 @@ def render_side_by_side(
 def load_vertices(path: str | Path) -> np.ndarray:
     """A (T, V, 3) (or (T, V*3)) vertex sequence from .npy; errors name the file."""
     path = Path(path)
-    if path.is_dir():
-        raise VocaganError("expected a .npy file of vertices, got a folder", path)
-    if not path.is_file():
-        raise VocaganError("vertices file not found", path)
+    existing_file(path, "vertices file (.npy)")
     try:
         vertices = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - a corrupt header raises ValueError/SyntaxError/TokenError/...

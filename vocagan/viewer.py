@@ -28,7 +28,7 @@ from vocagan.render import (
     KEY_LIGHT,
     check_mesh,
 )
-from vocagan.utils import atomic_write_text, log
+from vocagan.utils import atomic_write_text, existing_file, log
 from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -97,8 +97,7 @@ def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float, colors: np.
 
 def _audio_source(audio_path: Path) -> str:
     """A data: URL for the audio; big or unusual files are re-encoded to mp3 with the bundled ffmpeg."""
-    if not audio_path.is_file():
-        raise VocaganError("audio file not found", audio_path)
+    existing_file(audio_path, "audio file")
     mime = _AUDIO_MIME.get(audio_path.suffix.lower())
     if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
         return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"

@@ -21,7 +21,7 @@ from vocagan.formats.vocaset_files import SOURCE_FPS, TEMPLATES, VERTICES_NPY, W
 from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.frames import as_vertex_frames, resample_frames
 from vocagan.options import ConvertOptions, check
-from vocagan.utils import progress
+from vocagan.utils import existing_dir, progress
 
 LAYOUTS = """\
 Input layouts (detected from the folder; subject and sentence names come from the folder/file names):
@@ -136,8 +136,7 @@ def convert(
     from vocagan.formats.audio import deepspeech_like_windows, load_audio
 
     root, out_dir = Path(input_dir), Path(out_dir)
-    if not root.is_dir():
-        raise VocaganError("input folder not found", root)
+    existing_dir(root, "input folder")
     input_fps = check(ConvertOptions, "", input_fps=input_fps)
     layout, seqs = _find_sequences(root)
     result = ConvertResult(out_dir=out_dir, layout=layout, input_fps=int(input_fps))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path
+from vocagan.utils import atomic_path, existing_file
 
 # PLY scalar type names (both spellings) -> numpy type codes without byte order.
 _PLY_TYPES = {
@@ -48,10 +48,7 @@ def read_mesh_with_colors(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.
     """Read a PLY or OBJ mesh -> (vertices (V,3) float32, faces (F,3) int32, colours (V,3) float32 in
     [0, 1] or None when the file has no per-vertex colours)."""
     path = Path(path)
-    if path.is_dir():
-        raise VocaganError("expected a mesh file, got a folder", path)
-    if not path.is_file():
-        raise VocaganError("file not found", path)
+    existing_file(path, "mesh file")
     data = path.read_bytes()
     if data[:3] == b"ply":
         vertices, polygons, colors = _read_ply(data, path)

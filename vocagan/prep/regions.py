@@ -27,6 +27,7 @@ import numpy as np
 
 from vocagan.errors import VocaganError
 from vocagan.formats.pickles import safe_load_pickle
+from vocagan.utils import existing_file
 
 # Shape of the geometric regions, as fractions of the head width w (FLAME: w = 0.20 m).
 # Tuned on the FLAME template against FLAME_masks.pkl (tests/test_regions.py reports the overlap).
@@ -83,8 +84,7 @@ def _indices(values, n_vertices: int, what: str, path) -> np.ndarray:
 def load_index_file(path: str | Path, n_vertices: int) -> np.ndarray:
     """Read mouth vertex indices from a .npy file or a whitespace-separated .txt file."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("mouth index file not found", path)
+    path = existing_file(path, "mouth index file")
     try:
         if path.suffix.lower() == ".npy":
             values = np.load(path, allow_pickle=False)
