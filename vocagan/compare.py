@@ -21,7 +21,7 @@ import numpy as np
 from vocagan.baselines import BASELINES
 from vocagan.config import DEFAULT_MODEL, Config, config_differences, model_config
 from vocagan.errors import VocaganError
-from vocagan.eval_report import TABLE, EvalResult, finite_or_none
+from vocagan.eval_report import TABLE, EvalResult, finite_or_none, format_mean_std, format_value, md_escape
 from vocagan.models import MODELS, label
 from vocagan.utils import atomic_write_json, atomic_write_text, log
 
@@ -105,13 +105,6 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     if x.size == 0:
         return float("nan"), float("nan")
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
-
-
-def _cell(values: list[float], scale: float) -> str:
-    m, s = _mean_std(values)
-    if not np.isfinite(m):
-        return "n/a"
-    return f"{m * scale:.3f} ± {s * scale:.3f}" if len(values) > 1 else f"{m * scale:.3f}"
 
 
 def _score(key: str, metrics: dict) -> float:
@@ -272,8 +265,8 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
                 }
             )
             log(
-                f"[compare] run {i}/{total}: {model} seed {seed} done: test LVE {_cell([result.metrics['lve']], 1e5)} "
-                f"x1e-5 m^2 ({time.perf_counter() - t:.0f} s)"
+                f"[compare] run {i}/{total}: {model} seed {seed} done: test LVE "
+                f"{format_value('lve', result.metrics['lve'], 1e5)} x1e-5 m^2 ({time.perf_counter() - t:.0f} s)"
             )
     log("[compare] baselines: zero motion, mean motion, ridge")
     base_cfg = run_config(cfg, models[0], cfg.train.seed)
@@ -326,8 +319,8 @@ def _report(
     lines = [header, "|---" * (len(names) + 1) + "|"]
     for key, row_label, scale in [VAL_ROW, *TABLE]:
         if any(key in m for runs in results.values() for m in runs):
-            cells = [_cell([m.get(key) for m in results[n]], scale) for n in names]
-            lines.append(f"| {row_label} | " + " | ".join(cells) + " |")
+            cells = [format_mean_std(key, [m.get(key) for m in results[n]], scale) for n in names]
+            lines.append(f"| {md_escape(row_label)} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     sentences = verdict(results, models, focus)
     figures = []
@@ -354,7 +347,7 @@ def _report(
     ]
     runs_table += [
         f"| {r['model']} | {r['seed']} | {r['state']} | {r['epochs']} | {r['epochs_s']} | {r['train_s']} | "
-        f"{_cell([r['lve']], 1e5)} |"
+        f"{format_value('lve', r['lve'], 1e5)} |"
         for r in run_rows
     ]
     reused = sum(r["state"] == "finished" for r in run_rows)

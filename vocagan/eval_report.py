@@ -61,7 +61,10 @@ class EvalResult:
         rows = ["| metric | all styles (mean) | fixed style |", "|---|---|---|"]
         for key, label, scale in TABLE:
             if key in self.metrics:
-                rows.append(f"| {label} | {_fmt(self.metrics[key], scale)} | {_fmt(self.fixed.get(key), scale)} |")
+                rows.append(
+                    f"| {md_escape(label)} | {format_value(key, self.metrics[key], scale)} | "
+                    f"{format_value(key, self.fixed.get(key), scale)} |"
+                )
         return "\n".join(rows)
 
     def summary(self) -> str:
@@ -87,11 +90,45 @@ class EvalResult:
         )
 
 
-def _fmt(x, scale: float = 1.0) -> str:
+# decimals each metric prints with, after its TABLE scale (default DEFAULT_DECIMALS); "frames": whole frames
+# (a mean over styles that is not whole keeps one decimal)
+DECIMALS: dict[str, int | str] = {
+    "lve": 4, "lve_seq": 4, "val_lve": 4,
+    "fdd": 3, "fdd_abs": 3, "mouth_corr": 3,
+    "closure_rate": 1,
+    "lag": "frames", "audio_lag": "frames", "audio_lag_gt": "frames",
+}  # fmt: skip
+DEFAULT_DECIMALS = 3  # mm values: micrometre resolution
+
+
+def format_value(key: str, x, scale: float = 1.0) -> str:
+    """One metric value for a report: scaled, with the metric's precision; "n/a" when missing/not finite."""
     if x is None or not np.isfinite(x):
         return "n/a"
-    v = x * scale
-    return f"{v:.4f}" if abs(v) < 1000 else f"{v:.4g}"
+    v = float(x) * scale
+    decimals = DECIMALS.get(key, DEFAULT_DECIMALS)
+    if decimals == "frames":
+        return f"{v:.0f}" if abs(v - round(v)) < 1e-9 else f"{v:.1f}"
+    assert isinstance(decimals, int)
+    return f"{v:.{decimals}f}" if abs(v) < 1e6 else f"{v:.4g}"
+
+
+def format_mean_std(key: str, values: list, scale: float = 1.0) -> str:
+    """mean ± sample std of `values` (finite ones) with the metric's precision; the mean alone for one value."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if x.size == 0:
+        return "n/a"
+    mean = format_value(key, x.mean(), scale)
+    if len(values) < 2:
+        return mean
+    decimals = DECIMALS.get(key, DEFAULT_DECIMALS)
+    spread = float(x.std(ddof=1)) * scale if x.size > 1 else 0.0
+    return f"{mean} ± {spread:.{1 if decimals == 'frames' else decimals}f}"
+
+
+def md_escape(text: str) -> str:
+    """Text for a Markdown table cell: a literal | (as in |FDD|) would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def finite_or_none(obj):
