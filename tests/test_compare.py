@@ -12,9 +12,10 @@ import torch
 import vocagan.compare as compare_module
 from vocagan import cli
 from vocagan.checkpoint import FORMAT
-from vocagan.compare import COMPARE_TRAIN, _cell, compare, run_config, run_state, verdict
+from vocagan.compare import COMPARE_TRAIN, compare, run_config, run_state, verdict
 from vocagan.config import Config, model_config
 from vocagan.errors import VocaganError
+from vocagan.eval_report import format_mean_std
 
 
 def _m(lve, corr, lag=0, accel=1.0, **kw) -> dict:
@@ -86,9 +87,12 @@ def test_verdict_without_the_gan_and_metric_direction():
 
 
 def test_cell_mean_and_sample_std():
-    assert _cell([1e-5, 3e-5], 1e5) == "2.000 ± 1.414"  # sample std of (1, 3) = sqrt(2)
-    assert _cell([2e-5], 1e5) == "2.000"
-    assert _cell([float("nan")], 1.0) == "n/a"
+    assert format_mean_std("lve", [1e-5, 3e-5], 1e5) == "2.0000 ± 1.4142"  # sample std of (1, 3) = sqrt(2)
+    assert format_mean_std("mve_mm", [1.0, 3.0]) == "2.000 ± 1.414"  # mm: 3 decimals
+    assert format_mean_std("lve", [2e-5], 1e5) == "2.0000"
+    assert format_mean_std("closure_rate", [80.0, 90.0]) == "85.0 ± 7.1"
+    assert format_mean_std("lag", [0.0, 0.0]) == "0 ± 0.0"
+    assert format_mean_std("lve", [float("nan")], 1.0) == "n/a"
 
 
 def test_run_config_keeps_hyperparameters_only_for_their_model():

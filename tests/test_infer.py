@@ -70,7 +70,8 @@ def test_style_all_and_samples(tmp_path, toy_checkpoint, speech_like):
     assert np.abs(a - b).max() > 1e-6  # two samples differ
     again = animate(ckpt, tmp_path / "a.wav", tmp_path / "again", style="SubjA", samples=2, video=False)
     np.testing.assert_array_equal(np.load(again.outputs[1].vertices), b)  # seeded: reproducible
-    assert len(result.files()) == 6
+    assert len(result.files()) == 1 + 2 * 6  # the face mesh, then per output the vertices and their .json
+    assert result.mesh == tmp_path / "out" / "a_mesh.ply" and result.mesh.is_file()
 
 
 def test_template_by_name_and_mesh_file(tmp_path, ckpt_path, speech_like, icosphere):

@@ -70,7 +70,7 @@ def test_run_pipeline_leaves_the_callers_config_alone(monkeypatch, tmp_path):
         assert cfg.data.root == str(tmp_path / "corpus")  # the run itself sees the corpus
         raise Stop
 
-    monkeypatch.setattr(pipeline, "builtin_corpus", lambda out: out)
+    monkeypatch.setattr(pipeline, "builtin_corpus", lambda out, template_ply: out)
     monkeypatch.setattr("vocagan.prep.prepare.prepare", stop)
     cfg = load_config()
     with pytest.raises(Stop):

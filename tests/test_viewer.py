@@ -4,6 +4,7 @@ headless Chromium that draws the mesh and advances the animation."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -111,7 +112,7 @@ def test_export_errors(tmp_path, animation):
         viewer.export_html(seq[:, :5], f, tmp_path / "p.html")
     write_ply(tmp_path / "mesh.ply", seq[0], f)
     np.save(tmp_path / "short.npy", seq[:, :100])
-    with pytest.raises(VocaganError, match=r"mesh\.ply: vertex count mismatch"):
+    with pytest.raises(VocaganError, match=r"mesh\.ply: topology mismatch"):
         viewer.export_html_files(tmp_path / "short.npy", tmp_path / "mesh.ply", tmp_path / "p.html")
     assert not (tmp_path / "p.html").exists()
 
@@ -162,3 +163,26 @@ def test_chromium_draws_and_plays(chromium, tmp_path, animation, with_audio):
     match = re.search(r"<title>[^<]*\| frame (\d+)</title>", proc.stdout)
     assert match, proc.stdout[:500] + proc.stderr[-2000:]
     assert 0 < int(match.group(1)) < len(seq)
+
+
+def test_the_page_shows_the_mesh_colours(chromium, tmp_path):
+    """The built-in face in the page: its colours are embedded, and an open jaw shows the dark mouth in
+    a real browser (compared with the same face at rest)."""
+    from PIL import Image
+
+    from vocagan.synth import canonical, face
+
+    head = canonical.canonical_head(0)
+    basis = face.motion_basis(head.vertices, head.frame, head.lower, head.moves, head.blink)
+    dark = []
+    for pose in (head.vertices, head.vertices + basis[0] + basis[1]):
+        page = viewer.export_html(np.stack([pose, pose]), head.faces, tmp_path / "face.html", colors=head.colors)
+        data = re.search(r'<script type="application/json" id="mesh-data">(.*?)</script>', page.read_text(), re.S)
+        embedded = np.frombuffer(zlib.decompress(base64.b64decode(json.loads(data.group(1))["colors"])), np.uint8)
+        assert np.abs(embedded.reshape(-1, 3) / 255 - head.colors).max() < 0.01
+        shot = tmp_path / "shot.png"
+        _run_chromium(chromium, tmp_path, page.as_uri(), "--window-size=400,444", "--virtual-time-budget=800",
+                      f"--screenshot={shot}")  # fmt: skip
+        image = np.asarray(Image.open(shot).convert("RGB")).astype(float)[:400].mean(2)
+        dark.append(int((image < 30).sum()))
+    assert dark[1] > dark[0] + 300, dark  # the open mouth adds a dark hole

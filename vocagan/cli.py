@@ -5,95 +5,25 @@ printed as one line `error: ...` with exit status 1."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from vocagan.config import DEFAULT_MODEL
 from vocagan.errors import VocaganError
+from vocagan.flags import (
+    HelpFormatter,
+    Parser,
+    add_config_flags,
+    add_data_flags,
+    add_train_flags,
+    add_view_flags,
+    command,
+    config_from_args,
+    has_data_flags,
+    option_flag,
+    train_overrides,
+)
 from vocagan.models import MODELS
-
-
-# ----------------------------------------------------------------------------- shared flag groups
-def _add_data_flags(p: argparse.ArgumentParser, data_default: str = "") -> None:
-    from vocagan.config import DataConfig
-
-    g = p.add_argument_group("data (a VOCASET folder, or the seed's explicit file flags)")
-    g.add_argument(
-        "--data",
-        metavar="DIR",
-        help="folder holding the standard VOCASET file names "
-        "(data_verts.npy, subj_seq_to_idx.pkl, templates.pkl, processed_audio_deepspeech.pkl, "
-        "raw_audio_fixed.pkl, FLAME_sample.ply)" + (f"; default: {data_default}" if data_default else ""),
-    )
-    for flag, what in [
-        ("data_verts_path", "data_verts.npy"),
-        ("audio_pkl_path", "processed_audio_deepspeech.pkl"),
-        ("raw_audio_path", "raw_audio_fixed.pkl"),
-        ("idx_map_path", "subj_seq_to_idx.pkl"),
-        ("template_path", "templates.pkl"),
-        ("template_ply_path", "template mesh PLY (faces; mouth region geometry)"),
-    ]:
-        g.add_argument(f"--{flag}", f"--{flag.replace('_', '-')}", dest=flag, metavar="FILE", help=what)
-    g.add_argument("--masks", metavar="FILE", help="FLAME_masks.pkl: lip/upper-face regions for crop and metrics")
-    g.add_argument("--mouth-indices", metavar="FILE", help=".npy/.txt of mouth vertex indices (overrides geometry)")
-    _option(
-        g,
-        "--fps",
-        DataConfig,
-        "fps",
-        help="training/evaluation frame rate, must divide the capture rate 60 (default: from --config, else 30)",
-    )
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="YAML config (sections: data, features, prep, model, train)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, repeatable (e.g. --set train.lr=3e-4 --set model.d_model=128)",
-    )
-    p.add_argument(
-        "--cache-dir", metavar="DIR", help="where prepared data is cached (default $VOCAGAN_CACHE or ~/.cache/vocagan)"
-    )
-
-
-def _config_from_args(args: argparse.Namespace, extra: list[str] | None = None, defaults: dict | None = None):
-    """Build a Config: library defaults <- `defaults` <- --config <- the data flags <- --set overrides
-    (flags such as --epochs come as `extra` overrides, before --set)."""
-    from vocagan.config import load_config
-
-    base: dict = {"data": {}, "prep": {}}
-    data = base["data"]
-    if getattr(args, "data", None):
-        data["root"] = args.data
-    for key in (
-        "data_verts_path",
-        "audio_pkl_path",
-        "raw_audio_path",
-        "idx_map_path",
-        "template_path",
-        "template_ply_path",
-    ):
-        if getattr(args, key, None):
-            data[key] = getattr(args, key)
-    if getattr(args, "masks", None):
-        data["masks_path"] = args.masks
-    if getattr(args, "mouth_indices", None):
-        data["mouth_indices_path"] = args.mouth_indices
-    if getattr(args, "fps", None):
-        data["fps"] = args.fps
-    if getattr(args, "cache_dir", None):
-        base["prep"]["cache_dir"] = args.cache_dir
-    return load_config(
-        getattr(args, "config", None),
-        overrides=list(extra or []) + list(args.overrides or []),
-        defaults=defaults,
-        given={k: v for k, v in base.items() if v},
-    )
 
 
 # ----------------------------------------------------------------------------- commands
@@ -124,27 +54,14 @@ def cmd_convert(args) -> None:
 def cmd_prepare(args) -> None:
     from vocagan.prep.prepare import prepare
 
-    prepared = prepare(_config_from_args(args))
+    prepared = prepare(config_from_args(args))
     print(prepared.summary())
-
-
-def _train_overrides(args) -> list[str]:
-    extra = []
-    if args.model:
-        extra.append(f"model.name={args.model}")
-    if args.epochs is not None:
-        extra.append(f"train.epochs={args.epochs}")
-    if args.batch_size is not None:
-        extra.append(f"train.batch_size={args.batch_size}")
-    if getattr(args, "seed", None) is not None:
-        extra.append(f"train.seed={args.seed}")
-    return extra
 
 
 def cmd_train(args) -> None:
     from vocagan.train import train
 
-    cfg = _config_from_args(args, _train_overrides(args))
+    cfg = config_from_args(args, train_overrides(args))
     result = train(cfg, Path(args.out), resume=args.resume)
     print(result.summary())
 
@@ -152,10 +69,10 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from vocagan.evaluate import evaluate
 
-    cfg = _config_from_args(args)
+    cfg = config_from_args(args)
     result = evaluate(
         Path(args.checkpoint),
-        cfg.data if _has_data_flags(args) else None,
+        cfg.data if has_data_flags(args) else None,
         Path(args.out),
         fps=args.fps,
         save_predictions=Path(args.save_predictions) if args.save_predictions else None,
@@ -164,19 +81,10 @@ def cmd_evaluate(args) -> None:
     print(result.summary())
 
 
-DATA_FILE_FLAGS = ("data", "data_verts_path", "idx_map_path", "template_path", "audio_pkl_path", "raw_audio_path")
-
-
-def _has_data_flags(args, files_only: bool = False) -> bool:
-    """Whether a dataset was named (files_only: its data files, not just a template mesh or masks)."""
-    keys = DATA_FILE_FLAGS + (() if files_only else ("template_ply_path", "masks"))
-    return any(getattr(args, k, None) for k in keys)
-
-
 def cmd_compare(args) -> None:
     from vocagan.compare import COMPARE_TRAIN, compare
 
-    cfg = _config_from_args(args, _train_overrides(args), defaults={"train": dict(COMPARE_TRAIN)})
+    cfg = config_from_args(args, train_overrides(args), defaults={"train": dict(COMPARE_TRAIN)})
     result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds, focus=args.focus)
     print(result.summary())
 
@@ -205,7 +113,7 @@ def cmd_render(args) -> None:
 
     out = render_files(
         Path(args.vertices),
-        Path(args.faces),
+        Path(args.faces) if args.faces else None,
         Path(args.out),
         fps=args.fps,
         audio=Path(args.audio) if args.audio else None,
@@ -221,7 +129,7 @@ def cmd_export_html(args) -> None:
 
     out = export_html_files(
         Path(args.vertices),
-        Path(args.faces),
+        Path(args.faces) if args.faces else None,
         Path(args.out),
         fps=args.fps,
         audio=Path(args.audio) if args.audio else None,
@@ -232,120 +140,36 @@ def cmd_export_html(args) -> None:
 def cmd_pipeline(args) -> None:
     from vocagan.pipeline import run_pipeline
 
-    cfg = _config_from_args(args, _train_overrides(args))
+    cfg = config_from_args(args, train_overrides(args))
     out = Path(args.out) if args.out else Path("runs") / cfg.model_name
     result = run_pipeline(
         cfg,
         out,
-        data_given=_has_data_flags(args, files_only=True),
+        data_given=has_data_flags(args, files_only=True),
         output_model=Path(args.output_model) if args.output_model else None,
     )
     print(result.summary())
 
 
 # ----------------------------------------------------------------------------- parser
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions and examples as written; a flag's default after its help, unless the help says it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
-            if "default" not in text:
-                text += " (default: %(default)s)"
-        return text
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors are one line `error: ...` on stderr (exit status 2), like every other error."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
-
-
-def _typed(cls, name: str, flag: str):
-    """argparse `type=`: the value checked against field `name` of `cls` (its declared type and range)."""
-    from vocagan.fields import check_field
-
-    def convert(text: str):
-        try:
-            return check_field(cls, name, text, flag)
-        except VocaganError as e:
-            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{flag} ")) from None
-
-    convert.__name__ = name  # argparse names the type in some messages
-    return convert
-
-
-def _option(p, flags: str | tuple[str, ...], cls, name: str, **kw) -> None:
-    """A flag for field `name` of dataclass `cls` (a config section or `vocagan.options`): type and range
-    check, choices and help come from the field; `kw` may override the default and the help."""
-    from vocagan.fields import describe_range
-
-    flags = (flags,) if isinstance(flags, str) else flags
-    flag = flags[0]
-    f = next(x for x in dataclasses.fields(cls) if x.name == name)
-    choices = f.metadata.get("choices")
-    text = kw.pop("help", None) or f.metadata.get("help") or ""
-    if choices is None and (span := describe_range(cls, name)):
-        text += f"; {span}"
-    if "default" not in kw:
-        kw["default"] = None if f.default is dataclasses.MISSING else f.default
-    p.add_argument(*flags, type=_typed(cls, name, flag), choices=choices, help=text, **kw)
-
-
-def _command(sub, name: str, summary: str, examples: str, extra: str = "") -> argparse.ArgumentParser:
-    """A subcommand with its one-line description (in `vocagan --help` too) and examples."""
-    epilog = (
-        (extra + "\n\n" if extra else "")
-        + "examples:\n"
-        + "\n".join(f"  {line}" for line in examples.strip().splitlines())
-    )
-    return sub.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=_HelpFormatter)
-
-
-def _add_train_flags(
-    p: argparse.ArgumentParser, model: bool = True, seed: bool = True, epochs: int = 100, batch: int = 32
-) -> None:
-    """--model, --epochs, --batch-size, --seed: checked against the training config's own fields."""
-    from vocagan.config import TrainConfig
-
-    if model:
-        p.add_argument(
-            "--model", choices=list(MODELS), help=f"model family (default: from --config, else {DEFAULT_MODEL})"
-        )
-    else:
-        p.set_defaults(model=None)
-    _option(p, "--epochs", TrainConfig, "epochs", help=f"training epochs (default: from --config, else {epochs})")
-    _option(
-        p,
-        ("--batch-size", "--batch_size"),  # the second: the seed's spelling
-        TrainConfig,
-        "batch_size",
-        help=f"sequences per batch (default: from --config, else {batch})",
-        dest="batch_size",
-    )
-    if seed:
-        _option(p, "--seed", TrainConfig, "seed", help="random seed of the run (default: from --config, else 0)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from vocagan.compare import COMPARE_TRAIN
     from vocagan.formats.convert import LAYOUTS
     from vocagan.options import AnimateOptions, CompareOptions, ConvertOptions, SynthOptions, VideoOptions
     from vocagan.synth.corpus import SCALES
 
-    parser = _Parser(
+    parser = Parser(
         prog="vocagan",
         description="Speech-driven 3D facial animation: train, evaluate and use models that turn speech into a "
         "moving face mesh (VOCASET format; a built-in synthetic corpus when you have none).",
         epilog="Every command documents itself: vocagan COMMAND --help. Errors are one line `error: ...` "
         "(exit status 1; 2 for a bad flag).",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = _command(
+    p = command(
         sub,
         "synth",
         "Write the built-in synthetic corpus (12 speakers, real face shape) in the exact VOCASET file format.",
@@ -361,7 +185,7 @@ vocagan synth --out data/flame --template-ply ~/FLAME_sample.ply   # animate you
         choices=list(SCALES),
         help="tiny: tests, seconds; small: the demo, 6 minutes of speech; full: VOCASET-sized, 1.2e5 frames",
     )
-    _option(p, "--seed", SynthOptions, "seed")
+    option_flag(p, "--seed", SynthOptions, "seed")
     p.add_argument(
         "--template-ply",
         metavar="FILE",
@@ -370,7 +194,7 @@ vocagan synth --out data/flame --template-ply ~/FLAME_sample.ply   # animate you
     )
     p.set_defaults(func=cmd_synth)
 
-    p = _command(
+    p = command(
         sub,
         "convert",
         "Turn your own per-sequence meshes and wavs into the five VOCASET files.",
@@ -381,11 +205,11 @@ vocagan convert --input my_capture --out my_vocaset --input-fps 30 --template-pl
     )
     p.add_argument("--input", required=True, metavar="DIR", help="folder of sequences in one of the layouts below")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the VOCASET files (created)")
-    _option(p, "--input-fps", ConvertOptions, "input_fps")
+    option_flag(p, "--input-fps", ConvertOptions, "input_fps")
     p.add_argument("--template-ply", metavar="FILE", help="mesh whose faces go into FLAME_sample.ply")
     p.set_defaults(func=cmd_convert)
 
-    p = _command(
+    p = command(
         sub,
         "prepare",
         "Align, crop the mouth region, fit PCA and normalise a dataset; cached (a second run is instant).",
@@ -393,11 +217,11 @@ vocagan convert --input my_capture --out my_vocaset --input-fps 30 --template-pl
 vocagan prepare --data ~/vocaset --masks ~/FLAME_masks.pkl
 vocagan prepare --data data/small --set data.fps=60""",
     )
-    _add_data_flags(p)
-    _add_config_flags(p)
+    add_data_flags(p)
+    add_config_flags(p)
     p.set_defaults(func=cmd_prepare)
 
-    p = _command(
+    p = command(
         sub,
         "train",
         "Train one model; writes RUN_DIR/best.pt, last.pt (for --resume), metrics.csv and curve plots.",
@@ -406,19 +230,19 @@ vocagan train --data data/small --out runs/gan --config configs/demo.yaml
 vocagan train --model rnn --data ~/vocaset --out runs/rnn --epochs 50 --set train.lr=3e-4
 vocagan train --data ~/vocaset --out runs/gan --resume   # continue an interrupted run""",
     )
-    _add_data_flags(p)
-    _add_config_flags(p)
+    add_data_flags(p)
+    add_config_flags(p)
     p.add_argument(
         "--out",
         required=True,
         metavar="RUN_DIR",
         help="run folder: best.pt, last.pt, config.yaml, metrics.csv/jsonl, curves (created)",
     )
-    _add_train_flags(p)
+    add_train_flags(p)
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
     p.set_defaults(func=cmd_train)
 
-    p = _command(
+    p = command(
         sub,
         "evaluate",
         "Test-set metrics of a checkpoint (LVE, MVE, FDD, lip sync, lip closures, smoothness) with plots.",
@@ -428,7 +252,7 @@ vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_
                  --save-predictions runs/gan/eval/pred""",
     )
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train (best.pt)")
-    _add_data_flags(p, data_default="the dataset the checkpoint was trained on")
+    add_data_flags(p, data_default="the dataset the checkpoint was trained on")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: metrics.json/md, CSV, plots (created)")
     p.add_argument(
         "--style",
@@ -442,7 +266,7 @@ vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_
     )
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
-    p = _command(
+    p = command(
         sub,
         "compare",
         "Train several models over several seeds, evaluate them and three baselines, write one report.",
@@ -451,20 +275,20 @@ vocagan compare --out runs/compare                       # the built-in corpus, 
 vocagan compare --data ~/vocaset --out runs/cmp --models rnn transformer_gan --seeds 5""",
     )
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to compare")
-    _option(p, "--seeds", CompareOptions, "seeds")
+    option_flag(p, "--seeds", CompareOptions, "seeds")
     p.add_argument(
         "--focus",
         default=DEFAULT_MODEL,
         choices=list(MODELS),
         help="the model whose claim the verdict tests",
     )
-    _add_train_flags(p, model=False, seed=False, epochs=COMPARE_TRAIN["epochs"], batch=COMPARE_TRAIN["batch_size"])
-    _add_data_flags(p, data_default="the built-in small corpus, written to OUT/corpus")
-    _add_config_flags(p)
+    add_train_flags(p, model=False, seed=False, epochs=COMPARE_TRAIN["epochs"], batch=COMPARE_TRAIN["batch_size"])
+    add_data_flags(p, data_default="the built-in small corpus, written to OUT/corpus")
+    add_config_flags(p)
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.md, runs, plots (created)")
     p.set_defaults(func=cmd_compare)
 
-    p = _command(
+    p = command(
         sub,
         "animate",
         "Animate a face from any speech recording (wav/flac/ogg/mp3, any rate) with a trained checkpoint.",
@@ -489,15 +313,15 @@ vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --styl
     p.add_argument(
         "--style", default=None, help="speaking style: a training subject, or 'all' (default: the first one)"
     )
-    _option(p, "--samples", AnimateOptions, "samples")
-    _option(p, "--fps", AnimateOptions, "fps")
-    _option(p, "--size", VideoOptions, "size")
+    option_flag(p, "--samples", AnimateOptions, "samples")
+    option_flag(p, "--fps", AnimateOptions, "fps")
+    option_flag(p, "--size", VideoOptions, "size")
     p.add_argument("--no-video", action="store_true", help="skip the mp4")
     p.add_argument("--ply", action="store_true", help="also write a PLY per frame (with vertex colours)")
     p.add_argument("--obj", action="store_true", help="also write an OBJ per frame (with vertex colours)")
     p.set_defaults(func=cmd_animate)
 
-    p = _command(
+    p = command(
         sub,
         "render",
         "Render a vertex sequence (.npy) to an mp4 with sound; --gt for ground truth | prediction | error.",
@@ -505,17 +329,17 @@ vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --styl
 vocagan render --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.mp4
 vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.wav --out side_by_side.mp4""",
     )
-    _add_view_flags(p, "MP4", "the mp4 to write")
+    add_view_flags(p, "MP4", "the mp4 to write")
     p.add_argument(
         "--gt",
         metavar="NPY",
         help="ground-truth vertices of the same topology: side by side ground truth | prediction | error heat map",
     )
-    _option(p, "--size", VideoOptions, "size")
-    _option(p, "--backend", VideoOptions, "backend")
+    option_flag(p, "--size", VideoOptions, "size")
+    option_flag(p, "--backend", VideoOptions, "backend")
     p.set_defaults(func=cmd_render)
 
-    p = _command(
+    p = command(
         sub,
         "export-html",
         "Write one self-contained web page (no network needed) that plays a vertex sequence with its sound.",
@@ -523,10 +347,10 @@ vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.w
 vocagan export-html --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.html
 vocagan export-html --vertices pred.npy --faces face.ply --audio speech.wav --fps 30 --out pred.html""",
     )
-    _add_view_flags(p, "HTML", "the page to write")
+    add_view_flags(p, "HTML", "the page to write")
     p.set_defaults(func=cmd_export_html)
 
-    p = _command(
+    p = command(
         sub,
         "pipeline",
         "The whole process: [built-in corpus] -> prepare -> train -> evaluate -> plots -> video "
@@ -539,10 +363,10 @@ vocagan pipeline --data ~/vocaset --model rnn --epochs 100 --out runs/rnn""",
         "--template_ply_path mesh when given. A second run with unchanged inputs reuses the corpus, the "
         "prepared data, the finished training run, the evaluation and the video.",
     )
-    _add_data_flags(p, data_default="the built-in corpus, written to OUT/corpus")
-    _add_config_flags(p)
+    add_data_flags(p, data_default="the built-in corpus, written to OUT/corpus")
+    add_config_flags(p)
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<model>)")
-    _add_train_flags(p)
+    add_train_flags(p)
     p.add_argument(
         "--output_model",
         "--output-model",
@@ -552,22 +376,6 @@ vocagan pipeline --data ~/vocaset --model rnn --epochs 100 --out runs/rnn""",
     )
     p.set_defaults(func=cmd_pipeline)
     return parser
-
-
-def _add_view_flags(p: argparse.ArgumentParser, out_kind: str, out_help: str) -> None:
-    """--vertices/--faces/--out/--audio/--fps of render and export-html."""
-    from vocagan.options import VideoOptions
-
-    p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres (.npy)")
-    p.add_argument(
-        "--faces",
-        metavar="MESH",
-        help="PLY/OBJ mesh with exactly the animation's vertices (faces, colours); default: the mesh named in the "
-        "<vertices>.json that animate writes beside its .npy",
-    )
-    p.add_argument("--out", required=True, metavar=out_kind, help=out_help)
-    p.add_argument("--audio", metavar="FILE", help="sound to play along (default: the one named in <vertices>.json)")
-    _option(p, "--fps", VideoOptions, "fps", help="frames per second (default: from <vertices>.json, else 30)")
 
 
 def _version() -> str:

@@ -23,7 +23,9 @@ from vocagan.config import DEFAULT_MODEL, Config, config_differences, model_conf
 from vocagan.errors import VocaganError
 from vocagan.eval_report import TABLE, EvalResult, finite_or_none, format_mean_std, format_value, md_escape
 from vocagan.models import MODELS, label
-from vocagan.utils import atomic_write_json, atomic_write_text, log
+from vocagan.options import CompareOptions, check
+from vocagan.runs import REUSE_MAY_DIFFER
+from vocagan.utils import atomic_write_json, atomic_write_text, log, output_dir
 
 # The training settings `vocagan compare` starts from (a layer under the user's config file and
 # flags, which override any of them): the demo's budget (configs/demo.yaml), so the models are
@@ -51,8 +53,6 @@ MODELS_ONLY = {"closure_rate"}
 LABELS = {k: (label, scale) for k, label, scale in TABLE}
 # the selection criterion of each run (val subjects, best epoch): shown so that val and test can be compared
 VAL_ROW = ("val_lve", "val LVE, best epoch (x1e-5 m², val subjects)", 1e5)
-# config keys that may differ between a finished run and the requested one without retraining it
-REUSE_MAY_DIFFER = {"train.device", "train.num_workers", "train.checkpoint_every", "prep.cache_dir"}
 
 
 @dataclass
@@ -212,13 +212,14 @@ def compare(cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: st
     from vocagan.plotting import plot_bars, plot_curves_side_by_side, read_metrics
     from vocagan.train import train
 
-    if seeds < 1 or not models:
-        raise VocaganError("compare needs at least one model and one seed")
+    seeds = check(CompareOptions, seeds=seeds)
+    if not models:
+        raise VocaganError("compare needs at least one model")
     unknown = [m for m in [*models, focus] if m not in MODELS]
     if unknown:
         raise VocaganError(f"unknown model(s) {', '.join(unknown)}; valid models: {', '.join(MODELS)}")
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = output_dir(out_dir)
     if not (cfg.data.root or cfg.data.data_verts_path or cfg.data.template_path):
         from vocagan.synth.corpus import builtin_corpus  # no data given: the built-in small corpus
 

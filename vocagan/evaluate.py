@@ -32,7 +32,7 @@ from vocagan.errors import VocaganError
 from vocagan.eval_report import EvalResult, write_outputs
 from vocagan.frames import fps_step, resample_frames
 from vocagan.prep.regions import CLOSED_MM, mouth_opening_vertices, resolve_regions
-from vocagan.utils import atomic_path, log, progress
+from vocagan.utils import atomic_path, log, output_dir, progress
 
 DEFAULT_FPS = 30  # evaluation rate of the papers
 N_SAMPLES = 3  # samples per input for the diversity of generative models
@@ -328,6 +328,9 @@ def evaluate(
     from vocagan.prep.prepare import prepare
     from vocagan.prep.prepared import Prepared
 
+    output_dir(out_dir)
+    if save_predictions is not None:
+        output_dir(save_predictions)
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
     fps = int(fps or DEFAULT_FPS)

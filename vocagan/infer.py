@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vocagan.errors import VocaganError
+from vocagan.options import AnimateOptions, VideoOptions, check
 from vocagan.utils import atomic_path, log, output_dir, progress, resolve_device
 
 CHUNK_SECONDS = 20.0  # model input per forward pass (attention cost per frame grows with it)
@@ -318,10 +319,8 @@ def animate(
 
     t_start = time.perf_counter()
     checkpoint, audio, out_dir = Path(checkpoint), Path(audio), Path(out_dir)
-    if samples < 1:
-        raise VocaganError(f"samples must be >= 1, got {samples}")
-    if fps is not None and fps <= 0:
-        raise VocaganError(f"fps must be positive, got {fps}")
+    samples, fps = check(AnimateOptions, samples=samples, fps=fps)
+    size = check(VideoOptions, size=size)
     output_dir(out_dir)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=dev)

@@ -59,7 +59,8 @@ def run_pipeline(
     (their inputs.json: fingerprints of the checkpoint, the data and the code that made them)."""
     from vocagan.evaluate import evaluate
     from vocagan.prep.prepare import prepare
-    from vocagan.train import finished_run, train
+    from vocagan.runs import finished_run
+    from vocagan.train import train
 
     out_dir = output_dir(out_dir)
     timings: dict[str, float] = {}

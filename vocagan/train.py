@@ -47,7 +47,7 @@ from vocagan.errors import VocaganError
 from vocagan.models import build
 from vocagan.models.base import OptimStep
 from vocagan.models.layers import LipDecoder
-from vocagan.utils import atomic_write_text, log, progress, seed_everything
+from vocagan.utils import atomic_write_text, log, output_dir, progress, seed_everything
 from vocagan.validation import VAL_STYLE, to_device, validate, validation_batches
 
 if TYPE_CHECKING:
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
     from vocagan.dataset import SequenceDataset
 
 PLOT_EVERY = 10  # epochs between curve refreshes (and always at the end)
-# settings that cannot change a finished run's result: the pipeline reuses such a run instead of training again
-REUSE_MAY_DIFFER = {"train.device", "train.num_workers", "train.checkpoint_every", "prep.cache_dir"}
 RESUME_MAY_DIFFER = {
     "train.epochs",
     "train.patience",
@@ -83,7 +81,7 @@ class TrainResult:
     baselines: dict = field(default_factory=dict)  # {"zero motion": LVE, "mean motion": LVE}
     rows: list = field(default_factory=list)
     rank: int = 0  # DDP rank; only rank 0 validates and writes
-    reused: bool = False  # a finished run with the same config and data, not trained again (`finished_run`)
+    reused: bool = False  # a finished run with the same config and data, not trained again (`runs.finished_run`)
 
     def summary(self) -> str:
         if self.rank:
@@ -119,7 +117,7 @@ class LoopState:
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     t_start = time.perf_counter()
-    out_dir, tc = Path(out_dir), cfg.train
+    out_dir, tc = output_dir(out_dir), cfg.train
     env = setup_distributed(tc.device)
     prepared = prepare_data(cfg, env)
     data = make_data(prepared, cfg, env)
@@ -163,51 +161,6 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
         baselines=state.baselines,
         rows=state.rows,
         rank=env.rank,
-    )
-
-
-def finished_run(out_dir: Path, cfg: Config, data_fingerprint: str | None = None) -> TrainResult | None:
-    """The result of the finished run in `out_dir` when it was trained with `cfg` (up to REUSE_MAY_DIFFER,
-    settings that cannot change the result) on the same prepared data (`data_fingerprint`, the
-    prepared cache key); None when there is no such run (a log line says why an existing one is not)."""
-    last, best = out_dir / "last.pt", out_dir / "best.pt"
-    if not (last.is_file() and best.is_file()):
-        return None
-    try:
-        saved = read_checkpoint(last)
-        extra = from_storable(saved.get("extra", {}))
-        loop = LoopState(**extra["loop"])
-        meta = json.loads(from_storable(saved["stats"])["meta"])
-        differ = config_differences(json.loads(saved["config"]), cfg, REUSE_MAY_DIFFER)
-    except (VocaganError, KeyError, TypeError, ValueError) as e:
-        log(f"[train] {out_dir} holds a run that cannot be reused ({e}); training again")
-        return None
-    if not loop.finished:
-        log(f"[train] {out_dir} holds an unfinished run; training again (vocagan train --resume continues it)")
-        return None
-    if differ:
-        log(f"[train] {out_dir} holds a run with another config ({', '.join(differ[:5])}); training again")
-        return None
-    if data_fingerprint is not None and meta.get("data_fingerprint") != data_fingerprint:
-        log(f"[train] {out_dir} holds a run trained on other data (the prepared data changed); training again")
-        return None
-    styles = list(meta.get("styles", []))
-    has_val = any("val_lve" in r for r in loop.rows)
-    log(f"[train] reusing the finished run in {out_dir} (same config and data)")
-    return TrainResult(
-        out_dir=out_dir,
-        model_name=cfg.model_name,
-        best_checkpoint=best,
-        last_checkpoint=last,
-        best_epoch=loop.best_epoch,
-        best_val_lve=loop.best_lve if has_val else None,
-        epochs_run=loop.next_epoch,
-        stopped_early=loop.next_epoch < cfg.train.epochs,
-        seconds=float(sum(r.get("time_s", 0.0) for r in loop.rows)),
-        val_style=styles[VAL_STYLE] if len(styles) > VAL_STYLE else "",
-        baselines=loop.baselines,
-        rows=loop.rows,
-        reused=True,
     )
 
 

@@ -28,9 +28,11 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     `.tmp-*` file can remain, never a corrupt `final`. `suffix` keeps an extension that a writer
     library insists on (np.save appends `.npy`, ffmpeg picks the container from it).
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
+    final = output_file(final)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
+    except OSError as e:
+        raise VocaganError(f"cannot write here ({e.strerror or e})", final) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -60,6 +62,21 @@ def existing_dir(path: str | Path, what: str = "folder") -> Path:
         raise VocaganError(f"expected a {what}, got a file", path)
     if not path.is_dir():
         raise VocaganError(f"{what} not found", path)
+    return path
+
+
+def output_file(path: str | Path) -> Path:
+    """Check that a file can be written at `path` (not a folder; its folder created) before any work;
+    one VocaganError saying why not otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise VocaganError("cannot write this file: a folder has that name", path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise VocaganError(f"cannot write this file: {path.parent.name} is a file, not a folder", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VocaganError(f"cannot create the folder for this file ({e.strerror or e})", path) from None
     return path
 
 

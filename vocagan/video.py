@@ -21,8 +21,9 @@ import numpy as np
 
 from vocagan.errors import VocaganError
 from vocagan.frames import as_vertex_frames
+from vocagan.options import VideoOptions, check
 from vocagan.render import check_mesh, frame_camera, render_frames
-from vocagan.utils import atomic_path, atomic_write_json, existing_file, log, progress
+from vocagan.utils import atomic_path, atomic_write_json, existing_file, log, output_file, progress
 
 
 # ----------------------------------------------------------------------------- ffmpeg
@@ -338,6 +339,8 @@ def render_files(
     """`vocagan render`: vertices .npy (T, V, 3) + its face mesh (default: the one its .json names)
     -> mp4 with sound (default: the .json's audio; fps: given, else the .json's, else 30). With `gt`
     (.npy of the same topology): ground truth | prediction | error heat map side by side."""
+    size, fps, backend = check(VideoOptions, size=size, fps=fps, backend=backend)
+    output_file(out_mp4)
     anim = load_animation(vertices_npy, faces_ply)
     vertices, faces, colors = anim.vertices, anim.faces, anim.colors
     if audio is None and anim.audio is not None:

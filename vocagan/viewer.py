@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
+from vocagan.options import VideoOptions, check
 from vocagan.render import (
     ALBEDO,
     AMBIENT,
@@ -28,7 +29,7 @@ from vocagan.render import (
     KEY_LIGHT,
     check_mesh,
 )
-from vocagan.utils import atomic_write_text, existing_file, log
+from vocagan.utils import atomic_write_text, existing_file, log, output_file
 from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -98,11 +99,18 @@ def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float, colors: np.
 def _audio_source(audio_path: Path) -> str:
     """A data: URL for the audio; big or unusual files are re-encoded to mp3 with the bundled ffmpeg."""
     existing_file(audio_path, "audio file")
-    mime = _AUDIO_MIME.get(audio_path.suffix.lower())
-    if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
-        return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"
     import subprocess
     import tempfile
+
+    mime = _AUDIO_MIME.get(audio_path.suffix.lower())
+    if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
+        # embedded as it is: make sure it is sound first (a page with unplayable audio is no success)
+        probe = subprocess.run(
+            ffmpeg_command("-t", "1", "-i", str(audio_path), "-vn", "-f", "null", "-"), capture_output=True
+        )
+        if probe.returncode != 0:
+            raise VocaganError(f"cannot read the audio ({ffmpeg_error(probe.stderr, 'ffmpeg failed')})", audio_path)
+        return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"
 
     with tempfile.TemporaryDirectory(prefix="vocagan-html-") as tmp:
         out = Path(tmp) / "audio.mp3"
@@ -162,6 +170,8 @@ def export_html_files(
     """`vocagan export-html`: vertices .npy (T, V, 3) + its face mesh (default: the one named in the
     .json `animate` writes beside the .npy; another vertex count is refused) -> HTML. Sound and fps
     default to the .json's (fps 30 without one)."""
+    fps = check(VideoOptions, fps=fps)
+    output_file(out)
     anim = load_animation(vertices, faces)
     if audio is None and anim.audio is not None:
         audio = anim.audio

@@ -14,6 +14,7 @@ from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS, DataConf
 from vocagan.errors import VocaganError
 from vocagan.synth import corpus as synthetic
 from vocagan.synth import face
+from vocagan.synth.canonical import canonical_head
 
 TINY_DATA = dict(train_sentences=[1, 2], val_sentences=[21, 22], test_sentences=[21, 22])
 
@@ -105,7 +106,7 @@ def test_bilabial_closures_are_quiet_then_burst(lip_aperture):
     from scipy.signal import butter, sosfilt
 
     profiles = synthetic.subject_profiles(0)
-    base = face.procedural_head(*synthetic.SCALES["small"].mesh)
+    base = canonical_head(synthetic.SCALES["small"].face_levels)
     checked = 0
     for sentence in range(1, 7):
         p = profiles[sentence % 8]
@@ -126,7 +127,7 @@ def test_bilabial_closures_are_quiet_then_burst(lip_aperture):
 
 def test_subjects_differ_in_identity_voice_and_style(lip_aperture):
     profiles = synthetic.subject_profiles(0)
-    base = face.procedural_head(*synthetic.SCALES["tiny"].mesh)
+    base = canonical_head(synthetic.SCALES["tiny"].face_levels)
     templates = [synthetic.subject_geometry(base, p)[0] for p in profiles]
     dists = [np.sqrt(((a - b) ** 2).sum(1).mean()) for i, a in enumerate(templates) for b in templates[i + 1 :]]
     assert min(dists) > 3e-4  # every pair differs by > 0.3 mm rms

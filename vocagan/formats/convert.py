@@ -21,7 +21,7 @@ from vocagan.formats.vocaset_files import SOURCE_FPS, TEMPLATES, VERTICES_NPY, W
 from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.frames import as_vertex_frames, resample_frames
 from vocagan.options import ConvertOptions, check
-from vocagan.utils import existing_dir, progress
+from vocagan.utils import existing_dir, output_dir, progress
 
 LAYOUTS = """\
 Input layouts (detected from the folder; subject and sentence names come from the folder/file names):
@@ -137,6 +137,7 @@ def convert(
 
     root, out_dir = Path(input_dir), Path(out_dir)
     existing_dir(root, "input folder")
+    output_dir(out_dir)
     input_fps = check(ConvertOptions, "", input_fps=input_fps)
     layout, seqs = _find_sequences(root)
     result = ConvertResult(out_dir=out_dir, layout=layout, input_fps=int(input_fps))

@@ -110,7 +110,7 @@ def canonical_head(levels: int = 1, path: Path = ASSET) -> Head:
     lower, moves = np.concatenate([lower, np.zeros(pad)]), np.concatenate([moves, np.zeros(pad)])
     blink = np.concatenate([blink, np.zeros((pad, 3))])
     regions = _regions(v, n_face, lips, eye_zone, forehead, eyeballs, mouth_loop)
-    frame = _mouth_frame(v, regions["lips"])
+    frame = _mouth_frame(v, regions["lips"], lower)
     return Head(
         v.astype(np.float32),
         faces.astype(np.int32),
@@ -275,8 +275,10 @@ def _eyeball(v, loop, centre, iris_radius):
 
     pupil = 0.42 * iris_radius
     rings, colors = [np.array([[centre[0], centre[1], apex]])], [PUPIL]
-    for r, c in ((pupil, PUPIL), (1.2 * pupil, IRIS), (0.9 * iris_radius, IRIS), (1.06 * iris_radius, SCLERA)):
-        rings.append(ring(np.minimum(r, 0.97 * rho)))
+    # where the opening is narrower than the iris (towards the corners) the rings keep distinct radii
+    for r, cap, c in ((pupil, 0.6, PUPIL), (1.2 * pupil, 0.7, IRIS), (0.9 * iris_radius, 0.85, IRIS),
+                      (1.06 * iris_radius, 0.95, SCLERA)):  # fmt: skip
+        rings.append(ring(np.minimum(r, cap * rho)))
         colors += [c] * len(loop)
     far = ring(rho + 0.0025)
     far[:, 2] = np.minimum(far[:, 2], p[order, 2] - 0.0015)
@@ -349,13 +351,15 @@ def _regions(v, n_face, lips, eye_zone, forehead, eyeballs, mouth_loop) -> dict:
     }
 
 
-def _mouth_frame(v, lips) -> MouthFrame:
-    """Lip-line centre, corner half-width and scale from the lips (+x the subject's left)."""
+def _mouth_frame(v, lips, lower) -> MouthFrame:
+    """Lip-line centre (the slit between the central lips), corner half-width and scale from the lips
+    (+x the subject's left)."""
     lip = v[lips]
-    centre_col = lip[np.abs(lip[:, 0]) < 0.003]
-    y = float(np.median(centre_col[:, 1]))
+    central = lips[np.abs(v[lips, 0]) < 0.003]
+    upper, below = central[lower[central] < 0.5], central[lower[central] > 0.5]
+    y = 0.5 * (float(v[upper, 1].min()) + float(v[below, 1].max()))
     half = float(0.5 * np.ptp(lip[:, 0]))
-    centre = np.array([0.0, y, float(centre_col[:, 2].max())])
+    centre = np.array([0.0, y, float(v[central, 2].max())])
     nose = v[np.argmax(v[:, 2])].astype(np.float64)
     return MouthFrame(
         centre,

@@ -29,8 +29,9 @@ import numpy as np
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
 from vocagan.errors import VocaganError
 from vocagan.formats.audio import deepspeech_like_windows
+from vocagan.options import SynthOptions, check
 from vocagan.synth import face, speech
-from vocagan.utils import atomic_write_text, log, progress
+from vocagan.utils import atomic_write_text, log, output_dir, progress
 
 VERSION_FILE = "synth_version.txt"  # what wrote a corpus (`corpus_stamp`; the pipeline's reuse check)
 FACE_VERSION = 2  # bump when the built-in face (synth/canonical.py) or its motion changes (1: procedural head)
@@ -218,9 +219,8 @@ def generate(
     if scale not in SCALES:
         raise VocaganError(f"unknown scale '{scale}' (valid: {', '.join(SCALES)})")
     sc = SCALES[scale]
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VocaganError("output folder is an existing file", out_dir)
+    out_dir = output_dir(out_dir)
+    check(SynthOptions, seed=seed)
     if template_ply is not None:
         verts, faces = read_mesh(template_ply)
         if len(faces) == 0:
