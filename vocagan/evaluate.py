@@ -328,13 +328,13 @@ def evaluate(
     from vocagan.prep.prepare import prepare
     from vocagan.prep.prepared import Prepared
 
-    output_dir(out_dir)
-    if save_predictions is not None:
-        output_dir(save_predictions)
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
     fps = int(fps or DEFAULT_FPS)
     fps_step(cfg.data.source_fps, fps)  # a bad --fps fails before any work
+    for folder in (out_dir, save_predictions):  # and a bad output folder
+        if folder is not None:
+            output_dir(folder)
     styles = ckpt.styles
     if style == "all":
         conditions = [(s, i) for i, s in enumerate(styles)]
