@@ -553,11 +553,11 @@ def test_synth_contract(world):
 
 
 def test_convert_contract(world):
-    run_cases(convert_cases(world), 25)
+    run_cases(convert_cases(world), 35)
 
 
 def test_prepare_contract(world):
-    run_cases(prepare_cases(world), 30)
+    run_cases(prepare_cases(world), 40)
 
 
 def test_train_contract(world):
@@ -574,15 +574,15 @@ def test_compare_contract(world):
 
 
 def test_animate_contract(world):
-    run_cases(animate_cases(world), 45)
+    run_cases(animate_cases(world), 60)
 
 
 def test_render_contract(world):
-    run_cases(render_cases(world), 45)
+    run_cases(render_cases(world), 60)
 
 
 def test_export_html_contract(world):
-    run_cases(export_html_cases(world), 35)
+    run_cases(export_html_cases(world), 50)
 
 
 @pytest.mark.slow

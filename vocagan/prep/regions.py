@@ -33,7 +33,8 @@ from vocagan.utils import existing_file
 # Tuned on the FLAME template against FLAME_masks.pkl (tests/test_regions.py reports the overlap).
 LIPS_AXES = (0.18, 0.08, 0.14)  # ellipsoid around the mouth centre: 36 x 16 x 28 mm on FLAME
 MOUTH_AXES = (0.50, 0.60, 0.55)  # lips, jaw, chin, lower cheeks: 100 x 120 x 110 mm semi-axes on FLAME
-# (sized so < 2.5% of the synthetic corpus' speech-motion energy, FLAME or procedural head, lies outside)
+# (sized so < 2.5% of the synthetic corpus' speech-motion energy lies outside, on FLAME or the built-in
+# face: 0.9% on the built-in MediaPipe face)
 MOUTH_TOP = -0.08  # the mouth region stops 0.08 w below the nose tip (nose excluded)
 UPPER_BAND = (0.07, 0.50)  # upper face: from this far above the nose tip ... up to this
 UPPER_HALF_WIDTH = 0.35  # |x - nose x| below this
