@@ -78,6 +78,33 @@ def test_run_pipeline_leaves_the_callers_config_alone(monkeypatch, tmp_path):
     assert cfg.data.root is None
 
 
+def test_the_main_job_animates_a_template_it_is_given(monkeypatch, tmp_path):
+    """`vocagan pipeline --template_ply_path FLAME_sample.ply` without data: the built-in corpus on that
+    mesh (the corpus holds it as its FLAME_sample.ply, so the run reads it from the corpus)."""
+    from vocagan import cli, pipeline
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def corpus(out, template_ply):
+        seen["template"] = template_ply
+        return out
+
+    def stop(cfg):
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "builtin_corpus", corpus)
+    monkeypatch.setattr("vocagan.prep.prepare.prepare", stop)
+    with pytest.raises(Stop):
+        cli.main(["pipeline", "--template_ply_path", "my_flame.ply", "--masks", "m.pkl", "--out", str(tmp_path)])
+    assert seen["template"] == "my_flame.ply"
+    assert seen["cfg"].data.root == str(tmp_path / "corpus") and seen["cfg"].data.template_ply_path is None
+    assert seen["cfg"].data.masks_path == "m.pkl"  # the user's masks still define the regions
+
+
 def test_the_ground_truth_for_the_video_is_written_atomically(monkeypatch, tiny_corpus, tmp_path):
     """A failure while writing gt.npy leaves no file under the final name (np.save straight to the
     final name used to leave a truncated one)."""

@@ -34,6 +34,16 @@ def ffmpeg_command(*args: str) -> list[str]:
     return [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", *args]
 
 
+def check_audio(path: str | Path) -> Path:
+    """An audio file ffmpeg can decode (its first second is decoded), else one VocaganError naming it:
+    checked before any frame is rendered, so a bad sound file fails at once and by its own name."""
+    path = existing_file(path, "audio file")
+    probe = subprocess.run(ffmpeg_command("-t", "1", "-i", str(path), "-vn", "-f", "null", "-"), capture_output=True)
+    if probe.returncode != 0:
+        raise VocaganError(f"cannot read the audio ({ffmpeg_error(probe.stderr, 'ffmpeg failed')})", path)
+    return path
+
+
 def ffmpeg_error(stderr: bytes, default: str) -> str:
     """ffmpeg's reason for failing: the last line it wrote to stderr, or `default` when it wrote none."""
     lines = stderr.decode(errors="replace").strip().splitlines()
@@ -341,6 +351,8 @@ def render_files(
     (.npy of the same topology): ground truth | prediction | error heat map side by side."""
     size, fps, backend = check(VideoOptions, size=size, fps=fps, backend=backend)
     output_file(out_mp4)
+    if audio is not None:
+        check_audio(audio)
     anim = load_animation(vertices_npy, faces_ply)
     vertices, faces, colors = anim.vertices, anim.faces, anim.colors
     if audio is None and anim.audio is not None:
@@ -351,11 +363,12 @@ def render_files(
         frames = render_frames(vertices, faces, size, backend, colors=colors)
     else:
         gt = Path(gt)
-        truth, _ = check_mesh(load_vertices(gt), faces, gt, anim.mesh)
+        truth = load_vertices(gt)
         if truth.shape[1] != vertices.shape[1]:
             raise VocaganError(
                 f"ground truth has {truth.shape[1]} vertices per frame, the prediction {vertices.shape[1]}", gt
             )
+        truth, _ = check_mesh(truth, faces, gt, anim.mesh)
         n = min(len(truth), len(vertices))
         if len(truth) != len(vertices):
             log(f"render: prediction has {len(vertices)} frames, ground truth {len(truth)}; using the first {n}")

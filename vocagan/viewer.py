@@ -29,8 +29,8 @@ from vocagan.render import (
     KEY_LIGHT,
     check_mesh,
 )
-from vocagan.utils import atomic_write_text, existing_file, log, output_file
-from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
+from vocagan.utils import atomic_write_text, log, output_file
+from vocagan.video import check_audio, ffmpeg_command, ffmpeg_error, load_animation
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 THREE_JS = ASSETS / "three.module.min.js"
@@ -98,18 +98,12 @@ def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float, colors: np.
 
 def _audio_source(audio_path: Path) -> str:
     """A data: URL for the audio; big or unusual files are re-encoded to mp3 with the bundled ffmpeg."""
-    existing_file(audio_path, "audio file")
     import subprocess
     import tempfile
 
+    check_audio(audio_path)  # a page with unplayable audio is no success
     mime = _AUDIO_MIME.get(audio_path.suffix.lower())
     if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
-        # embedded as it is: make sure it is sound first (a page with unplayable audio is no success)
-        probe = subprocess.run(
-            ffmpeg_command("-t", "1", "-i", str(audio_path), "-vn", "-f", "null", "-"), capture_output=True
-        )
-        if probe.returncode != 0:
-            raise VocaganError(f"cannot read the audio ({ffmpeg_error(probe.stderr, 'ffmpeg failed')})", audio_path)
         return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"
 
     with tempfile.TemporaryDirectory(prefix="vocagan-html-") as tmp:

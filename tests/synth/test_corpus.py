@@ -50,6 +50,8 @@ def test_tiny_corpus_reads_back_in_vocaset_format(tiny_corpus):
         assert (tiny_corpus / "wav" / f"{subject}_{sentence}.wav").is_file()
         assert 1.2 < len(audio) / sr < 2.3
     assert 1 <= mismatched <= 4  # a few off-by-one sequences
+    notice = (tiny_corpus / "MEDIAPIPE_NOTICE.txt").read_text()  # the face's licence travels with the corpus
+    assert "Apache" in notice and "Apache License" in (tiny_corpus / "MEDIAPIPE_LICENSE.txt").read_text()
     masks = safe_load_pickle(tiny_corpus / "region_masks.pkl")
     assert {"lips", "forehead", "eye_region", "face"} <= set(masks)
     assert all(m.dtype == np.int64 and m.max() < ds.n_vertices for m in masks.values())
@@ -182,6 +184,7 @@ def test_flame_template_motion_lands_on_the_lips(shared_data, tmp_path):
     result = synthetic.generate(tmp_path / "flame", scale="tiny", seed=0, template_ply=ply)
     assert result.n_vertices == 5023 and result.regions is None
     assert not (tmp_path / "flame" / "region_masks.pkl").exists()
+    assert not (tmp_path / "flame" / "MEDIAPIPE_NOTICE.txt").exists()  # not the MediaPipe face
     ds = open_vocaset(DataConfig(root=str(tmp_path / "flame"), **TINY_DATA))
     assert np.array_equal(ds.faces, flame_f)
     lips = np.unique(masks["lips"])
