@@ -78,7 +78,8 @@ def canonical_head(levels: int = 1, path: Path = ASSET) -> Head:
     faces = faces[[not any(set(t) <= hole for hole in openings) for t in faces.tolist()]]
     lower, lips = _sides(v)
     v = _close_lips(v, lower)
-    attrs = np.stack([lower, lips, _zones(v, irises)[0], _zones(v, irises)[1]], 1)
+    eye_zone, forehead = _zones(v, irises)
+    attrs = np.stack([lower, lips, eye_zone, forehead], 1)
     for _ in range(levels):
         v, faces, attrs = loop_subdivide(v, faces, attrs)
     lower, lips, eye_zone, forehead = attrs.T
@@ -109,7 +110,7 @@ def canonical_head(levels: int = 1, path: Path = ASSET) -> Head:
     pad = n - len(lower)
     lower, moves = np.concatenate([lower, np.zeros(pad)]), np.concatenate([moves, np.zeros(pad)])
     blink = np.concatenate([blink, np.zeros((pad, 3))])
-    regions = _regions(v, n_face, lips, eye_zone, forehead, eyeballs, mouth_loop)
+    regions = _regions(v, n_face, lips, eye_zone, forehead, eyeballs)
     frame = _mouth_frame(v, regions["lips"], lower)
     return Head(
         v.astype(np.float32),
@@ -329,7 +330,7 @@ def _zones(v, irises) -> tuple[np.ndarray, np.ndarray]:
     return eye, forehead.astype(np.float64)
 
 
-def _regions(v, n_face, lips, eye_zone, forehead, eyeballs, mouth_loop) -> dict:
+def _regions(v, n_face, lips, eye_zone, forehead, eyeballs) -> dict:
     """FLAME_masks-style index arrays (lips, face, forehead, eye_region, ..., mouth_interior)."""
     idx = lambda m: np.flatnonzero(m).astype(np.int64)  # noqa: E731
     skin = np.arange(len(v)) < n_face
