@@ -38,7 +38,7 @@ def test_every_command_has_help_a_person_can_act_on(command, capsys):
         flag = action.option_strings[0]
         assert action.help and len(action.help) > 10, f"{command} {flag} has no help"
         shown = sub.formatter_class(prog="x")._get_help_string(action) % vars(action)
-        if action.default not in (None, False, []):
+        if not (action.default is None or action.default is False or action.default == []):
             assert "default" in shown, f"{command} {flag}: default {action.default} not shown"
 
 

@@ -18,7 +18,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+        shown = not (action.default is None or action.default is False or action.default is argparse.SUPPRESS)
+        if action.option_strings and shown and action.default != []:  # (0 is a default worth showing)
             if "default" not in text:
                 text += " (default: %(default)s)"
         return text
