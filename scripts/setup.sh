@@ -30,6 +30,12 @@ if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1 && command -v apt
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "[setup] could not install chromium; the viewer test will be skipped" >&2
 fi
+# The glTF tests check exports with the Khronos glTF-Validator (npm, pinned) in .venv/node; skipped without npm.
+if [ $want_test = 1 ] && [ ! -d .venv/node/node_modules/gltf-validator ] && command -v npm >/dev/null 2>&1; then
+    echo "[setup] installing the Khronos glTF-Validator (npm gltf-validator@2.0.0-dev.3.10) into .venv/node" >&2
+    npm install --silent --no-save --prefix .venv/node gltf-validator@2.0.0-dev.3.10 >/dev/null 2>&1 \
+        || echo "[setup] could not install gltf-validator; the validator tests will be skipped" >&2
+fi
 # The torch we run must be the pinned CPU build (an unpinned install would pull a CUDA build).
 .venv/bin/python - <<'PY'
 import sys, torch

@@ -17,7 +17,9 @@ COMMANDS = [
     "compare",
     "animate",
     "render",
+    "export",
     "export-html",
+    "serve",
     "pipeline",
 ]
 

@@ -226,3 +226,30 @@ def test_animate_writes_what_render_and_export_html_need(tmp_path, ckpt_path, sp
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "topology mismatch: the mesh has 10 vertices" in err[0]
+
+
+@pytest.mark.parametrize("name", ["rnn", "transformer", "transformer_vae", "transformer_gan"])
+def test_compiled_forward_equals_eager(tmp_path, toy_checkpoint, name):
+    """animate's one-pass path runs a frozen TorchScript graph (MotionModel.compiled): same output as eager."""
+    import torch
+
+    from vocagan.checkpoint import load_checkpoint
+    from vocagan.infer import predict_motion
+
+    model, _ = load_checkpoint(toy_checkpoint(tmp_path / "m.pt", name=name))
+    feats = np.random.default_rng(0).normal(size=(53, 80)).astype(np.float32)
+    eager_path = predict_motion(model, feats, 1)  # no graph built: eager
+    assert model.compiled(build=False) is None and model.compiled() is not None
+    fast = predict_motion(model, feats, 1)  # one chunk, one sample: the compiled graph
+    np.testing.assert_allclose(fast, eager_path, atol=1e-5)
+    with torch.no_grad():
+        eager = model.predict(torch.from_numpy(feats)[None], torch.tensor([1]))[:, 0].numpy()
+    np.testing.assert_allclose(fast, eager, atol=1e-5)
+
+
+def test_streaming_models_are_not_compiled(tmp_path, toy_checkpoint):
+    from vocagan.checkpoint import load_checkpoint
+
+    path = toy_checkpoint(tmp_path / "s.pt", extra=["model.lookahead=2", "model.attention_band=10"])
+    model, _ = load_checkpoint(path)
+    assert model.compiled() is None

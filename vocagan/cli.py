@@ -77,6 +77,7 @@ def cmd_evaluate(args) -> None:
         fps=args.fps,
         save_predictions=Path(args.save_predictions) if args.save_predictions else None,
         style=args.style,
+        sync_expert=Path(args.sync_expert) if args.sync_expert else None,
     )
     print(result.summary())
 
@@ -85,7 +86,14 @@ def cmd_compare(args) -> None:
     from vocagan.compare import COMPARE_TRAIN, compare
 
     cfg = config_from_args(args, train_overrides(args), defaults={"train": dict(COMPARE_TRAIN)})
-    result = compare(cfg, Path(args.out), models=args.models, seeds=args.seeds, focus=args.focus)
+    result = compare(
+        cfg,
+        Path(args.out),
+        models=args.models,
+        seeds=args.seeds,
+        focus=args.focus,
+        sync_expert=Path(args.sync_expert) if args.sync_expert else None,
+    )
     print(result.summary())
 
 
@@ -104,8 +112,14 @@ def cmd_animate(args) -> None:
         ply=args.ply,
         obj=args.obj,
         size=args.size,
+        formats=_formats(args.format),
     )
     print(result.summary())
+
+
+def _formats(values: list[str] | None) -> list[str]:
+    """--format glb --format csv, or --format glb,csv -> ["glb", "csv"] (default: npy)."""
+    return [f.strip().lower() for v in (values or ["npy"]) for f in v.split(",") if f.strip()]
 
 
 def cmd_render(args) -> None:
@@ -128,13 +142,36 @@ def cmd_export_html(args) -> None:
     from vocagan.viewer import export_html_files
 
     out = export_html_files(
-        Path(args.vertices),
-        Path(args.faces) if args.faces else None,
         Path(args.out),
+        vertices=Path(args.vertices) if args.vertices else None,
+        faces=Path(args.faces) if args.faces else None,
+        glb=Path(args.glb) if args.glb else None,
         fps=args.fps,
         audio=Path(args.audio) if args.audio else None,
     )
     print(f"wrote {out}")
+
+
+def cmd_export(args) -> None:
+    from vocagan.export import export_vertices
+
+    a = args
+    ckpt, audio = (Path(x) if x else None for x in (a.checkpoint, a.audio))
+    formats = _formats(a.format or ["glb"])
+    result = export_vertices(Path(a.vertices), Path(a.out), formats, a.template, ckpt, a.fps, audio, a.tolerance_mm)
+    print(result.summary())
+
+
+def cmd_serve(args) -> None:
+    from vocagan.serve import serve
+
+    serve(Path(args.checkpoint), host=args.host, port=args.port, style=args.style, template=args.template)
+
+
+SYNC_EXPERT_HELP = (
+    "lip-sync expert to score with (e.g. the sync_expert.pt kept with an earlier report); default: the one "
+    "trained once on the training split of this prepared data (cached)"
+)
 
 
 def cmd_pipeline(args) -> None:
@@ -155,7 +192,15 @@ def cmd_pipeline(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from vocagan.compare import COMPARE_TRAIN
     from vocagan.formats.convert import LAYOUTS
-    from vocagan.options import AnimateOptions, CompareOptions, ConvertOptions, SynthOptions, VideoOptions
+    from vocagan.options import (
+        AnimateOptions,
+        CompareOptions,
+        ConvertOptions,
+        ExportOptions,
+        ServeOptions,
+        SynthOptions,
+        VideoOptions,
+    )
     from vocagan.synth.corpus import SCALES
 
     parser = Parser(
@@ -264,6 +309,7 @@ vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_
         metavar="DIR",
         help="also write each prediction as <subject>_<sentenceNN>_<style>.npy, (T, V, 3) metres",
     )
+    p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
     p = command(
@@ -285,6 +331,7 @@ vocagan compare --data ~/vocaset --out runs/cmp --models rnn transformer_gan --s
     add_train_flags(p, model=False, seed=False, epochs=COMPARE_TRAIN["epochs"], batch=COMPARE_TRAIN["batch_size"])
     add_data_flags(p, data_default="the built-in small corpus, written to OUT/corpus")
     add_config_flags(p)
+    p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.md, runs, plots (created)")
     p.set_defaults(func=cmd_compare)
 
@@ -319,6 +366,13 @@ vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --styl
     p.add_argument("--no-video", action="store_true", help="skip the mp4")
     p.add_argument("--ply", action="store_true", help="also write a PLY per frame (with vertex colours)")
     p.add_argument("--obj", action="store_true", help="also write an OBJ per frame (with vertex colours)")
+    p.add_argument(
+        "--format",
+        action="append",
+        metavar="FMT",
+        help="output formats, repeatable or comma-separated: npy (the default: vertices, .json, face mesh), glb "
+        "(glTF: template, morph targets, weights over time; audio beside), csv/json (the weights)",
+    )
     p.set_defaults(func=cmd_animate)
 
     p = command(
@@ -341,14 +395,60 @@ vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.w
 
     p = command(
         sub,
+        "export",
+        "Turn a vertex sequence (.npy) into glTF morph targets (.glb) and/or morph-weight tables.",
+        """
+vocagan export --vertices pred.npy --template face.ply --out export
+vocagan export --vertices pred.npy --template FaceTalk_170728_03272_TA --checkpoint best.pt --out export \\
+               --format glb,csv""",
+    )
+    p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres (.npy)")
+    p.add_argument(
+        "--template",
+        required=True,
+        metavar="MESH",
+        help="the rest mesh PLY/OBJ (faces, rest shape); with --checkpoint also a subject it holds",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--format", action="append", metavar="FMT", help="glb (the default), csv, json; repeatable or comma-separated"
+    )
+    p.add_argument(
+        "--checkpoint", metavar="PATH", help="project onto this model's motion basis instead of fitting a PCA"
+    )
+    p.add_argument("--audio", metavar="FILE", help="sound copied beside the .glb (glTF holds no audio)")
+    option_flag(p, "--fps", VideoOptions, "fps", default=30.0, help="frames per second of the sequence")
+    option_flag(p, "--tolerance-mm", ExportOptions, "tolerance_mm")
+    p.set_defaults(func=cmd_export)
+
+    p = command(
+        sub,
         "export-html",
-        "Write one self-contained web page (no network needed) that plays a vertex sequence with its sound.",
+        "Write one self-contained web page (no network needed) that plays a vertex sequence or a .glb with its sound.",
         """
 vocagan export-html --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.html
+vocagan export-html --glb anim/speech_FaceTalk_170728_03272_TA.glb --audio speech.wav --out speech.html
 vocagan export-html --vertices pred.npy --faces face.ply --audio speech.wav --fps 30 --out pred.html""",
     )
-    add_view_flags(p, "HTML", "the page to write")
+    add_view_flags(p, "HTML", "the page to write", vertices_required=False)
+    p.add_argument("--glb", metavar="GLB", help="a .glb from animate --format glb or export (instead of --vertices)")
     p.set_defaults(func=cmd_export_html)
+
+    p = command(
+        sub,
+        "serve",
+        "Live animation: a WebSocket server (16 kHz PCM in, morph weights out) with a page that plays them.",
+        """
+vocagan serve --checkpoint runs/stream/best.pt            # then open http://127.0.0.1:8765/
+vocagan serve --checkpoint best.pt --host 0.0.0.0 --port 9000 --style FaceTalk_170728_03272_TA""",
+        extra="Needs a streaming model (trained with model.lookahead >= 0). Runs until Ctrl-C.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a streaming model (model.lookahead >= 0)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1: this machine only)")
+    option_flag(p, "--port", ServeOptions, "port")
+    p.add_argument("--style", help="speaking style: a training subject (default: the first)")
+    p.add_argument("--template", metavar="SUBJECT_OR_MESH", help="the face shown (default: the first training subject)")
+    p.set_defaults(func=cmd_serve)
 
     p = command(
         sub,

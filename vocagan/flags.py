@@ -219,11 +219,11 @@ def has_data_flags(args, files_only: bool = False) -> bool:
     return any(getattr(args, k, None) for k in keys)
 
 
-def add_view_flags(p: argparse.ArgumentParser, out_kind: str, out_help: str) -> None:
+def add_view_flags(p: argparse.ArgumentParser, out_kind: str, out_help: str, vertices_required: bool = True) -> None:
     """--vertices/--faces/--out/--audio/--fps of render and export-html."""
     from vocagan.options import VideoOptions
 
-    p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres (.npy)")
+    p.add_argument("--vertices", required=vertices_required, metavar="NPY", help="(T, V, 3) vertices in metres (.npy)")
     p.add_argument(
         "--faces",
         metavar="MESH",

@@ -1,10 +1,13 @@
 """`vocagan animate`: animate a face from any speech file with a trained checkpoint.
 
 audio file (wav/flac/ogg/mp3, any rate, mono/stereo, int/float) -> the checkpoint's own feature
-function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model,
-in overlapping chunks cross-faded together (bounded memory and time for any length; no cap) ->
-normalised PCA coefficients -> full meshes (template + decoded mouth offsets) -> per (style, sample):
-vertices .npy (T, V, 3) float32 at the output fps, optional PLY/OBJ per frame, and an mp4 with the
+function (`features_at_fps` with the stored FeatureConfig, exactly as at training time) -> the model
+(clips up to 20 s in one pass, longer ones in overlapping chunks cross-faded together: bounded memory
+and time for any length, no cap; a frozen TorchScript graph when the caller built one,
+`MotionModel.compiled`) -> normalised PCA coefficients -> per (style, sample), in the formats asked
+for: vertices .npy (T, V, 3) float32 at the output fps (template + decoded mouth offsets), a .glb
+(the template, the model's basis as morph targets, the coefficients as weights over time; `morph.py`)
+with the audio beside it, the weights as CSV/JSON, optional PLY/OBJ per frame, and an mp4 with the
 input audio muxed in.
 
 Stochastic models (VAE/GAN) draw their per-sequence latent from a seeded generator that is reset
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +34,24 @@ from vocagan.utils import atomic_path, log, output_dir, progress, resolve_device
 CHUNK_SECONDS = 20.0  # model input per forward pass (attention cost per frame grows with it)
 OVERLAP_SECONDS = 4.0  # context shared by consecutive chunks; the cross-fade uses its middle half
 WRITE_BLOCK = 512  # frames decoded to vertices at a time (bounded memory for long audio)
+FORMATS = ("npy", "glb", "csv", "json")  # what --format can ask for (morph.py: glb targets, weight tables)
 
 
 @dataclass
 class AnimateOutput:
     style: str
     sample: int
-    vertices: Path  # (T, V, 3) float32 .npy
+    vertices: Path | None = None  # (T, V, 3) float32 .npy
     video: Path | None = None  # mp4 with the input audio
     meshes: list[Path] = field(default_factory=list)  # folders of per-frame PLY/OBJ files
-    info: Path | None = None  # <name>.json: fps, frame and vertex counts, the mesh file, the audio
+    glb: Path | None = None  # glTF binary: template + morph targets + weights over time
+    audio: Path | None = None  # the input audio copied beside the .glb (glTF has no audio)
+    weights: list[Path] = field(default_factory=list)  # per-frame morph weights, CSV / JSON
+    info: Path | None = None  # <name>.json beside the .npy: fps, counts, the face mesh, the audio
+
+    def files(self) -> list[Path]:
+        singles = [self.vertices, self.info, self.glb, self.audio, self.video]
+        return [f for f in singles if f is not None] + self.weights + self.meshes
 
 
 @dataclass
@@ -55,37 +67,30 @@ class AnimateResult:
     compute_seconds: float  # features + model, all styles and samples (after the warm-up)
     load_seconds: float = 0.0  # checkpoint, audio, output checks
     warmup_seconds: float = 0.0  # the model's first call on a short input (one-time costs)
-    video_seconds: float = 0.0  # rendering + encoding the mp4s
     total_seconds: float = 0.0  # the whole call, wall clock
     mesh: Path | None = None  # the face mesh (template, faces, colours) the vertices belong to
     outputs: list[AnimateOutput] = field(default_factory=list)
 
     def files(self) -> list[Path]:
-        out = [self.mesh] if self.mesh else []
-        for o in self.outputs:
-            out += [o.vertices] + ([o.info] if o.info else []) + ([o.video] if o.video else []) + o.meshes
-        return out
+        return ([self.mesh] if self.mesh else []) + [f for o in self.outputs for f in o.files()]
 
     def summary(self) -> str:
         rtf = self.compute_seconds / max(self.audio_seconds, 1e-9)
-        n = len(self.outputs)
+        rest = max(self.total_seconds - self.load_seconds - self.warmup_seconds - self.compute_seconds, 0.0)
         lines = [
             f"animated {self.audio} ({self.audio_seconds:.2f} s -> {self.n_frames} frames at {self.fps:g} fps) "
             f"with {self.model_name} ({self.checkpoint}), template {self.template}",
             f"  timings (wall clock): {self.total_seconds:.2f} s in all = loading {self.load_seconds:.2f} s "
             f"(checkpoint, audio) + model warm-up {self.warmup_seconds:.2f} s (first call, once) + features and "
-            f"model {self.compute_seconds:.3f} s ({rtf:.4f} x real time for {n} output(s)) + writing and video "
-            f"{max(self.total_seconds - self.load_seconds - self.warmup_seconds - self.compute_seconds, 0):.2f} s",
+            f"model {self.compute_seconds:.3f} s ({rtf:.4f} x real time for {len(self.outputs)} output(s)) + "
+            f"writing and video {rest:.2f} s",
         ]
         if self.mesh:
             lines.append(f"  face mesh: {self.mesh}")
         for o in self.outputs:
             lines.append(f"  style {o.style}" + (f", sample {o.sample}" if len(self.outputs) > 1 else "") + ":")
-            lines.append(f"    {o.vertices}" + (f" (+ {o.info.name})" if o.info else ""))
-            if o.video:
-                lines.append(f"    {o.video}")
-            for folder in o.meshes:
-                lines.append(f"    {folder}/ ({len(list(folder.iterdir()))} files)")
+            for f in o.files():
+                lines.append(f"    {f}/ ({len(list(f.iterdir()))} files)" if f.is_dir() else f"    {f}")
         return "\n".join(lines)
 
 
@@ -114,7 +119,11 @@ def _whole_clip_feature_norm(model, features: np.ndarray):
     would see per-chunk statistics in chunked inference. Normalise once over the whole clip with the
     model's own function and switch the per-sequence step off while the chunks run, so chunked
     output equals one pass over the whole clip (up to attention context). Yields the features to use."""
-    fronts = [m for m in model.modules() if getattr(m, "utterance_norm", False) and hasattr(m, "normalise")]
+    fronts = [
+        m
+        for m in model.modules()
+        if getattr(m, "utterance_norm", False) and hasattr(m, "normalise") and not getattr(m, "causal", False)
+    ]  # a causal front end normalises over a window of past frames: local already
     if not fronts:
         yield features
         return
@@ -152,6 +161,11 @@ def predict_motion(
     out = np.zeros((n_samples, n_frames, model.motion_dim), np.float64)
     fade = _fade_in(overlap)
     style_t = torch.tensor([style], dtype=torch.long, device=device)
+    fast = model.compiled(build=False)  # a graph a long-running caller built (MotionModel.compiled)
+    if fast is not None and len(spans) == 1 and n_samples == 1 and device.type == "cpu":  # one deterministic pass
+        audio = torch.from_numpy(np.ascontiguousarray(features, np.float32)).unsqueeze(0)
+        model.check_inputs(audio, style_t)
+        return fast(audio, style_t, torch.ones(audio.shape[:2], dtype=torch.bool)).numpy()  # (1, T, K)
     with contextlib.ExitStack() as stack:
         if len(spans) > 1:
             features = stack.enter_context(_whole_clip_feature_norm(model, features))
@@ -185,14 +199,6 @@ def _predict_chunk(model, features, style_t, n_samples, seed, device, out, a, b,
     if fade_out is not None:
         w[-len(fade_out) :] = 1.0 - fade_out
     out[:, a:b] += pred * w[None, :, None]
-
-
-def _warm_up(model, ckpt, device) -> None:
-    """One forward pass on half a second of silence-like features: the first call of a model pays
-    one-time costs (kernel selection, allocator growth) that are not the cost of animating."""
-    n = max(2, int(round(0.5 * ckpt.fps)))
-    features = np.zeros((n, ckpt.audio_dim), np.float32)
-    predict_motion(model, features, 0, 1, 0, chunk=n, overlap=0, device=device)
 
 
 def audio_features(ckpt, samples: np.ndarray, sr: int, fps: float, where=None) -> np.ndarray:
@@ -237,29 +243,46 @@ def _resolve_styles(ckpt, style: str | None) -> list[str]:
     return [style]
 
 
-def _resolve_template(ckpt, prepared, template: str | None):
-    """-> (name, vertices (V, 3), faces (F, 3) or None, colours (V, 3) or None): a stored subject (the
-    checkpoint's faces and colours) or a mesh file of the same topology (its own faces and colours)."""
+def resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """-> (name, vertices (V, 3), faces (F, 3) from a mesh file or None)."""
     names = prepared.template_names
     n_vertices = int(prepared.meta["n_vertices"])
-    faces = prepared.faces if len(prepared.faces) else None
     if template is None:
         name = ckpt.styles[0] if ckpt.styles and ckpt.styles[0] in names else names[0]
-        return name, prepared.template(name), faces, prepared.vertex_colors
+        return name, prepared.template(name), None
     if template in names:
-        return template, prepared.template(template), faces, prepared.vertex_colors
+        return template, prepared.template(template), None
     path = Path(template)
     if path.suffix.lower() in (".ply", ".obj") or path.exists():
-        from vocagan.formats.mesh import read_mesh_with_colors
+        from vocagan.formats.mesh import read_mesh
 
-        verts, own_faces, colors = read_mesh_with_colors(path)
+        verts, faces = read_mesh(path)
         if len(verts) != n_vertices:
             raise VocaganError(f"template has {len(verts)} vertices but the model's topology has {n_vertices}", path)
-        return path.name, verts, own_faces if len(own_faces) else faces, colors
+        return path.name, verts, faces if len(faces) else None
     raise VocaganError(
         f"unknown template '{template}': not a subject of this checkpoint ({', '.join(names)}) nor a PLY/OBJ file",
         ckpt.path,
     )
+
+
+def template_colors(prepared, template: str | None) -> np.ndarray | None:
+    """(V, 3) per-vertex colours of the face `resolve_template` picks: a mesh file's own, else the
+    checkpoint's (the training template PLY's), else None."""
+    if template is not None and template not in prepared.template_names:
+        from vocagan.formats.mesh import read_mesh_with_colors
+
+        colors = read_mesh_with_colors(template)[2]
+        if colors is not None:
+            return colors
+    return prepared.vertex_colors
+
+
+def _warm_up(model, ckpt, device) -> None:
+    """One forward pass on half a second of zero features: the first call of a model pays one-time
+    costs (kernel selection, allocator growth) that are not the cost of animating."""
+    n = max(2, int(round(0.5 * ckpt.fps)))
+    predict_motion(model, np.zeros((n, ckpt.audio_dim), np.float32), 0, 1, 0, chunk=n, overlap=0, device=device)
 
 
 def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarray) -> Path:
@@ -272,6 +295,25 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
         out.flush()
         del out
     return path
+
+
+def _write_renders(out, out_dir, name, vertices, faces, colors, ply, obj, video, size, backend, fps, audio) -> None:
+    """PLY/OBJ folders and the mp4 of one output from its (T, V, 3) vertices (a memory map)."""
+    for kind, wanted in (("ply", ply), ("obj", obj)):
+        if wanted:
+            out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, colors, kind))
+    if video:
+        from vocagan.render import render_frames
+        from vocagan.video import write_video
+
+        assert faces is not None  # checked before any work
+        out.video = write_video(
+            out_dir / f"{name}.mp4",
+            render_frames(vertices, faces, size, backend, colors=colors),
+            fps,
+            audio=audio,
+            total=len(vertices),
+        )
 
 
 def _write_meshes(folder: Path, vertices: np.ndarray, faces, colors, kind: str) -> Path:
@@ -304,13 +346,16 @@ def animate(
     backend: str = "auto",
     chunk_seconds: float = CHUNK_SECONDS,
     overlap_seconds: float = OVERLAP_SECONDS,
+    formats: tuple[str, ...] | list[str] = ("npy",),
 ) -> AnimateResult:
     """Animate `audio` with the model in `checkpoint`; outputs go to `out_dir` (see module docstring).
 
     template: a subject stored in the checkpoint or a PLY/OBJ mesh of the same topology (default:
     the first training subject). style: a training subject or 'all' (default: the first one).
     samples: per style (VAE/GAN draw different latents; deterministic models repeat). fps: output
-    frame rate (default: the model's); motion is interpolated in coefficient space.
+    frame rate (default: the model's); motion is interpolated in coefficient space. formats: any of
+    FORMATS: "npy" vertices, "glb" (the template, the model's motion basis as morph targets, the
+    weights over time; the audio copied beside it), "csv"/"json" (the morph weights per frame).
     """
     from vocagan.checkpoint import load_checkpoint
     from vocagan.formats.audio import load_audio
@@ -326,8 +371,14 @@ def animate(
     model, ckpt = load_checkpoint(checkpoint, device=dev)
     prepared = ckpt.prepared  # PCA basis, templates, faces
     styles = _resolve_styles(ckpt, style)
-    template_name, template_verts, faces, colors = _resolve_template(ckpt, prepared, template)
-    if (video or obj) and faces is None:
+    template_name, template_verts, template_faces = resolve_template(ckpt, prepared, template)
+    faces = template_faces if template_faces is not None else (prepared.faces if len(prepared.faces) else None)
+    colors = template_colors(prepared, template)
+    formats = list(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise VocaganError(f"unknown output format(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(FORMATS)}")
+    if (video or obj or "glb" in formats) and faces is None:
         raise VocaganError(
             "the checkpoint holds no faces (trained without a template PLY): pass --template "
             "mesh.ply with the same topology, or --no-video",
@@ -346,7 +397,6 @@ def animate(
         s: predict_motion(model, feats, ckpt.style_index(s), samples, seed, chunk, overlap, dev) for s in styles
     }  # style -> (S, T, K)
     compute = time.perf_counter() - started
-    loading, warmup = warm - t_start, started - warm
     n_out = len(feats) if out_fps == model_fps else max(1, int(round(len(x) * out_fps / sr)))  # as audio_frames
 
     result = AnimateResult(
@@ -359,56 +409,62 @@ def animate(
         n_frames=n_out,
         audio_seconds=len(x) / sr,
         compute_seconds=compute,
-        load_seconds=loading,
-        warmup_seconds=warmup,
+        load_seconds=warm - t_start,
+        warmup_seconds=started - warm,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if faces is not None:  # the face mesh beside the vertices: render / export-html read it from there
+    if faces is not None and "npy" in formats:  # beside the vertices: render / export-html read it from there
         from vocagan.formats.mesh import write_ply
 
         result.mesh = out_dir / f"{audio.stem}_mesh.ply"
         write_ply(result.mesh, template_verts, faces, colors=colors)
-    for s in styles:
-        for k in range(samples):
-            c = coefs[s][k]
-            if out_fps != model_fps:
-                c = resample_frames(c, model_fps, out_fps, n_out)  # (T_out, K)
-            name = f"{audio.stem}_{s}" + (f"_sample{k}" if samples > 1 else "")
-            out = AnimateOutput(
-                style=s, sample=k, vertices=_write_vertices(out_dir / f"{name}.npy", prepared, c, template_verts)
-            )
-            out.info = write_animation_info(
-                out.vertices,
-                mesh=result.mesh,
-                fps=out_fps,
-                audio=audio,
-                checkpoint=checkpoint,
-                model=ckpt.model_name,
-                style=s,
-                sample=k,
-                template=template_name,
-            )
-            vertices = np.load(out.vertices, mmap_mode="r")  # (T, V, 3) stays on disk
-            for kind, wanted in (("ply", ply), ("obj", obj)):
-                if wanted:
-                    out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, colors, kind))
-            if video:
-                from vocagan.render import render_frames
-                from vocagan.video import write_video
+    need_vertices = "npy" in formats or video or ply or obj
+    with tempfile.TemporaryDirectory(prefix=".vocagan-", dir=out_dir) as scratch:
+        for s in styles:
+            for k in range(samples):
+                c = coefs[s][k]
+                if out_fps != model_fps:
+                    c = resample_frames(c, model_fps, out_fps, n_out)  # (T_out, K)
+                name = f"{audio.stem}_{s}" + (f"_sample{k}" if samples > 1 else "")
+                out = AnimateOutput(style=s, sample=k)
+                if {"glb", "csv", "json"} & set(formats):
+                    from vocagan.morph import from_coefficients, write_files
 
-                assert faces is not None  # checked before any work
-
-                t_video = time.perf_counter()
-                out.video = write_video(
-                    out_dir / f"{name}.mp4",
-                    render_frames(vertices, faces, size, backend, colors=colors),
-                    out_fps,
-                    audio=audio,
-                    total=len(vertices),
-                )
-                result.video_seconds += time.perf_counter() - t_video
-            result.outputs.append(out)
-            del vertices
+                    extras = {"style": s, "generator": "vocagan animate"}
+                    anim = from_coefficients(prepared, c, template_verts, faces, out_fps, extras)
+                    anim.colors = colors
+                    out.glb, out.audio, out.weights = write_files(anim, out_dir, name, formats, audio)
+                if need_vertices:
+                    folder = out_dir if "npy" in formats else Path(scratch)
+                    npy = _write_vertices(folder / f"{name}.npy", prepared, c, template_verts)
+                    out.vertices = npy if "npy" in formats else None
+                    if out.vertices is not None:
+                        out.info = write_animation_info(
+                            npy,
+                            mesh=result.mesh,
+                            fps=out_fps,
+                            audio=audio,
+                            checkpoint=checkpoint,
+                            model=ckpt.model_name,
+                            style=s,
+                            sample=k,
+                            template=template_name,
+                        )
+                    _write_renders(
+                        out,
+                        out_dir,
+                        name,
+                        np.load(npy, mmap_mode="r"),
+                        faces,
+                        colors,
+                        ply,
+                        obj,
+                        video,
+                        size,
+                        backend,
+                        out_fps,
+                        audio,
+                    )
+                result.outputs.append(out)
     result.total_seconds = time.perf_counter() - t_start
     log(f"animate: {len(result.outputs)} output(s) in {out_dir}")
     return result

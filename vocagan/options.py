@@ -48,6 +48,18 @@ class AnimateOptions:
 
 
 @dataclass
+class ExportOptions:
+    tolerance_mm: float = option(
+        0.01, lo=0.0, hi=100.0, lo_open=True, help="largest vertex error the fitted morph targets may make (mm)"
+    )
+
+
+@dataclass
+class ServeOptions:
+    port: int = option(8765, lo=0, hi=65535, help="TCP port to listen on (0: any free port)")
+
+
+@dataclass
 class CompareOptions:
     seeds: int = option(
         3, lo=1, hi=1000, help="how many seeds per model (a count: the runs use train.seed, train.seed + 1, ...)"

@@ -98,11 +98,13 @@ def run_pipeline(
         "data": data_fingerprint,
         "fps": cfg.data.fps,
         "masks": cfg.data.masks_path,
-        "code": _code_fingerprint("evaluate.py", "metrics.py", "eval_report.py", "plotting.py"),
+        "code": _code_fingerprint(
+            "evaluate.py", "metrics.py", "eval_report.py", "plotting.py", "stats.py", "sync_expert.py", "eval_pool.py"
+        ),
     }
     if _unchanged(eval_dir, inputs) and (eval_dir / "metrics.json").is_file() and any(predictions.glob("*.npy")):
         log(f"[pipeline] reusing the evaluation in {eval_dir} (checkpoint, data and code unchanged)")
-        result = EvalResult.read(eval_dir)
+        result = EvalResult.from_saved(eval_dir)
         reused.append("evaluation")
     else:
         result = evaluate(checkpoint, cfg.data, eval_dir, fps=cfg.data.fps, save_predictions=predictions)

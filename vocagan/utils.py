@@ -197,8 +197,8 @@ def resolve_device(device: str = "auto"):
 
 @contextlib.contextmanager
 def one_torch_thread():
-    """Run the STFT single-threaded, then restore torch's thread count. These tensors are small:
-    on a busy CPU torch's thread pool made 10 s of audio take ~0.24 s instead of ~3 ms (measured)."""
+    """Run small tensor work (the STFT, the sync expert) single-threaded, then restore torch's thread
+    count. On a busy CPU torch's thread pool made 10 s of audio take ~0.24 s instead of ~3 ms (measured)."""
     import torch
 
     n = torch.get_num_threads()

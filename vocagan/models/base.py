@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,6 +49,11 @@ class ModelConfig:
     freq_masks: int = option(2, lo=0, hi=64)  # training augmentation: feature bands zeroed per sequence...
     freq_mask_width: int = option(8, lo=0, hi=1024)  # ...each up to this many features wide
     freq_shift: int = option(0, lo=0, hi=1024)  # training augmentation: shift features by up to +-this many bins
+    # Streaming: -1 = the model sees the whole clip (offline); >= 0 = causal, frame t hears no audio after
+    # frame t + lookahead (2 frames at 30 fps: 67 ms, + 23 ms of STFT window = 90 ms; `vocagan serve`)
+    lookahead: int = option(-1, lo=-1, hi=1000)
+    norm_window: int = option(150, lo=1, hi=1_000_000)  # causal models: utterance_norm over the last N frames...
+    norm_prior: int = option(30, lo=0, hi=1_000_000)  # ...plus this many pseudo-frames of learnt statistics
     recon_weight: float = option(0.1, lo=0.0)  # MSE on normalised PCA coefficients (all components equally)
     mouth_weight: float = option(1.0, lo=0.0)  # mean squared mouth-crop vertex error, mm^2
     velocity_weight: float = option(1.0, lo=0.0)  # the same on frame-to-frame differences (timing)
@@ -175,6 +181,59 @@ class MotionModel(nn.Module):
         out = self(audio, style, mask)
         return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
 
+    def compiled(self, build: bool = True):
+        """The model's deterministic forward (audio (1,T,F), style (1,), mask (1,T)) -> (1,T,K) as a frozen
+        TorchScript graph optimised for CPU inference (weights prepacked, ops fused: about a third less CPU
+        time than eager at 4 s of audio, benchmarks/bench_infer.py), built once per model (about 1 s) and
+        checked against the eager forward at two lengths; None, and the eager path is used, when that check
+        fails or the model cannot be traced (a causal model: its windowed normalisation branches on the
+        length in Python). Built for the weights and mode of the moment (eval only: None in training mode).
+        build=False: the graph if one was built, else None. Building costs more than it saves on one short
+        clip, so `animate` only uses a graph a long-running caller built (the benchmarks, a Python loop over
+        many files)."""
+        if self.training:
+            return None
+        if "_vocagan_compiled" in self.__dict__ or not build:
+            return self.__dict__.get("_vocagan_compiled")
+        fast = None
+        if not any(getattr(m, "causal", False) for m in self.modules()):
+            import warnings
+
+            g = torch.Generator().manual_seed(0)
+            probes = [torch.randn(1, n, self.audio_dim, generator=g) * 3 for n in (64, 37)]
+            style = torch.zeros(1, dtype=torch.long)
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the tracer's notes on Python values it records as constants
+                    mask = torch.ones(1, 64, dtype=torch.bool)
+                    traced = torch.jit.trace(self, (probes[0], style, mask), check_trace=False)
+                    fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                    for x in probes:
+                        m = torch.ones(x.shape[:2], dtype=torch.bool)
+                        want, got = self(x, style, m), fast(x, style, m)
+                        if got.shape != want.shape or (got - want).abs().max() > 1e-4 * (1 + want.abs().max()):
+                            fast = None
+                            break
+            except (RuntimeError, TypeError, ValueError) as e:  # a model the tracer cannot follow: eager is exact
+                log(f"[{self.name}] running eagerly ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+                fast = None
+        self.__dict__["_vocagan_compiled"] = fast
+        return fast
+
+    # ------------------------------------------------------------------ streaming
+    def stream_start(self, style: int):
+        """A live stream's state for training style index `style` (a causal model, lookahead >= 0)."""
+        raise VocaganError(f"{self.label} cannot stream (only the transformer models with model.lookahead >= 0)")
+
+    def stream_step(self, state, audio: np.ndarray) -> np.ndarray:
+        """The next feature frames (n, F) -> the motion frames (m, K) that became final: the same values
+        as `predict` on the whole sequence (deterministic output: the prior mean for VAE/GAN)."""
+        raise NotImplementedError
+
+    def stream_end(self, state) -> np.ndarray:
+        """No more audio: the last motion frames (their missing future is the last audio frame)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ shared pieces
     def check_inputs(self, audio: torch.Tensor, style: torch.Tensor) -> None:
         if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
@@ -239,9 +298,25 @@ class GenerativeModel(MotionModel):
     def code_dim(self) -> int:
         raise NotImplementedError
 
+    def conditioned(self, code: torch.Tensor):
+        """-> (the TransformerBackbone that decodes motion, its conditioning (B, D) for code (B, code_dim))."""
+        raise NotImplementedError
+
     def generate(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor, code: torch.Tensor):
         """(B,T,F), (B,), (B,T) bool, (B, code_dim) -> motion (B,T,K)."""
-        raise NotImplementedError
+        backbone, cond = self.conditioned(code)
+        return backbone(audio, style, mask, cond=cond)
+
+    def stream_start(self, style: int):
+        backbone, cond = self.conditioned(torch.zeros(1, self.code_dim))  # the prior mean, as predict(n_samples=1)
+        return backbone.stream_start(style, cond)
+
+    def stream_step(self, state, audio):
+        return self.conditioned(torch.zeros(1, self.code_dim))[0].stream_step(state, audio)
+
+    def stream_end(self, state):
+        backbone = self.conditioned(torch.zeros(1, self.code_dim))[0]
+        return backbone.stream_step(state, np.zeros((0, self.audio_dim), np.float32), end=True)
 
     def motion(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.generate(audio, style, mask, self.prior_codes(1, audio.shape[0], audio.device)[0])
@@ -289,4 +364,7 @@ def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontE
         freq_masks=cfg.freq_masks,
         freq_mask_width=cfg.freq_mask_width,
         freq_shift=cfg.freq_shift,
+        lookahead=cfg.lookahead,
+        norm_window=cfg.norm_window,
+        norm_prior=cfg.norm_prior,
     )

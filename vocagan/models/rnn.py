@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from vocagan.errors import VocaganError
 from vocagan.fields import option
 from vocagan.models.base import ModelConfig, MotionModel
 
@@ -21,8 +22,15 @@ from vocagan.models.base import ModelConfig, MotionModel
 class RNNConfig(ModelConfig):
     hidden: int = option(128, lo=1, hi=8192)  # GRU units per direction
     n_layers: int = option(2, lo=1, hi=64)
-    bidirectional: bool = True  # False: causal (streaming) model, sees only past audio
+    bidirectional: bool = True  # False: a unidirectional GRU (with model.lookahead >= 0: causal end to end)
     style_dim: int = option(32, lo=1, hi=8192)
+
+    def check(self, where: str) -> None:
+        if self.lookahead >= 0 and self.bidirectional:
+            raise VocaganError(
+                f"{where}.lookahead={self.lookahead} (causal) needs {where}.bidirectional=false: a backward GRU "
+                "hears the whole clip"
+            )
 
 
 class RNNModel(MotionModel):

@@ -126,9 +126,8 @@ class TransformerGANModel(GenerativeModel):
     def code_dim(self) -> int:
         return self.cfg.noise_dim
 
-    def generate(self, audio, style, mask, code):
-        cond = self.noise_proj(code.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
-        return self.generator(audio, style, mask, cond=cond)
+    def conditioned(self, code):
+        return self.generator, self.noise_proj(code.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
 
     def _sample(self, batch):
         noise = torch.randn(batch["audio"].shape[0], self.cfg.noise_dim, device=batch["audio"].device)

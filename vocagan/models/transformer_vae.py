@@ -69,9 +69,9 @@ class TransformerVAEModel(GenerativeModel):
     def code_dim(self) -> int:
         return self.cfg.latent_dim
 
-    def generate(self, audio, style, mask, code):
-        """The decoder p(motion | audio, style, z = code)."""
-        return self.decoder(audio, style, mask, cond=self.latent_proj(code.to(self.latent_proj.weight.dtype)))
+    def conditioned(self, code):
+        """The decoder p(motion | audio, style, z = code): the backbone and its conditioning."""
+        return self.decoder, self.latent_proj(code.to(self.latent_proj.weight.dtype))
 
     def beta(self) -> float:
         ramp = max(1, self.cfg.kl_anneal_epochs)

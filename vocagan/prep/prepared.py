@@ -117,41 +117,57 @@ class Prepared:
         return self.true_offsets[split][info.start : info.start + info.length]
 
     # -- decoding
+    def decode_basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder folded into one affine map: (basis (K, 3M), offset (3M,)) float32 with
+        crop offsets = coefs @ basis + offset, i.e. basis = coef_std[:, None] * pca_components and
+        offset = coef_mean @ pca_components + pca_mean (computed once, in float64)."""
+        cached = self.__dict__.get("_decode_basis")
+        if cached is None:
+            comps = np.asarray(self.pca_components, np.float64)
+            basis = np.asarray(self.coef_std, np.float64)[:, None] * comps
+            offset = np.asarray(self.coef_mean, np.float64) @ comps + np.asarray(self.pca_mean, np.float64)
+            cached = (basis.astype(np.float32), offset.astype(np.float32))
+            self.__dict__["_decode_basis"] = cached
+        return cached
+
     def decode(self, coefs):
         """Normalised coefficients (..., T, K) -> mouth offsets (..., T, M, 3); numpy or torch in,
         the same type out (torch keeps coefs' device and dtype)."""
         m = len(self.crop)
+        basis, offset = self.decode_basis()
         if isinstance(coefs, torch.Tensor):
-
-            def t(a):
-                return torch.as_tensor(a, dtype=coefs.dtype, device=coefs.device)
-
-            flat = (coefs * t(self.coef_std) + t(self.coef_mean)) @ t(self.pca_components) + t(self.pca_mean)
+            flat = coefs @ torch.as_tensor(basis, dtype=coefs.dtype, device=coefs.device) + torch.as_tensor(
+                offset, dtype=coefs.dtype, device=coefs.device
+            )
         else:
-            coefs = np.asarray(coefs, np.float32)
-            flat = (coefs * self.coef_std + self.coef_mean) @ self.pca_components + self.pca_mean
+            flat = np.asarray(coefs, np.float32) @ basis + offset
         return flat.reshape(*flat.shape[:-1], m, 3)
 
     def to_vertices(self, coefs, template):
         """Normalised coefficients (..., T, K) + template (a subject name or a (V, 3) array) ->
-        full meshes (..., T, V, 3): the template everywhere, template + offsets in the crop."""
+        full meshes (..., T, V, 3): the template everywhere, template + offsets in the crop.
+        (numpy: the template is written once into the output and the crop overwritten with
+        template + decoded offsets, one matrix product: like-for-like speed, benchmarks/bench_infer.py)"""
         base = self.template(template) if isinstance(template, str) else template
-        offsets = self.decode(coefs)  # (..., T, M, 3)
-        verts: torch.Tensor | np.ndarray
-        if isinstance(offsets, torch.Tensor):
-            base_t = torch.as_tensor(
-                np.asarray(base) if not isinstance(base, torch.Tensor) else base,
-                dtype=offsets.dtype,
-                device=offsets.device,
+        if np.shape(base)[0] != self.meta["n_vertices"]:
+            raise VocaganError(
+                f"template has {np.shape(base)[0]} vertices, the prepared data {self.meta['n_vertices']}"
             )
-            verts, n_vertices = base_t.expand(*offsets.shape[:-2], *base_t.shape).clone(), base_t.shape[0]
-        else:
-            base_a = np.asarray(base, np.float32)
-            verts, n_vertices = np.broadcast_to(base_a, (*offsets.shape[:-2], *base_a.shape)).copy(), base_a.shape[0]
-        if n_vertices != self.meta["n_vertices"]:
-            raise VocaganError(f"template has {n_vertices} vertices, the prepared data {self.meta['n_vertices']}")
-        verts[..., self.crop, :] += offsets
-        return verts
+        if isinstance(coefs, torch.Tensor):
+            offsets = self.decode(coefs)  # (..., T, M, 3)
+            base_t = torch.as_tensor(np.asarray(base), dtype=offsets.dtype, device=offsets.device)
+            verts = base_t.expand(*offsets.shape[:-2], *base_t.shape).clone()
+            verts[..., self.crop, :] += offsets
+            return verts
+        rest = np.asarray(base, np.float32)
+        basis, offset = self.decode_basis()
+        c = np.asarray(coefs, np.float32)
+        lead = c.shape[:-1]
+        out = np.empty((*lead, *rest.shape), np.float32)
+        out[...] = rest
+        crop_rest = rest[self.crop].reshape(-1)  # (3M,) template in the crop
+        out[..., self.crop, :] = (c @ basis + (offset + crop_rest)).reshape(*lead, len(self.crop), 3)
+        return out
 
     def lip_decoder_arrays(self) -> dict:
         """What `models.layers.LipDecoder` needs (the vertex-space lip and opening losses, validation
