@@ -180,7 +180,7 @@ def check(case: Case) -> str:
     return "error"
 
 
-def run_cases(strategy, examples: int) -> Counter:
+def run_cases(strategy, examples: int, need_ok: bool = True) -> Counter:
     """Draw `examples` cases, check each, and make sure both outcomes were exercised."""
     seen: Counter = Counter()
 
@@ -195,7 +195,7 @@ def run_cases(strategy, examples: int) -> Counter:
 
     run()
     print(f"contract cases: {dict(seen)}")
-    assert seen["ok"] >= 1 and seen["error"] >= examples // 3, seen
+    assert seen["ok"] >= int(need_ok) and seen["error"] >= examples // 3, seen
     return seen
 
 
@@ -212,7 +212,8 @@ class Slot:
         self.good, self.bad = good, bad
 
     def __call__(self, draw, ok: bool) -> Part:
-        return (self.good if ok or self.bad is None else self.bad)(draw)
+        good = ok and self.good is not None  # a slot with no good value is always bad
+        return (self.good if good or self.bad is None else self.bad)(draw)
 
 
 def fixed(*argv: str) -> Slot:
@@ -533,6 +534,46 @@ def export_html_cases(draw, world):
 
 
 @st.composite
+def export_cases(draw, world):
+    work = _workdir()
+    slots = [
+        in_file(world, "--vertices", ["seq"], ["missing", "dir", "corrupt.npy", "empty.npy", "seq_shape"]),
+        in_file(world, "--template", ["mesh"], ["other_mesh", "missing", "corrupt.ply", "no_faces_mesh"]),
+        out_dir(world, "--out", work, "export"),
+        maybe(
+            choice_slot(
+                [Part(["--format", f], True) for f in ("glb", "csv", "glb,json")],
+                [Part(["--format", "fbx"], False, ("fbx",))],
+            )
+        ),
+        maybe(number("--fps", [30, 12.5], ["0", "-1", "nan", "abc", "1e9"])),
+        maybe(number("--tolerance-mm", [0.01, 1], ["0", "-1", "abc", "1000"])),
+        maybe(in_file(world, "--audio", ["speech"], ["missing", "dir", "corrupt.wav"])),
+    ]
+    parts = draw_parts(draw, slots)
+    root, formats = Path(parts[2].argv[1]), (parts[3].argv[1] if parts[3].argv else "glb").split(",")
+    files = {"glb": "seq.glb", "csv": "seq_weights.csv", "json": "seq_weights.json"}
+    return Case("export", parts, lambda: [root / files[f] for f in formats], work)
+
+
+@st.composite
+def serve_cases(draw, world):
+    """Bad values only: a good command line starts a server that runs until Ctrl-C (tests/test_serve.py
+    covers a live one). The checkpoints offered are all unusable: missing, a folder, corrupt, or a model
+    that does not stream (the toy checkpoint)."""
+    not_streaming = Part(["--checkpoint", str(world["toy_ckpt"])], False, (str(world["toy_ckpt"]), "stream"))
+    ckpt = choice_slot([], [not_streaming, *[Part(["--checkpoint", str(world[k])], False, (str(world[k]),))
+                                               for k in ("missing", "dir", "corrupt.pt")]])  # fmt: skip
+    slots = [
+        ckpt,
+        maybe(number("--port", [8765, 0], ["-1", "70000", "abc"])),
+        choice_slot([Part([], True), Part(["--host", "127.0.0.1"], True)], []),
+        maybe(choice_slot([], [Part(["--style", "Nobody"], False, ("Nobody",))])),
+    ]
+    return Case("serve", draw_parts(draw, slots))
+
+
+@st.composite
 def pipeline_cases(draw, world):
     work = _workdir()
     slots = [
@@ -583,6 +624,14 @@ def test_render_contract(world):
 
 def test_export_html_contract(world):
     run_cases(export_html_cases(world), 50)
+
+
+def test_export_contract(world):
+    run_cases(export_cases(world), 30)
+
+
+def test_serve_contract(world):
+    run_cases(serve_cases(world), 15, need_ok=False)
 
 
 @pytest.mark.slow

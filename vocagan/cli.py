@@ -191,7 +191,6 @@ def cmd_pipeline(args) -> None:
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from vocagan.compare import COMPARE_TRAIN
-    from vocagan.formats.convert import LAYOUTS
     from vocagan.options import (
         AnimateOptions,
         CompareOptions,
@@ -214,15 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = command(
-        sub,
-        "synth",
-        "Write the built-in synthetic corpus (12 speakers, real face shape) in the exact VOCASET file format.",
-        """
-vocagan synth --out data/small
-vocagan synth --out data/tiny --scale tiny --seed 1
-vocagan synth --out data/flame --template-ply ~/FLAME_sample.ply   # animate your FLAME template instead""",
-    )
+    p = command(sub, "synth")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)")
     p.add_argument(
         "--scale",
@@ -239,42 +230,19 @@ vocagan synth --out data/flame --template-ply ~/FLAME_sample.ply   # animate you
     )
     p.set_defaults(func=cmd_synth)
 
-    p = command(
-        sub,
-        "convert",
-        "Turn your own per-sequence meshes and wavs into the five VOCASET files.",
-        """
-vocagan convert --input my_capture --out my_vocaset
-vocagan convert --input my_capture --out my_vocaset --input-fps 30 --template-ply my_template.ply""",
-        extra=LAYOUTS,
-    )
+    p = command(sub, "convert")
     p.add_argument("--input", required=True, metavar="DIR", help="folder of sequences in one of the layouts below")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the VOCASET files (created)")
     option_flag(p, "--input-fps", ConvertOptions, "input_fps")
     p.add_argument("--template-ply", metavar="FILE", help="mesh whose faces go into FLAME_sample.ply")
     p.set_defaults(func=cmd_convert)
 
-    p = command(
-        sub,
-        "prepare",
-        "Align, crop the mouth region, fit PCA and normalise a dataset; cached (a second run is instant).",
-        """
-vocagan prepare --data ~/vocaset --masks ~/FLAME_masks.pkl
-vocagan prepare --data data/small --set data.fps=60""",
-    )
+    p = command(sub, "prepare")
     add_data_flags(p)
     add_config_flags(p)
     p.set_defaults(func=cmd_prepare)
 
-    p = command(
-        sub,
-        "train",
-        "Train one model; writes RUN_DIR/best.pt, last.pt (for --resume), metrics.csv and curve plots.",
-        """
-vocagan train --data data/small --out runs/gan --config configs/demo.yaml
-vocagan train --model rnn --data ~/vocaset --out runs/rnn --epochs 50 --set train.lr=3e-4
-vocagan train --data ~/vocaset --out runs/gan --resume   # continue an interrupted run""",
-    )
+    p = command(sub, "train")
     add_data_flags(p)
     add_config_flags(p)
     p.add_argument(
@@ -287,15 +255,7 @@ vocagan train --data ~/vocaset --out runs/gan --resume   # continue an interrupt
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
     p.set_defaults(func=cmd_train)
 
-    p = command(
-        sub,
-        "evaluate",
-        "Test-set metrics of a checkpoint (LVE, MVE, FDD, lip sync, lip closures, smoothness) with plots.",
-        """
-vocagan evaluate --checkpoint runs/gan/best.pt --out runs/gan/eval
-vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_masks.pkl --out runs/gan/eval \\
-                 --save-predictions runs/gan/eval/pred""",
-    )
+    p = command(sub, "evaluate")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train (best.pt)")
     add_data_flags(p, data_default="the dataset the checkpoint was trained on")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: metrics.json/md, CSV, plots (created)")
@@ -312,14 +272,7 @@ vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_
     p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
     p.set_defaults(func=cmd_evaluate, config=None, overrides=[], cache_dir=None)
 
-    p = command(
-        sub,
-        "compare",
-        "Train several models over several seeds, evaluate them and three baselines, write one report.",
-        """
-vocagan compare --out runs/compare                       # the built-in corpus, 4 models x 3 seeds
-vocagan compare --data ~/vocaset --out runs/cmp --models rnn transformer_gan --seeds 5""",
-    )
+    p = command(sub, "compare")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to compare")
     option_flag(p, "--seeds", CompareOptions, "seeds")
     p.add_argument(
@@ -335,14 +288,7 @@ vocagan compare --data ~/vocaset --out runs/cmp --models rnn transformer_gan --s
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.md, runs, plots (created)")
     p.set_defaults(func=cmd_compare)
 
-    p = command(
-        sub,
-        "animate",
-        "Animate a face from any speech recording (wav/flac/ogg/mp3, any rate) with a trained checkpoint.",
-        """
-vocagan animate --checkpoint runs/demo/train/best.pt --audio speech.wav --out anim
-vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --style all --no-video --ply""",
-    )
+    p = command(sub, "animate")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train (best.pt)")
     p.add_argument("--audio", required=True, metavar="FILE", help="speech recording: wav, flac, ogg or mp3")
     p.add_argument(
@@ -375,14 +321,7 @@ vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --styl
     )
     p.set_defaults(func=cmd_animate)
 
-    p = command(
-        sub,
-        "render",
-        "Render a vertex sequence (.npy) to an mp4 with sound; --gt for ground truth | prediction | error.",
-        """
-vocagan render --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.mp4
-vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.wav --out side_by_side.mp4""",
-    )
+    p = command(sub, "render")
     add_view_flags(p, "MP4", "the mp4 to write")
     p.add_argument(
         "--gt",
@@ -393,15 +332,7 @@ vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.w
     option_flag(p, "--backend", VideoOptions, "backend")
     p.set_defaults(func=cmd_render)
 
-    p = command(
-        sub,
-        "export",
-        "Turn a vertex sequence (.npy) into glTF morph targets (.glb) and/or morph-weight tables.",
-        """
-vocagan export --vertices pred.npy --template face.ply --out export
-vocagan export --vertices pred.npy --template FaceTalk_170728_03272_TA --checkpoint best.pt --out export \\
-               --format glb,csv""",
-    )
+    p = command(sub, "export")
     p.add_argument("--vertices", required=True, metavar="NPY", help="(T, V, 3) vertices in metres (.npy)")
     p.add_argument(
         "--template",
@@ -421,28 +352,12 @@ vocagan export --vertices pred.npy --template FaceTalk_170728_03272_TA --checkpo
     option_flag(p, "--tolerance-mm", ExportOptions, "tolerance_mm")
     p.set_defaults(func=cmd_export)
 
-    p = command(
-        sub,
-        "export-html",
-        "Write one self-contained web page (no network needed) that plays a vertex sequence or a .glb with its sound.",
-        """
-vocagan export-html --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.html
-vocagan export-html --glb anim/speech_FaceTalk_170728_03272_TA.glb --audio speech.wav --out speech.html
-vocagan export-html --vertices pred.npy --faces face.ply --audio speech.wav --fps 30 --out pred.html""",
-    )
+    p = command(sub, "export-html")
     add_view_flags(p, "HTML", "the page to write", vertices_required=False)
     p.add_argument("--glb", metavar="GLB", help="a .glb from animate --format glb or export (instead of --vertices)")
     p.set_defaults(func=cmd_export_html)
 
-    p = command(
-        sub,
-        "serve",
-        "Live animation: a WebSocket server (16 kHz PCM in, morph weights out) with a page that plays them.",
-        """
-vocagan serve --checkpoint runs/stream/best.pt            # then open http://127.0.0.1:8765/
-vocagan serve --checkpoint best.pt --host 0.0.0.0 --port 9000 --style FaceTalk_170728_03272_TA""",
-        extra="Needs a streaming model (trained with model.lookahead >= 0). Runs until Ctrl-C.",
-    )
+    p = command(sub, "serve")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a streaming model (model.lookahead >= 0)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1: this machine only)")
     option_flag(p, "--port", ServeOptions, "port")
@@ -450,19 +365,7 @@ vocagan serve --checkpoint best.pt --host 0.0.0.0 --port 9000 --style FaceTalk_1
     p.add_argument("--template", metavar="SUBJECT_OR_MESH", help="the face shown (default: the first training subject)")
     p.set_defaults(func=cmd_serve)
 
-    p = command(
-        sub,
-        "pipeline",
-        "The whole process: [built-in corpus] -> prepare -> train -> evaluate -> plots -> video "
-        "(what scripts/demo.sh and main_*.py run).",
-        """
-vocagan pipeline --config configs/demo.yaml --out runs/demo        # the built-in corpus
-vocagan pipeline --template_ply_path ~/FLAME_sample.ply --masks ~/FLAME_masks.pkl --out runs/flame
-vocagan pipeline --data ~/vocaset --model rnn --epochs 100 --out runs/rnn""",
-        extra="Without --data (or the seed's file flags) it writes the built-in corpus to OUT/corpus, on your "
-        "--template_ply_path mesh when given. A second run with unchanged inputs reuses the corpus, the "
-        "prepared data, the finished training run, the evaluation and the video.",
-    )
+    p = command(sub, "pipeline")
     add_data_flags(p, data_default="the built-in corpus, written to OUT/corpus")
     add_config_flags(p)
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<model>)")

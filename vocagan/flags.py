@@ -64,8 +64,111 @@ def option_flag(p, flags: str | tuple[str, ...], cls, name: str, **kw) -> None:
     p.add_argument(*flags, type=typed(cls, name, flag), choices=choices, help=text, **kw)
 
 
-def command(sub, name: str, summary: str, examples: str, extra: str = "") -> argparse.ArgumentParser:
-    """A subcommand with its one-line description (in `vocagan --help` too) and examples."""
+# what each command says about itself: (one-line description, examples, more text before the examples)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": (
+        "Write the built-in synthetic corpus (12 speakers, real face shape) in the exact VOCASET file format.",
+        """\
+vocagan synth --out data/small
+vocagan synth --out data/tiny --scale tiny --seed 1
+vocagan synth --out data/flame --template-ply ~/FLAME_sample.ply   # animate your FLAME template instead""",
+        "",
+    ),
+    "convert": (
+        "Turn your own per-sequence meshes and wavs into the five VOCASET files.",
+        """\
+vocagan convert --input my_capture --out my_vocaset
+vocagan convert --input my_capture --out my_vocaset --input-fps 30 --template-ply my_template.ply""",
+        "@LAYOUTS@",  # formats.convert.LAYOUTS
+    ),
+    "prepare": (
+        "Align, crop the mouth region, fit PCA and normalise a dataset; cached (a second run is instant).",
+        """\
+vocagan prepare --data ~/vocaset --masks ~/FLAME_masks.pkl
+vocagan prepare --data data/small --set data.fps=60""",
+        "",
+    ),
+    "train": (
+        "Train one model; writes RUN_DIR/best.pt, last.pt (for --resume), metrics.csv and curve plots.",
+        """\
+vocagan train --data data/small --out runs/gan --config configs/demo.yaml
+vocagan train --model rnn --data ~/vocaset --out runs/rnn --epochs 50 --set train.lr=3e-4
+vocagan train --data ~/vocaset --out runs/gan --resume   # continue an interrupted run""",
+        "",
+    ),
+    "evaluate": (
+        "Test-set metrics of a checkpoint (LVE, MVE, FDD, lip sync, lip closures, smoothness) with plots.",
+        """\
+vocagan evaluate --checkpoint runs/gan/best.pt --out runs/gan/eval
+vocagan evaluate --checkpoint runs/gan/best.pt --data ~/vocaset --masks ~/FLAME_masks.pkl --out runs/gan/eval \
+                 --save-predictions runs/gan/eval/pred""",
+        "",
+    ),
+    "compare": (
+        "Train several models over several seeds, evaluate them and three baselines, write one report.",
+        """\
+vocagan compare --out runs/compare                       # the built-in corpus, 4 models x 3 seeds
+vocagan compare --data ~/vocaset --out runs/cmp --models rnn transformer_gan --seeds 5""",
+        "",
+    ),
+    "animate": (
+        "Animate a face from any speech recording (wav/flac/ogg/mp3, any rate) with a trained checkpoint.",
+        """\
+vocagan animate --checkpoint runs/demo/train/best.pt --audio speech.wav --out anim
+vocagan animate --checkpoint runs/gan/best.pt --audio talk.mp3 --out anim --style all --no-video --ply""",
+        "",
+    ),
+    "render": (
+        "Render a vertex sequence (.npy) to an mp4 with sound; --gt for ground truth | prediction | error.",
+        """\
+vocagan render --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.mp4
+vocagan render --vertices pred.npy --faces face.ply --gt gt.npy --audio speech.wav --out side_by_side.mp4""",
+        "",
+    ),
+    "export": (
+        "Turn a vertex sequence (.npy) into glTF morph targets (.glb) and/or morph-weight tables.",
+        """\
+vocagan export --vertices pred.npy --template face.ply --out export
+vocagan export --vertices pred.npy --template FaceTalk_170728_03272_TA --checkpoint best.pt --out export \
+               --format glb,csv""",
+        "",
+    ),
+    "export-html": (
+        "Write one self-contained web page (no network needed) that plays a vertex sequence or a .glb with its sound.",
+        """\
+vocagan export-html --vertices anim/speech_FaceTalk_170728_03272_TA.npy --out speech.html
+vocagan export-html --glb anim/speech_FaceTalk_170728_03272_TA.glb --audio speech.wav --out speech.html
+vocagan export-html --vertices pred.npy --faces face.ply --audio speech.wav --fps 30 --out pred.html""",
+        "",
+    ),
+    "serve": (
+        "Live animation: a WebSocket server (16 kHz PCM in, morph weights out) with a page that plays them.",
+        """\
+vocagan serve --checkpoint runs/stream/best.pt            # then open http://127.0.0.1:8765/
+vocagan serve --checkpoint best.pt --host 0.0.0.0 --port 9000 --style FaceTalk_170728_03272_TA""",
+        "Needs a streaming model (trained with model.lookahead >= 0). Runs until Ctrl-C.",
+    ),
+    "pipeline": (
+        "The whole process: [built-in corpus] -> prepare -> train -> evaluate -> plots -> video "
+        "(what scripts/demo.sh and main_*.py run).",
+        """\
+vocagan pipeline --config configs/demo.yaml --out runs/demo        # the built-in corpus
+vocagan pipeline --template_ply_path ~/FLAME_sample.ply --masks ~/FLAME_masks.pkl --out runs/flame
+vocagan pipeline --data ~/vocaset --model rnn --epochs 100 --out runs/rnn""",
+        "Without --data (or the seed's file flags) it writes the built-in corpus to OUT/corpus, on your "
+        "--template_ply_path mesh when given. A second run with unchanged inputs reuses the corpus, the "
+        "prepared data, the finished training run, the evaluation and the video.",
+    ),
+}
+
+
+def command(sub, name: str) -> argparse.ArgumentParser:
+    """A subcommand with its one-line description (in `vocagan --help` too) and examples (COMMANDS)."""
+    summary, examples, extra = COMMANDS[name]
+    if extra == "@LAYOUTS@":
+        from vocagan.formats.convert import LAYOUTS
+
+        extra = LAYOUTS
     epilog = (
         (extra + "\n\n" if extra else "")
         + "examples:\n"

@@ -266,18 +266,6 @@ def resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.ndar
     )
 
 
-def template_colors(prepared, template: str | None) -> np.ndarray | None:
-    """(V, 3) per-vertex colours of the face `resolve_template` picks: a mesh file's own, else the
-    checkpoint's (the training template PLY's), else None."""
-    if template is not None and template not in prepared.template_names:
-        from vocagan.formats.mesh import read_mesh_with_colors
-
-        colors = read_mesh_with_colors(template)[2]
-        if colors is not None:
-            return colors
-    return prepared.vertex_colors
-
-
 def _warm_up(model, ckpt, device) -> None:
     """One forward pass on half a second of zero features: the first call of a model pays one-time
     costs (kernel selection, allocator growth) that are not the cost of animating."""
@@ -299,9 +287,11 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
 
 def _write_renders(out, out_dir, name, vertices, faces, colors, ply, obj, video, size, backend, fps, audio) -> None:
     """PLY/OBJ folders and the mp4 of one output from its (T, V, 3) vertices (a memory map)."""
+    from vocagan.formats.mesh import write_mesh_sequence
+
     for kind, wanted in (("ply", ply), ("obj", obj)):
         if wanted:
-            out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, colors, kind))
+            out.meshes.append(write_mesh_sequence(out_dir / f"{name}_{kind}", vertices, faces, colors, kind))
     if video:
         from vocagan.render import render_frames
         from vocagan.video import write_video
@@ -314,18 +304,6 @@ def _write_renders(out, out_dir, name, vertices, faces, colors, ply, obj, video,
             audio=audio,
             total=len(vertices),
         )
-
-
-def _write_meshes(folder: Path, vertices: np.ndarray, faces, colors, kind: str) -> Path:
-    from vocagan.formats.mesh import write_obj, write_ply
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for t in progress(range(len(vertices)), desc=kind, unit="frame"):
-        if kind == "ply":
-            write_ply(folder / f"frame_{t:06d}.ply", vertices[t], faces, colors=colors)
-        else:
-            write_obj(folder / f"frame_{t:06d}.obj", vertices[t], faces, colors=colors)
-    return folder
 
 
 def animate(
@@ -373,7 +351,7 @@ def animate(
     styles = _resolve_styles(ckpt, style)
     template_name, template_verts, template_faces = resolve_template(ckpt, prepared, template)
     faces = template_faces if template_faces is not None else (prepared.faces if len(prepared.faces) else None)
-    colors = template_colors(prepared, template)
+    colors = prepared.template_colors(template)
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:

@@ -326,3 +326,16 @@ def write_obj(path: str | Path, vertices, faces=None, colors=None) -> None:
     lines += [f"f {a:d} {b:d} {c:d}\n" for a, b, c in (faces + 1).tolist()]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(lines))
+
+
+def write_mesh_sequence(folder: str | Path, vertices, faces, colors=None, kind: str = "ply") -> Path:
+    """One mesh file per frame of vertices (T, V, 3): folder/frame_000000.ply (or .obj), same faces and
+    colours in each. Returns the folder."""
+    from vocagan.utils import progress
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write = write_ply if kind == "ply" else write_obj
+    for t in progress(range(len(vertices)), desc=kind, unit="frame"):
+        write(folder / f"frame_{t:06d}.{kind}", vertices[t], faces, colors=colors)
+    return folder

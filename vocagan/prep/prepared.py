@@ -77,6 +77,17 @@ class Prepared:
     def styles(self) -> list[str]:
         return list(self.meta["styles"])
 
+    def template_colors(self, template: str | None = None) -> np.ndarray | None:
+        """(V, 3) per-vertex colours of a face: a mesh file's own when `template` is one (not a stored
+        subject), else the training template PLY's, else None."""
+        if template is not None and template not in self.template_names:
+            from vocagan.formats.mesh import read_mesh_with_colors
+
+            colors = read_mesh_with_colors(template)[2]
+            if colors is not None:
+                return colors
+        return self.vertex_colors
+
     @property
     def template_names(self) -> list[str]:
         return list(self.meta["template_names"])
