@@ -16,6 +16,7 @@ from vocagan.checkpoint import FORMAT
 from vocagan.compare import COMPARE_TRAIN, _cell, compare, run_config, run_state
 from vocagan.config import Config, model_config
 from vocagan.errors import VocaganError
+from vocagan.eval_report import metric_fmt
 from vocagan.stats import N_RESAMPLES
 from vocagan.verdict import estimate, verdict
 
@@ -137,6 +138,16 @@ def test_cell_mean_and_sample_std():
     assert _cell([1e-5, 3e-5], 1e5) == "2.000 ± 1.414"  # sample std of (1, 3) = sqrt(2)
     assert _cell([2e-5], 1e5) == "2.000"
     assert _cell([float("nan")], 1.0) == "n/a"
+
+
+def test_each_metric_prints_with_its_own_precision():
+    """The report's formatter per metric kind (`format_ci`'s fmt): LVE four decimals, mm three, closures
+    one (they are percentages), lags whole frames unless a mean or bound falls between frames."""
+    assert metric_fmt("lve")(3.291e-6, 1e5) == "0.3291"
+    assert metric_fmt("mve_mm")(0.35512) == "0.355"
+    assert metric_fmt("closure_rate")(86.2068) == "86.2"
+    assert metric_fmt("lag")(0.0) == "0" and metric_fmt("lag")(-0.125) == "-0.1"
+    assert metric_fmt("lve")(float("nan")) == "n/a" and metric_fmt("lve")(None) == "n/a"
 
 
 def test_run_config_keeps_hyperparameters_only_for_their_model():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +314,27 @@ def test_masks_given_at_evaluation_define_the_metric_regions(trained, tmp_path):
     again = evaluate(ckpt, data, tmp_path / "masks", style=cfg.data.train_subjects[0])
     assert "given at evaluation" in again.protocol["region_source"]
     assert again.metrics["lve"] == pytest.approx(ev.fixed["lve"], rel=1e-6)
+
+
+def test_report_tables_are_valid_markdown_with_sensible_numbers(trained):
+    """Every row of metrics.md's table has the header's cell count (a literal | is escaped, as in
+    \\|FDD\\|); percentages have one decimal, lags are whole frames, LVE four decimals."""
+    result = trained[2]
+    text = (result.out_dir / "metrics.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
+    assert len(set(cells)) == 1, rows
+    assert "\\|FDD\\|" in text and "| |FDD|" not in text
+    by_label = {re.split(r"(?<!\\)\|", r)[1].strip(): re.split(r"(?<!\\)\|", r)[2].strip() for r in rows[2:]}
+    assert re.fullmatch(r"\d+\.\d", by_label["lip closures reached (%)"])
+    assert re.fullmatch(r"-?\d+(\.\d)?", by_label["lag pred vs gt (frames)"])
+    assert re.fullmatch(r"\d+\.\d{4}", by_label["LVE (x1e-5 m², frame-pooled)"])
+
+
+def test_a_checkpoint_of_another_topology_is_refused(tmp_path, toy_checkpoint, tiny_corpus):
+    """The toy checkpoint (a 162-vertex sphere) on the tiny corpus: one line, not an IndexError."""
+    from vocagan.config import DataConfig
+
+    ckpt = toy_checkpoint(tmp_path / "toy.pt", name="rnn")
+    with pytest.raises(VocaganError, match="meshes have .* vertices, the model was trained on 162"):
+        evaluate(ckpt, DataConfig(root=str(tiny_corpus)), tmp_path / "eval")

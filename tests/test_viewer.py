@@ -68,10 +68,12 @@ def test_export_errors(tmp_path, animation):
         viewer.export_html(b"nonsense", tmp_path / "p.html")
     write_ply(tmp_path / "mesh.ply", seq[0], f)
     np.save(tmp_path / "short.npy", seq[:, :100])
-    with pytest.raises(VocaganError, match=r"mesh\.ply: vertex count mismatch"):
+    with pytest.raises(VocaganError, match=r"mesh\.ply: topology mismatch"):
         viewer.export_html_files(tmp_path / "p.html", vertices=tmp_path / "short.npy", faces=tmp_path / "mesh.ply")
-    with pytest.raises(VocaganError, match="needs --glb"):
+    with pytest.raises(VocaganError, match="no face mesh given and no short.json"):
         viewer.export_html_files(tmp_path / "p.html", vertices=tmp_path / "short.npy")
+    with pytest.raises(VocaganError, match="needs --glb"):
+        viewer.export_html_files(tmp_path / "p.html")
     assert not (tmp_path / "p.html").exists()
 
 
@@ -130,3 +132,29 @@ def test_chromium_draws_and_plays(chromium, tmp_path, animation, with_audio):
     match = re.search(r"<title>[^<]*\| frame (\d+)</title>", proc.stdout)
     assert match, proc.stdout[:500] + proc.stderr[-2000:]
     assert 0 < int(match.group(1)) < len(seq)
+
+
+def test_the_page_shows_the_mesh_colours(chromium, tmp_path):
+    """The built-in face in the page: its vertex colours travel in the .glb (COLOR_0), and an open jaw
+    shows the dark mouth in a real browser (compared with the same face at rest)."""
+    from PIL import Image
+
+    from vocagan.synth import canonical, face
+
+    head = canonical.canonical_head(0)
+    basis = face.motion_basis(head.vertices, head.frame, head.lower, head.moves, head.blink)
+    dark = []
+    for pose in (head.vertices, head.vertices + basis[0] + basis[1]):
+        anim = fit_vertices(np.stack([pose, pose]), head.vertices, head.faces, 30).animation
+        anim.colors = head.colors
+        glb = glb_bytes(anim)
+        assert np.abs(read_glb(glb).colors - head.colors).max() < 1e-6
+        page = viewer.export_html(glb, tmp_path / "face.html")
+        shot = tmp_path / "shot.png"
+        chromium(
+            tmp_path / "profile", f"{page.as_uri()}#t=0", "--window-size=400,444", "--virtual-time-budget=3000",
+            f"--screenshot={shot}",
+        )  # fmt: skip
+        image = np.asarray(Image.open(shot).convert("RGB")).astype(float)[:400].mean(2)
+        dark.append(int((image < 30).sum()))
+    assert dark[1] > dark[0] + 300, dark  # the open mouth adds a dark hole

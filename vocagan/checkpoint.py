@@ -30,7 +30,7 @@ import torch
 
 from vocagan.config import Config, FeatureConfig, config_from_dict
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path
+from vocagan.utils import atomic_path, existing_file
 
 FORMAT = "vocagan-checkpoint"
 VERSION = 1
@@ -169,8 +169,7 @@ class Checkpoint:
 def read_checkpoint(path: str | Path) -> dict:
     """The raw payload (weights_only); a corrupt or foreign file -> VocaganError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("checkpoint not found", path)
+    existing_file(path, "checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, disallowed pickled object, ...
@@ -182,8 +181,12 @@ def read_checkpoint(path: str | Path) -> dict:
                 f"refused without running them ({detail}); corrupt or tampered file?",
                 path,
             ) from None
-        reason = lines[0][:160] if lines else type(e).__name__
-        raise VocaganError(f"not a readable vocagan checkpoint ({type(e).__name__}: {reason})", path) from None
+        reason = lines[0][:160] if lines else "no message"
+        raise VocaganError(
+            f"not a readable vocagan checkpoint: corrupt, truncated or another kind of file ({type(e).__name__}: "
+            f"{reason})",
+            path,
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise VocaganError("not a vocagan checkpoint (no 'format: vocagan-checkpoint' marker)", path)
     if int(payload.get("version", 0)) > VERSION:

@@ -26,10 +26,12 @@ import numpy as np
 from vocagan.baselines import BASELINES
 from vocagan.config import DEFAULT_MODEL, Config, config_differences, model_config
 from vocagan.errors import VocaganError
-from vocagan.eval_report import TABLE, EvalResult, finite_or_none, format_ci, with_ci
+from vocagan.eval_report import TABLE, EvalResult, finite_or_none, format_ci, md_escape, metric_fmt, with_ci
 from vocagan.models import MODELS, label
+from vocagan.options import CompareOptions, check
+from vocagan.runs import REUSE_MAY_DIFFER
 from vocagan.stats import N_RESAMPLES, SEED
-from vocagan.utils import atomic_path, atomic_write_json, atomic_write_text, log
+from vocagan.utils import atomic_path, atomic_write_json, atomic_write_text, log, output_dir
 from vocagan.verdict import (
     CRITERIA,
     KEY_METRICS,
@@ -40,7 +42,6 @@ from vocagan.verdict import (
     all_differences,
     diff_text,
     estimate,
-    fmt3,
     verdict,
 )
 
@@ -55,8 +56,6 @@ COMPARE_TRAIN = {"epochs": 40, "batch_size": 16, "warmup_steps": 20}
 SETTINGS = ("epochs", "batch_size", "warmup_steps")  # reported in the report's header
 # the selection criterion of each run (val subjects, best epoch): shown so that val and test can be compared
 VAL_ROW = ("val_lve", "val LVE, best epoch (x1e-5 m², val subjects)", 1e5)
-# config keys that may differ between a finished run and the requested one without retraining it
-REUSE_MAY_DIFFER = {"train.device", "train.num_workers", "train.checkpoint_every", "prep.cache_dir"}
 
 
 @dataclass
@@ -137,13 +136,14 @@ def compare(
     from vocagan.plotting import read_metrics
     from vocagan.train import train
 
-    if seeds < 1 or not models:
-        raise VocaganError("compare needs at least one model and one seed")
+    seeds = check(CompareOptions, seeds=seeds)
+    if not models:
+        raise VocaganError("compare needs at least one model")
     unknown = [m for m in [*models, focus] if m not in MODELS]
     if unknown:
         raise VocaganError(f"unknown model(s) {', '.join(unknown)}; valid models: {', '.join(MODELS)}")
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = output_dir(out_dir)
     if not (cfg.data.root or cfg.data.data_verts_path or cfg.data.template_path):
         from vocagan.synth.corpus import builtin_corpus  # no data given: the built-in small corpus
 
@@ -248,8 +248,8 @@ def _report(
     lines = [header, "|---" * (len(names) + 1) + "|"]
     for key, row_label, scale in [VAL_ROW, *TABLE]:
         if any(key in m for runs in results.values() for m in runs):
-            cells = [format_ci(est.value(n, key), est.ci(n, key), scale, fmt3) for n in names]
-            lines.append(f"| {row_label} | " + " | ".join(cells) + " |")
+            cells = [format_ci(est.value(n, key), est.ci(n, key), scale, metric_fmt(key)) for n in names]
+            lines.append(f"| {md_escape(row_label)} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     sentences = verdict(est, models, focus)
 

@@ -234,7 +234,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
-        raise VocaganError("config file expected, got a folder", path)
+        raise VocaganError("expected a config file, got a folder", path)
     if not path.is_file():
         raise VocaganError("config file not found", path)
     try:

@@ -88,8 +88,8 @@ class EvalResult:
         for key, label, scale in TABLE:
             if key in self.metrics:
                 rows.append(
-                    f"| {label} | {format_ci(self.metrics[key], self.ci.get(key), scale)} | "
-                    f"{format_ci(self.fixed.get(key), self.fixed_ci.get(key), scale)} |"
+                    f"| {md_escape(label)} | {format_ci(self.metrics[key], self.ci.get(key), scale, metric_fmt(key))} "
+                    f"| {format_ci(self.fixed.get(key), self.fixed_ci.get(key), scale, metric_fmt(key))} |"
                 )
         return "\n".join(rows)
 
@@ -142,11 +142,48 @@ class EvalResult:
         )
 
 
+# decimals each metric prints with, after its TABLE scale (default DEFAULT_DECIMALS); "frames": whole frames
+# (a mean over styles or an interval bound that is not whole keeps one decimal)
+DECIMALS: dict[str, int | str] = {
+    "lve": 4, "lve_seq": 4, "val_lve": 4,
+    "closure_rate": 1,
+    "lag": "frames", "audio_lag": "frames", "audio_lag_gt": "frames", "sync_offset": "frames",
+    "sync_offset_gt": "frames",
+}  # fmt: skip
+DEFAULT_DECIMALS = 3  # mm values: micrometre resolution; correlations, ratios, FDD x1e-7
+
+
+def metric_fmt(key: str):
+    """The formatter of one metric's figures, (x, scale) -> text (`format_ci`'s fmt): scaled, with the
+    metric's precision (DECIMALS); "n/a" when missing or not finite."""
+    decimals = DECIMALS.get(key, DEFAULT_DECIMALS)
+
+    def fmt(x, scale: float = 1.0) -> str:
+        if x is None or not np.isfinite(x):
+            return "n/a"
+        v = float(x) * scale
+        if decimals == "frames":
+            return f"{v:.0f}" if abs(v - round(v)) < 1e-9 else f"{v:.1f}"
+        return f"{v:.{decimals}f}" if abs(v) < 1e6 else f"{v:.4g}"
+
+    return fmt
+
+
 def _fmt(x, scale: float = 1.0) -> str:
     if x is None or not np.isfinite(x):
         return "n/a"
     v = x * scale
     return f"{v:.4f}" if abs(v) < 1000 else f"{v:.4g}"
+
+
+def format_value(key: str, x, scale: float = 1.0) -> str:
+    """One metric value with its precision (`metric_fmt`)."""
+    return metric_fmt(key)(x, scale)
+
+
+def md_escape(text: str) -> str:
+    """Text for a Markdown table cell: a literal | (as in |FDD|) would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def format_ci(value, ci=None, scale: float = 1.0, fmt=_fmt) -> str:

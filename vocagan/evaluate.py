@@ -60,7 +60,7 @@ from vocagan.prep.regions import CLOSED_MM, mouth_opening_vertices, resolve_regi
 from vocagan.stats import LEVEL, N_RESAMPLES, SEED, bootstrap_counts, interval
 from vocagan.sync_expert import FPS as SYNC_FPS
 from vocagan.sync_expert import MAX_OFFSET, LoadedExpert, expert_for, load_expert
-from vocagan.utils import atomic_path, log, progress
+from vocagan.utils import atomic_path, log, output_dir, progress
 
 DEFAULT_FPS = 30  # evaluation rate of the papers
 N_SAMPLES = 3  # samples per input for the diversity of generative models
@@ -301,16 +301,12 @@ def _opening_vertices(template: np.ndarray, lips: np.ndarray) -> tuple[np.ndarra
         note = f"mouth opening not measured: {e}"
         log(f"[evaluate] {note}")
         return None, None, note
-    return (
-        up_idx,
-        low_idx,
-        (
-            f"mouth opening = distance between the mean of {len(up_idx)} upper-lip and "
-            f"{len(low_idx)} lower-lip inner vertices (central lips, template geometry); lag = "
-            f"shift in [-{M.MAX_LAG}, {M.MAX_LAG}] frames maximising the mean correlation "
-            "(k > 0: prediction late)"
-        ),
+    note = (
+        f"mouth opening = distance between the mean of {len(up_idx)} upper-lip and {len(low_idx)} lower-lip "
+        f"inner vertices (central lips, template geometry); lag = shift in [-{M.MAX_LAG}, {M.MAX_LAG}] frames "
+        "maximising the mean correlation (k > 0: prediction late)"
     )
+    return up_idx, low_idx, note
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -382,6 +378,9 @@ def evaluate(
         encoder_for(cfg.features, recorded=ckpt.encoder or {})  # there, and the weights the model knows
     fps = int(fps or DEFAULT_FPS)
     fps_step(cfg.data.source_fps, fps)  # a bad --fps fails before any work
+    for folder in (out_dir, save_predictions):  # and a bad output folder
+        if folder is not None:
+            output_dir(folder)
     styles = ckpt.styles
     if style == "all":
         conditions = [(s, i) for i, s in enumerate(styles)]
@@ -400,6 +399,12 @@ def evaluate(
             source=f"{given.source} (given at evaluation; the model's own: {stats.regions.source})",
         )
     prepared = prepare(cfg)  # test features, training spec, cached
+    if int(prepared.meta["n_vertices"]) != int(stats.meta["n_vertices"]):
+        raise VocaganError(
+            f"the dataset's meshes have {prepared.meta['n_vertices']} vertices, the model was trained on "
+            f"{stats.meta['n_vertices']}: evaluate it on data of its own topology",
+            cfg.data.root or cfg.data.data_verts_path or checkpoint,
+        )
     if prepared.audio_dim != ckpt.audio_dim:
         raise VocaganError(
             f"the prepared features have {prepared.audio_dim} dims, the model expects {ckpt.audio_dim}", checkpoint

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path
+from vocagan.options import ExportOptions, VideoOptions, check
+from vocagan.utils import atomic_path, output_dir
 
 EXPORT_FORMATS = ("glb", "csv", "json")
 
@@ -55,20 +56,21 @@ def export_vertices(
 ) -> ExportResult:
     from vocagan.formats.gltf import write_glb
     from vocagan.morph import fit_vertices, write_weights_csv, write_weights_json
-    from vocagan.video import load_vertices
+    from vocagan.video import check_audio, load_vertices
 
     formats = list(dict.fromkeys(formats))
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad or not formats:
         raise VocaganError(f"unknown export format(s) {', '.join(bad) or '(none)'}; valid: {', '.join(EXPORT_FORMATS)}")
-    if fps <= 0:
-        raise VocaganError(f"fps must be positive, got {fps}")
-    if tol_mm <= 0 or max_targets < 1:
-        raise VocaganError(f"tolerance must be > 0 mm and max targets >= 1 (got {tol_mm}, {max_targets})")
-    if audio is not None and not Path(audio).is_file():
-        raise VocaganError("audio file not found", audio)
+    fps = check(VideoOptions, fps=fps)
+    tol_mm = check(ExportOptions, tolerance_mm=tol_mm)
+    if fps is None or max_targets < 1:
+        raise VocaganError(f"fps and max targets must be given, got {fps}, {max_targets}")
+    if audio is not None:
+        check_audio(audio)  # copied beside the .glb: it must be sound
+    out_dir = output_dir(out_dir)
     verts = np.asarray(load_vertices(vertices), np.float32)
-    prepared = None
+    prepared, colors = None, None
     if checkpoint is not None:
         from vocagan.checkpoint import load_checkpoint
         from vocagan.infer import resolve_template
@@ -76,16 +78,17 @@ def export_vertices(
         _, ckpt = load_checkpoint(checkpoint)
         prepared = ckpt.prepared
         _, rest, faces = resolve_template(ckpt, prepared, template)
+        colors = prepared.template_colors(template)
         if faces is None:
             faces = prepared.faces if len(prepared.faces) else None
     else:
-        from vocagan.formats.mesh import read_mesh
+        from vocagan.formats.mesh import read_mesh_with_colors
 
         if template is None or not Path(template).is_file():
             raise VocaganError(
                 "--template must be a PLY/OBJ mesh (faces and rest vertices) without --checkpoint", template
             )
-        rest, faces = read_mesh(Path(template))
+        rest, faces, colors = read_mesh_with_colors(Path(template))
     if faces is None or not len(faces):
         raise VocaganError("no faces: pass --template mesh.ply with the sequence's topology", template)
     if len(rest) != verts.shape[1] or int(np.max(faces)) >= verts.shape[1]:
@@ -109,6 +112,7 @@ def export_vertices(
         where=vertices,
     )
     anim = fit.animation
+    anim.colors = colors if colors is not None and len(colors) == len(anim.base) else None
     result = ExportResult(Path(vertices), fit.method, anim.n_frames, len(anim.names), fit.max_error_mm)
     out_dir.mkdir(parents=True, exist_ok=True)
     if "glb" in formats:

@@ -18,7 +18,6 @@ continuations of the same performance.
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,9 @@ import numpy as np
 import torch
 
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path, log, progress, resolve_device
+from vocagan.frames import chunk_spans, crossfade_in
+from vocagan.options import AnimateOptions, VideoOptions, check
+from vocagan.utils import atomic_path, log, output_dir, progress, resolve_device
 
 CHUNK_SECONDS = 20.0  # model input per forward pass (attention cost per frame grows with it)
 OVERLAP_SECONDS = 4.0  # context shared by consecutive chunks; the cross-fade uses its middle half
@@ -46,9 +47,10 @@ class AnimateOutput:
     glb: Path | None = None  # glTF binary: template + morph targets + weights over time
     audio: Path | None = None  # the input audio copied beside the .glb (glTF has no audio)
     weights: list[Path] = field(default_factory=list)  # per-frame morph weights, CSV / JSON
+    info: Path | None = None  # <name>.json beside the .npy: fps, counts, the face mesh, the audio
 
     def files(self) -> list[Path]:
-        singles = [self.vertices, self.glb, self.audio, self.video]
+        singles = [self.vertices, self.info, self.glb, self.audio, self.video]
         return [f for f in singles if f is not None] + self.weights + self.meshes
 
 
@@ -62,19 +64,29 @@ class AnimateResult:
     fps: float
     n_frames: int
     audio_seconds: float
-    compute_seconds: float  # features + model, all styles and samples
+    compute_seconds: float  # features + model, all styles and samples (after the warm-up)
+    load_seconds: float = 0.0  # checkpoint, audio, output checks
+    warmup_seconds: float = 0.0  # the model's first call on a short input (one-time costs)
+    total_seconds: float = 0.0  # the whole call, wall clock
+    mesh: Path | None = None  # the face mesh (template, faces, colours) the vertices belong to
     outputs: list[AnimateOutput] = field(default_factory=list)
 
     def files(self) -> list[Path]:
-        return [f for o in self.outputs for f in o.files()]
+        return ([self.mesh] if self.mesh else []) + [f for o in self.outputs for f in o.files()]
 
     def summary(self) -> str:
+        rtf = self.compute_seconds / max(self.audio_seconds, 1e-9)
+        rest = max(self.total_seconds - self.load_seconds - self.warmup_seconds - self.compute_seconds, 0.0)
         lines = [
             f"animated {self.audio} ({self.audio_seconds:.2f} s -> {self.n_frames} frames at {self.fps:g} fps) "
             f"with {self.model_name} ({self.checkpoint}), template {self.template}",
-            f"  features + model: {self.compute_seconds:.2f} s "
-            f"(real-time factor {self.compute_seconds / max(self.audio_seconds, 1e-9):.4f})",
+            f"  timings (wall clock): {self.total_seconds:.2f} s in all = loading {self.load_seconds:.2f} s "
+            f"(checkpoint, audio) + model warm-up {self.warmup_seconds:.2f} s (first call, once) + features and "
+            f"model {self.compute_seconds:.3f} s ({rtf:.4f} x real time for {len(self.outputs)} output(s)) + "
+            f"writing and video {rest:.2f} s",
         ]
+        if self.mesh:
+            lines.append(f"  face mesh: {self.mesh}")
         for o in self.outputs:
             lines.append(f"  style {o.style}" + (f", sample {o.sample}" if len(self.outputs) > 1 else "") + ":")
             for f in o.files():
@@ -83,24 +95,6 @@ class AnimateResult:
 
 
 # ----------------------------------------------------------------------------- chunked prediction
-def chunk_spans(n_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
-    """Split [0, n_frames) into equal-ish spans of <= `chunk` frames, consecutive ones sharing `overlap`."""
-    if n_frames <= chunk:
-        return [(0, n_frames)]
-    if not 0 <= overlap < chunk:
-        raise ValueError(f"overlap {overlap} must be in [0, chunk={chunk})")
-    n = math.ceil((n_frames - overlap) / (chunk - overlap))
-    step = math.ceil((n_frames - overlap) / n)
-    return [(k * step, min(k * step + step + overlap, n_frames)) for k in range(n)]
-
-
-def _fade_in(overlap: int) -> np.ndarray:
-    """Weights (overlap,) rising 0 -> 1 (raised cosine) over the middle half of the overlap: the outer
-    quarter next to each chunk edge, where context is missing, gets no weight."""
-    j = (np.arange(overlap) + 0.5 - overlap / 4) / max(overlap / 2, 1e-9)
-    return 0.5 - 0.5 * np.cos(np.pi * np.clip(j, 0, 1))
-
-
 @contextlib.contextmanager
 def _whole_clip_feature_norm(model, features: np.ndarray):
     """Models that z-score their audio features per sequence (a front end with `utterance_norm`)
@@ -149,7 +143,7 @@ def predict_motion(
     n_frames = len(features)
     spans = chunk_spans(n_frames, chunk, overlap)
     out = np.zeros((n_samples, n_frames, model.motion_dim), np.float64)
-    fade = _fade_in(overlap)
+    fade = crossfade_in(overlap)
     style_t = torch.tensor([style], dtype=torch.long, device=device)
     fast = model.compiled(build=False)  # a graph a long-running caller built (MotionModel.compiled)
     if fast is not None and len(spans) == 1 and n_samples == 1 and device.type == "cpu":  # one deterministic pass
@@ -255,6 +249,13 @@ def resolve_template(ckpt, prepared, template: str | None) -> tuple[str, np.ndar
     )
 
 
+def _warm_up(model, ckpt, device) -> None:
+    """One forward pass on half a second of zero features: the first call of a model pays one-time
+    costs (kernel selection, allocator growth) that are not the cost of animating."""
+    n = max(2, int(round(0.5 * ckpt.fps)))
+    predict_motion(model, np.zeros((n, ckpt.audio_dim), np.float32), 0, 1, 0, chunk=n, overlap=0, device=device)
+
+
 def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarray) -> Path:
     """coefs (T, K) -> (T, V, 3) float32 .npy, decoded and written in blocks (atomic)."""
     n_frames, n_vertices = len(coefs), len(template)
@@ -267,11 +268,13 @@ def _write_vertices(path: Path, prepared, coefs: np.ndarray, template: np.ndarra
     return path
 
 
-def _write_renders(out, out_dir, name, vertices, faces, ply, obj, video, size, backend, fps, audio) -> None:
+def _write_renders(out, out_dir, name, vertices, faces, colors, ply, obj, video, size, backend, fps, audio) -> None:
     """PLY/OBJ folders and the mp4 of one output from its (T, V, 3) vertices (a memory map)."""
+    from vocagan.formats.mesh import write_mesh_sequence
+
     for kind, wanted in (("ply", ply), ("obj", obj)):
         if wanted:
-            out.meshes.append(_write_meshes(out_dir / f"{name}_{kind}", vertices, faces, kind))
+            out.meshes.append(write_mesh_sequence(out_dir / f"{name}_{kind}", vertices, faces, colors, kind))
     if video:
         from vocagan.render import render_frames
         from vocagan.video import write_video
@@ -279,23 +282,11 @@ def _write_renders(out, out_dir, name, vertices, faces, ply, obj, video, size, b
         assert faces is not None  # checked before any work
         out.video = write_video(
             out_dir / f"{name}.mp4",
-            render_frames(vertices, faces, size, backend),
+            render_frames(vertices, faces, size, backend, colors=colors),
             fps,
             audio=audio,
             total=len(vertices),
         )
-
-
-def _write_meshes(folder: Path, vertices: np.ndarray, faces, kind: str) -> Path:
-    from vocagan.formats.mesh import write_obj, write_ply
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for t in progress(range(len(vertices)), desc=kind, unit="frame"):
-        if kind == "ply":
-            write_ply(folder / f"frame_{t:06d}.ply", vertices[t], faces)
-        else:
-            write_obj(folder / f"frame_{t:06d}.obj", vertices[t], faces)
-    return folder
 
 
 def animate(
@@ -333,12 +324,13 @@ def animate(
     from vocagan.checkpoint import load_checkpoint
     from vocagan.formats.audio import load_audio
     from vocagan.frames import resample_frames
+    from vocagan.video import write_animation_info
 
+    t_start = time.perf_counter()
     checkpoint, audio, out_dir = Path(checkpoint), Path(audio), Path(out_dir)
-    if samples < 1:
-        raise VocaganError(f"samples must be >= 1, got {samples}")
-    if fps is not None and fps <= 0:
-        raise VocaganError(f"fps must be positive, got {fps}")
+    samples, fps = check(AnimateOptions, samples=samples, fps=fps)
+    size = check(VideoOptions, size=size)
+    output_dir(out_dir)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device=dev)
     if encoder is not None and ckpt.features.kind == "encoder" and ckpt.features.encoder_finetune:
@@ -348,6 +340,7 @@ def animate(
     styles = _resolve_styles(ckpt, style)
     template_name, template_verts, template_faces = resolve_template(ckpt, prepared, template)
     faces = template_faces if template_faces is not None else (prepared.faces if len(prepared.faces) else None)
+    colors = prepared.template_colors(template)
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -361,6 +354,8 @@ def animate(
     x, sr = load_audio(audio)
     model_fps, out_fps = ckpt.fps, float(fps or ckpt.fps)
 
+    warm = time.perf_counter()
+    _warm_up(model, ckpt, dev)
     started = time.perf_counter()
     feats = audio_features(ckpt, x, sr, model_fps, where=audio, encoder=encoder)  # (T, F) at model fps
     chunk = max(8, int(round(chunk_seconds * model_fps)))
@@ -381,8 +376,14 @@ def animate(
         n_frames=n_out,
         audio_seconds=len(x) / sr,
         compute_seconds=compute,
+        load_seconds=warm - t_start,
+        warmup_seconds=started - warm,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if faces is not None and "npy" in formats:  # beside the vertices: render / export-html read it from there
+        from vocagan.formats.mesh import write_ply
+
+        result.mesh = out_dir / f"{audio.stem}_mesh.ply"
+        write_ply(result.mesh, template_verts, faces, colors=colors)
     need_vertices = "npy" in formats or video or ply or obj
     with tempfile.TemporaryDirectory(prefix=".vocagan-", dir=out_dir) as scratch:
         for s in styles:
@@ -397,17 +398,31 @@ def animate(
 
                     extras = {"style": s, "generator": "vocagan animate"}
                     anim = from_coefficients(prepared, c, template_verts, faces, out_fps, extras)
+                    anim.colors = colors
                     out.glb, out.audio, out.weights = write_files(anim, out_dir, name, formats, audio)
                 if need_vertices:
                     folder = out_dir if "npy" in formats else Path(scratch)
                     npy = _write_vertices(folder / f"{name}.npy", prepared, c, template_verts)
                     out.vertices = npy if "npy" in formats else None
+                    if out.vertices is not None:
+                        out.info = write_animation_info(
+                            npy,
+                            mesh=result.mesh,
+                            fps=out_fps,
+                            audio=audio,
+                            checkpoint=checkpoint,
+                            model=ckpt.model_name,
+                            style=s,
+                            sample=k,
+                            template=template_name,
+                        )
                     _write_renders(
                         out,
                         out_dir,
                         name,
                         np.load(npy, mmap_mode="r"),
                         faces,
+                        colors,
                         ply,
                         obj,
                         video,
@@ -417,5 +432,6 @@ def animate(
                         audio,
                     )
                 result.outputs.append(out)
+    result.total_seconds = time.perf_counter() - t_start
     log(f"animate: {len(result.outputs)} output(s) in {out_dir}")
     return result

@@ -47,7 +47,7 @@ from vocagan.errors import VocaganError
 from vocagan.models import build
 from vocagan.models.base import OptimStep
 from vocagan.models.layers import LipDecoder
-from vocagan.utils import atomic_write_text, log, progress, seed_everything
+from vocagan.utils import atomic_write_text, log, output_dir, progress, seed_everything
 from vocagan.validation import VAL_STYLE, to_device, validate, validation_batches
 
 if TYPE_CHECKING:
@@ -81,14 +81,17 @@ class TrainResult:
     baselines: dict = field(default_factory=dict)  # {"zero motion": LVE, "mean motion": LVE}
     rows: list = field(default_factory=list)
     rank: int = 0  # DDP rank; only rank 0 validates and writes
+    reused: bool = False  # a finished run with the same config and data, not trained again (`runs.finished_run`)
 
     def summary(self) -> str:
         if self.rank:
             return f"[rank {self.rank}] training finished; rank 0 prints the results"
         lve = "n/a (no validation sequences)" if self.best_val_lve is None else f"{self.best_val_lve:.4f}"
         lines = [
-            f"trained {self.model_name}: {self.epochs_run} epochs in {self.seconds:.0f} s"
-            + (" (early stop)" if self.stopped_early else ""),
+            f"{'reused the finished run of' if self.reused else 'trained'} {self.model_name}: {self.epochs_run} "
+            f"epochs in {self.seconds:.0f} s"
+            + (" (early stop)" if self.stopped_early else "")
+            + (" (same config and data: not trained again)" if self.reused else ""),
             f"  best val LVE {lve} x1e-5 m^2 at epoch {self.best_epoch} "
             f"(val subjects animated with training style {self.val_style})",
         ]
@@ -114,7 +117,7 @@ class LoopState:
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     t_start = time.perf_counter()
-    out_dir, tc = Path(out_dir), cfg.train
+    out_dir, tc = output_dir(out_dir), cfg.train
     env = setup_distributed(tc.device)
     prepared = prepare_data(cfg, env)
     data = make_data(prepared, cfg, env)

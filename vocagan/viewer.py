@@ -22,9 +22,10 @@ import json
 from pathlib import Path
 
 from vocagan.errors import VocaganError
+from vocagan.options import VideoOptions, check
 from vocagan.render import AMBIENT, BACKGROUND, FILL_LIGHT, KEY_LIGHT
-from vocagan.utils import atomic_write_text
-from vocagan.video import ffmpeg_command, ffmpeg_error
+from vocagan.utils import atomic_write_text, existing_file, log, output_file
+from vocagan.video import check_audio, ffmpeg_command, ffmpeg_error
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 THREE_JS = ASSETS / "three.module.min.js"
@@ -88,7 +89,8 @@ window.vocaganFrame = function (THREE, scene, object, element, renderer) {
   renderer.outputColorSpace = THREE.LinearSRGBColorSpace;
   scene.background = new THREE.Color().setRGB(...L.background);
   object.traverse((o) => { if (o.isMesh) { o.material = new THREE.MeshPhongMaterial({
-    color: o.material.color, shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide}); } });
+    color: o.material.color, vertexColors: o.material.vertexColors,   // COLOR_0: skin, lips, mouth, eyes
+    shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide}); } });
   const box = new THREE.Box3().setFromObject(object);
   const center = box.getCenter(new THREE.Vector3()), half = box.getSize(new THREE.Vector3()).multiplyScalar(0.5);
   const camera = new THREE.PerspectiveCamera(20, 1, 0.001, 100);
@@ -141,8 +143,7 @@ window.vocaganFrame = function (THREE, scene, object, element, renderer) {
 
 def _audio_source(audio_path: Path) -> str:
     """A data: URL for the audio; big or unusual files are re-encoded to mp3 with the bundled ffmpeg."""
-    if not audio_path.is_file():
-        raise VocaganError("audio file not found", audio_path)
+    check_audio(audio_path)  # a page with unplayable audio is no success
     mime = _AUDIO_MIME.get(audio_path.suffix.lower())
     if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
         return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"
@@ -186,33 +187,35 @@ def export_html_files(
     vertices: str | Path | None = None,
     faces: str | Path | None = None,
     glb: str | Path | None = None,
-    fps: float = 30,
+    fps: float | None = None,
     audio: str | Path | None = None,
 ) -> Path:
-    """`vocagan export-html`: a .glb, or vertices .npy (T, V, 3) + a PLY/OBJ (faces; its vertices are
-    the rest shape) turned into one (`morph.fit_vertices`) -> HTML (+ audio)."""
+    """`vocagan export-html`: a .glb, or vertices .npy (T, V, 3) and its face mesh (default: the mesh
+    the <vertices>.json of `animate` names; a mesh of another vertex count is refused), turned into
+    morph targets (`morph.fit_vertices`, the mesh's vertex colours kept) -> HTML. Sound and fps default
+    to the .json's (fps 30 without one)."""
     from vocagan.formats.gltf import glb_bytes
 
+    fps = check(VideoOptions, fps=fps)
+    output_file(out)
     if glb is not None:
-        glb = Path(glb)
-        if not glb.is_file():
-            raise VocaganError("file not found", glb)
+        glb = existing_file(glb, ".glb file")
         return export_html(glb.read_bytes(), out, audio_path=audio, title=glb.stem)
-    if vertices is None or faces is None:
-        raise VocaganError("export-html needs --glb FILE, or --vertices NPY with --faces MESH")
+    if vertices is None:
+        raise VocaganError("export-html needs --glb FILE, or --vertices NPY (with --faces MESH or its .json)")
     from vocagan.morph import fit_vertices
     from vocagan.video import load_animation
 
-    if fps <= 0:
-        raise VocaganError(f"fps must be positive, got {fps}", out)
     vertices = Path(vertices)
-    verts, tris = load_animation(vertices, Path(faces))
+    anim = load_animation(vertices, faces)
+    if audio is None and anim.audio is not None:
+        audio = anim.audio
+        log(f"export-html: sound from {audio} (named in {vertices.with_suffix('.json').name})")
     from vocagan.formats.mesh import read_mesh
 
-    rest = read_mesh(Path(faces))[0]
-    if rest.shape != verts.shape[1:]:
-        rest = verts[0]
-    fit = fit_vertices(verts, rest, tris, fps)
+    rest = read_mesh(anim.mesh)[0]
+    fit = fit_vertices(anim.vertices, rest, anim.faces, fps or anim.fps or 30)
+    fit.animation.colors = anim.colors
     return export_html(glb_bytes(fit.animation), out, audio_path=audio, title=vertices.stem)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from vocagan.config import FeatureConfig
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path, log, one_torch_thread
+from vocagan.utils import atomic_path, existing_file, log, one_torch_thread
 
 DS_WINDOW = 16  # VOCA: frames per DeepSpeech window (centred on the mesh frame)
 DS_CHARS = 29  # DeepSpeech v0.1.0 output alphabet size
@@ -42,8 +42,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("audio file not found", path)
+    path = existing_file(path, "audio file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
     except Exception as e:  # noqa: BLE001 - soundfile raises LibsndfileError/RuntimeError/TypeError for bad files

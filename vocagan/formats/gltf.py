@@ -6,7 +6,8 @@ animated mesh at frame t is `base + sum_k weights[t, k] * targets[k]` (`MorphAni
 which is exactly what glTF's morph targets with an animation channel on `weights` compute.
 
 Layout written by `glb_bytes` (checked by the Khronos glTF-Validator in the tests):
-- one scene, one node, one mesh with one triangle primitive (POSITION, NORMAL when given, indices);
+- one scene, one node, one mesh with one triangle primitive (POSITION, NORMAL and COLOR_0 when given,
+  indices; with vertex colours the material's base colour is white, so the colours show as they are);
 - each target as a *sparse* accessor over the vertices that move in any target (the mouth crop: a
   few hundred of 5023 FLAME vertices), sharing one index list; optional NORMAL deltas likewise;
 - `mesh.extras.targetNames` (the names three.js, Blender and Unity read) and `mesh.weights` zeros;
@@ -41,6 +42,7 @@ class MorphAnimation:
     normals: np.ndarray | None = None  # (V, 3) unit rest normals
     target_normals: np.ndarray | None = None  # (K, V, 3) normal deltas
     extras: dict = field(default_factory=dict)  # asset.extras (audio file name, source, ...)
+    colors: np.ndarray | None = None  # (V, 3) linear RGB in [0, 1] per vertex (skin, lips, mouth, eyes)
 
     def __post_init__(self) -> None:
         k = len(self.targets)
@@ -128,6 +130,8 @@ def glb_bytes(anim: MorphAnimation, generator: str = "vocagan") -> bytes:
     attributes = g.Attributes(POSITION=vec3(base, bounds=True))
     if anim.normals is not None:
         attributes.NORMAL = vec3(anim.normals)
+    if anim.colors is not None:
+        attributes.COLOR_0 = vec3(np.clip(np.asarray(anim.colors, np.float32), 0.0, 1.0))
     targets = []
     for k in range(n_targets):
         target = g.Attributes(POSITION=vec3(anim.targets[k], sparse=len(moving) > 0, bounds=True))
@@ -174,7 +178,9 @@ def glb_bytes(anim: MorphAnimation, generator: str = "vocagan") -> bytes:
                 name="skin",
                 doubleSided=True,
                 pbrMetallicRoughness=g.PbrMetallicRoughness(
-                    baseColorFactor=[0.78, 0.78, 0.78, 1.0], metallicFactor=0.0, roughnessFactor=0.6
+                    baseColorFactor=[1.0, 1.0, 1.0, 1.0] if anim.colors is not None else [0.78, 0.78, 0.78, 1.0],
+                    metallicFactor=0.0,
+                    roughnessFactor=0.6,
                 ),
             )
         ],
@@ -255,6 +261,7 @@ def read_glb(source: str | Path | bytes) -> MorphAnimation:
             else np.zeros((0, *base.shape), np.float32)
         )
         normals = read(prim.attributes.NORMAL).astype(np.float32) if prim.attributes.NORMAL is not None else None
+        colors = read(prim.attributes.COLOR_0).astype(np.float32) if prim.attributes.COLOR_0 is not None else None
         target_normals = None
         if prim_targets and all(t.get("NORMAL") is not None for t in prim_targets):
             target_normals = np.stack([read(t["NORMAL"]) for t in prim_targets]).astype(np.float32)
@@ -280,6 +287,7 @@ def read_glb(source: str | Path | bytes) -> MorphAnimation:
         normals=normals,
         target_normals=target_normals,
         extras=extras,
+        colors=colors,
     )
 
 

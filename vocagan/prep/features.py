@@ -17,8 +17,8 @@ optional training augmentation (log-mel).
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 
 import numpy as np
 
@@ -190,6 +190,8 @@ class StreamingFeatures:
             self.padded = self.padded[drop:]
             self.origin += drop
         return out
+
+
 def features_at_fps(x: np.ndarray, sr: int, spec: FeatureConfig, fps: float, n_frames: int) -> np.ndarray:
     """THE audio feature function (training and inference): (n_frames, feature_dim(spec, fps)) float32
     at mesh frame times i / fps (edge values beyond the end of the audio); see the module doc."""

@@ -49,7 +49,7 @@ from vocagan.prep.prepared import Prepared, SequenceInfo
 from vocagan.prep.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
-CACHE_VERSION = 5  # bump when the output of prepare changes for the same inputs
+CACHE_VERSION = 6  # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000  # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20  # keep the val split's true offsets in the cache below this size
 
@@ -386,6 +386,7 @@ def prepare(cfg: Config) -> Prepared:
     prepared = Prepared(
         meta=meta,
         faces=np.asarray(vs.faces if vs.faces is not None else np.zeros((0, 3)), np.int32),
+        colors=np.asarray(vs.colors if vs.colors is not None else np.zeros((0, 3)), np.float32),
         templates=np.stack([vs.templates[n] for n in names]).astype(np.float32),
         regions=regions,
         crop=np.asarray(idx, np.int64),

@@ -33,6 +33,7 @@ STAT_ARRAYS = (
     "coef_mean",
     "coef_std",
 )
+OPTIONAL_ARRAYS = ("colors",)  # absent from checkpoints and caches written before they existed
 
 
 @dataclass
@@ -64,11 +65,28 @@ class Prepared:
     motion: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (sum T, K) normalised coefs
     true_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # "val" -> (sum T, M, 3) when cheap
     path: Path | None = None  # the cache file it was saved to / loaded from
+    colors: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # (V, 3) RGB; (0, 3): none
 
     # -- facts
     @property
+    def vertex_colors(self) -> np.ndarray | None:
+        """(V, 3) per-vertex colours of the mesh (from the template PLY), or None."""
+        return self.colors if len(self.colors) == self.meta.get("n_vertices", -1) else None
+
+    @property
     def styles(self) -> list[str]:
         return list(self.meta["styles"])
+
+    def template_colors(self, template: str | None = None) -> np.ndarray | None:
+        """(V, 3) per-vertex colours of a face: a mesh file's own when `template` is one (not a stored
+        subject), else the training template PLY's, else None."""
+        if template is not None and template not in self.template_names:
+            from vocagan.formats.mesh import read_mesh_with_colors
+
+            colors = read_mesh_with_colors(template)[2]
+            if colors is not None:
+                return colors
+        return self.vertex_colors
 
     @property
     def template_names(self) -> list[str]:
@@ -180,7 +198,7 @@ class Prepared:
     def stats_dict(self) -> dict:
         """{"meta": JSON str, name: ndarray, ...}: everything `decode`/`to_vertices`/metrics need."""
         out: dict[str, str | np.ndarray] = {"meta": json.dumps(self.meta, sort_keys=True)}
-        out.update({k: np.asarray(getattr(self, k)) for k in STAT_ARRAYS})
+        out.update({k: np.asarray(getattr(self, k)) for k in STAT_ARRAYS + OPTIONAL_ARRAYS})
         out.update(self.regions.to_arrays())
         return out
 
@@ -191,7 +209,7 @@ class Prepared:
         arr = {
             k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in d.items() if k != "meta"
         }
-        stats: dict[str, Any] = {k: arr[k] for k in STAT_ARRAYS}  # the array fields, by name
+        stats: dict[str, Any] = {k: arr[k] for k in STAT_ARRAYS + OPTIONAL_ARRAYS if k in arr or k in STAT_ARRAYS}
         return cls(meta=meta, regions=Regions.from_arrays(arr, meta["region_source"]), **stats)
 
     # -- cache file
@@ -222,7 +240,7 @@ class Prepared:
             p = cls(
                 meta=meta,
                 regions=Regions.from_arrays(arrays, meta["region_source"]),
-                **{k: arrays[k] for k in STAT_ARRAYS},
+                **{k: arrays[k] for k in STAT_ARRAYS + OPTIONAL_ARRAYS if k in arrays or k in STAT_ARRAYS},
                 path=path,
             )
             for s in SPLITS:

@@ -5,9 +5,11 @@ that speech-to-motion is learnable and style matters:
 
 - one phoneme timeline per sentence drives both the audio (source-filter synthesis) and the mouth
   motion (coarticulated visemes that lead the sound by ~1-2 frames) — `synth_speech.py`;
-- the face is a procedural head (or a user mesh such as FLAME_sample.ply) moved by smooth
-  deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks and
-  brow raises, plus ~0.05 mm measurement noise — `synth_face.py`;
+- the face is a real human face shape, Google's MediaPipe canonical face mesh made to speak
+  (`synth/canonical.py`: mouth opened along the inner lip line, mouth interior, eyes, subdivided;
+  Apache-2.0, see vocagan/assets/MEDIAPIPE_NOTICE), or a user mesh such as FLAME_sample.ply, moved
+  by smooth deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks
+  and brow raises, plus ~0.05 mm measurement noise — `synth/face.py`;
 - the 12 VOCASET subjects differ in identity (face shape), voice (pitch, formants, speaking rate,
   sample rate) and speaking style (articulation amplitude, rounding, spread, anticipation).
 
@@ -27,12 +29,15 @@ import numpy as np
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
 from vocagan.errors import VocaganError
 from vocagan.formats.audio import deepspeech_like_windows
+from vocagan.options import SynthOptions, check
 from vocagan.synth import face, speech
 from vocagan.synth.voices import CHANNEL_SHARE, FESTIVAL_SHARE, FESTIVAL_VOICES, festival_sentence, festival_voices
 from vocagan.synth.voices import channel as add_channel
-from vocagan.utils import atomic_write_text, log, progress
+from vocagan.utils import atomic_write_text, log, output_dir, progress
 
-VERSION_FILE = "synth_version.txt"  # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
+VERSION_FILE = "synth_version.txt"  # what wrote a corpus (`corpus_stamp`; the pipeline's reuse check)
+FACE_VERSION = 2  # bump when the built-in face (synth/canonical.py) or its motion changes (1: procedural head)
+NOTICE_FILES = {"MEDIAPIPE_NOTICE.txt": "MEDIAPIPE_NOTICE", "MEDIAPIPE_LICENSE.txt": "MEDIAPIPE_LICENSE"}
 
 SUBJECTS = TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS
 KNOWN_HOLES = [("FaceTalk_170811_03274_TA", 24), ("FaceTalk_170809_00138_TA", 32)]
@@ -42,7 +47,7 @@ NOISE_STD = 5e-5  # measurement noise per coordinate (m)
 
 @dataclass(frozen=True)
 class Scale:
-    mesh: tuple[int, int, int]  # procedural head: rings, columns, mouth-pocket rings
+    face_levels: int  # Loop subdivision levels of the built-in face (0: ~730 vertices, 1: ~2300)
     train_sentences: tuple[int, ...]
     heldout_sentences: tuple[int, ...]  # val and test subjects
     duration: tuple[float, float]  # sentence length range (s), silences included
@@ -50,9 +55,9 @@ class Scale:
 
 
 SCALES = {
-    "tiny": Scale((16, 24, 2), (1, 2), (21, 22), (1.3, 1.7)),
-    "small": Scale((22, 42, 3), tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
-    "full": Scale((55, 88, 4), tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
+    "tiny": Scale(0, (1, 2), (21, 22), (1.3, 1.7)),
+    "small": Scale(1, tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
+    "full": Scale(1, tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
 }
 
 
@@ -175,7 +180,7 @@ def _plan(scale: Scale) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
 def subject_geometry(base: face.Head, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
     """A subject's template (V, 3) and motion basis (K, V, 3) on the base head."""
     template, frame = face.reshape_head(base, profile.identity)
-    return template, face.motion_basis(template, frame, base.lower)
+    return template, face.motion_basis(template, frame, base.lower, base.moves, base.blink)
 
 
 @dataclass
@@ -243,9 +248,10 @@ def generate(
     if scale not in SCALES:
         raise VocaganError(f"unknown scale '{scale}' (valid: {', '.join(SCALES)})")
     sc = SCALES[scale]
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VocaganError("output folder is an existing file", out_dir)
+    if voices not in ("formant", "festival"):
+        raise VocaganError(f"unknown voices '{voices}' (valid: formant, festival)")
+    check(SynthOptions, seed=seed)
+    out_dir = output_dir(out_dir)
     if template_ply is not None:
         verts, faces = read_mesh(template_ply)
         if len(faces) == 0:
@@ -258,10 +264,10 @@ def generate(
             f"corners +-{frame.half_width * 1000:.1f} mm ({frame.source})"
         )
     else:
-        base = face.procedural_head(*sc.mesh)
-        mesh = "procedural head"
-    if voices not in ("formant", "festival"):
-        raise VocaganError(f"unknown voices '{voices}' (valid: formant, festival)")
+        from vocagan.synth.canonical import canonical_head
+
+        base = canonical_head(sc.face_levels)
+        mesh = f"MediaPipe canonical face (Apache-2.0), {sc.face_levels} Loop subdivision level(s)"
     real_voices = festival_voices() if voices == "festival" else ()
     if voices == "festival" and not real_voices:
         log(
@@ -277,6 +283,7 @@ def generate(
         faces=base.faces,
         template_ply_vertices=base.vertices,
         masks=base.regions,
+        colors=base.colors,
     )
     subjects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     split_of = {
@@ -304,8 +311,8 @@ def generate(
     except BaseException:
         writer.abort()
         raise
-    extras = (["voices " + ",".join(real_voices)] if real_voices else []) + (["channel"] if channel else [])
-    atomic_write_text(out_dir / VERSION_FILE, " ".join([str(speech.SYNTH_VERSION), *extras]) + "\n")
+    _write_notices(out_dir, builtin_face=template_ply is None)
+    atomic_write_text(out_dir / VERSION_FILE, corpus_stamp(scale, seed, template_ply, real_voices, channel) + "\n")
     files: dict[str, int] = {}
     for name in (
         "data_verts.npy",
@@ -344,19 +351,49 @@ def generate(
     )
 
 
-def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
-    """The built-in synthetic corpus in `out_dir`, generated once (reused when complete and written by
-    the current synthesiser version)."""
+def _write_notices(out_dir: Path, builtin_face: bool) -> None:
+    """The built-in face is a modified MediaPipe mesh (Apache-2.0): its NOTICE and licence go with every
+    corpus that holds it; a corpus on a user's mesh holds neither (stale copies are removed)."""
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    for name, asset in NOTICE_FILES.items():
+        if builtin_face:
+            atomic_write_text(out_dir / name, (assets / asset).read_text(encoding="utf-8"))
+        elif (out_dir / name).is_file():
+            (out_dir / name).unlink()
+
+
+def corpus_stamp(
+    scale: str,
+    seed: int,
+    template_ply: str | Path | None = None,
+    voices: tuple[str, ...] | list[str] = (),
+    channel: bool = False,
+) -> str:
+    """What a corpus was written by and from: synthesiser and face versions, scale, seed, template mesh
+    (its name and content fingerprint), and the opt-in real voices and channel variation when used. A
+    folder whose stamp differs is written again."""
+    from vocagan.utils import file_fingerprint
+
+    template = "built-in face"
+    if template_ply is not None:
+        template = f"{Path(template_ply).name} {file_fingerprint(template_ply)}"
+    stamp = f"speech {speech.SYNTH_VERSION}; face {FACE_VERSION}; scale {scale}; seed {seed}; template {template}"
+    if voices:
+        stamp += "; voices " + ",".join(voices)
+    return stamp + ("; channel" if channel else "")
+
+
+def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None) -> Path:
+    """The built-in synthetic corpus in `out_dir` (on the user's `template_ply` mesh when given), generated
+    once: reused when complete and its stamp (`corpus_stamp`) matches, written again otherwise."""
+    wanted = corpus_stamp(scale, seed, template_ply)
     if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
         stamp = out_dir / VERSION_FILE
-        written = stamp.read_text().strip() if stamp.is_file() else "1"
-        if written == str(speech.SYNTH_VERSION):
+        written = stamp.read_text().strip() if stamp.is_file() else "an older version"
+        if written == wanted:
             log(f"[corpus] using the built-in corpus at {out_dir}")
             return out_dir
-        log(
-            f"[corpus] the corpus at {out_dir} was written by synthesiser version {written}, not "
-            f"{speech.SYNTH_VERSION}: writing it again"
-        )
+        log(f"[corpus] the corpus at {out_dir} was written by {written}, not {wanted}: writing it again")
     log(f"[corpus] writing the built-in corpus ({scale}) to {out_dir}")
-    print(generate(out_dir, scale=scale, seed=seed).summary())
+    print(generate(out_dir, scale=scale, seed=seed, template_ply=template_ply).summary())
     return out_dir
