@@ -17,11 +17,12 @@ one when the phone is shorter than a frame).
 Criterion (see `verdict`): PASS when every bilabial (m, b, p, em) reaches a closed mouth, i.e. its
 minimum opening over its frames is <= --closed-mm (0.5 mm above neutral by default), AND vowels
 are clearly more open: the mean vowel opening exceeds the mean bilabial opening by >= --margin-mm
-(1.0 mm). Why 0.5 mm: in the synthetic corpus every ground-truth bilabial reaches -0.47 mm or less
-(median -1.2 mm: the lips press together below their rest gap), and the demo model brings ~85% of
-the test split's bilabials to <= 0.5 mm, so 0.5 mm is "closed" with a margin for a model that
-under-articulates. Only two bilabials occur in the default utterance (/p/ of "sharply", /b/ of
-"table"): use --style all (and several training seeds) before concluding anything.
+(1.0 mm). Why 0.5 mm: in the synthetic corpus (small, the built-in face) every ground-truth /p b m/
+reaches 0.16 mm or less (291 of them; median -0.93 mm, 96% at -0.47 mm or less: the lips press
+together below their rest gap), and the demo model brings ~86% of the test split's closures to
+<= 0.5 mm, so 0.5 mm is "closed" with a margin for a model that under-articulates. Only two
+bilabials occur in the default utterance (/p/ of "sharply", /b/ of "table"): use --style all (and
+several training seeds) before concluding anything.
 Prints the per-phone table and the summary, writes accept.json and accept.png (opening
 over time, phones shaded: vowels, bilabials, silence) to --out. Exit status 0 on PASS, 3 on FAIL,
 1 on a user error (missing files).

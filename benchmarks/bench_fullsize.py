@@ -1,12 +1,17 @@
 """Full-size run: synth -> read data_verts.npy once -> prepare -> one training epoch -> animate
 10 minutes of audio, each step in its own child process, with wall time and peak memory.
 
-    .venv/bin/python benchmarks/bench_fullsize.py --work /data/vocagan-bench            # VOCASET-sized
+    .venv/bin/python benchmarks/bench_fullsize.py --work /data/vocagan-bench --template-ply FLAME_sample.ply
+                                                     # VOCASET-sized: 1.2e5 frames x 5023 FLAME vertices
     .venv/bin/python benchmarks/bench_fullsize.py --work /tmp/vocagan-bench --scale small
     .venv/bin/python benchmarks/bench_fullsize.py --work /data/vocagan-bench --only-prepare --repeat 3
 
 --only-prepare stops after read-once + prepare; --repeat N alternates read-once and prepare N times
 (on a shared machine, judge by the ratio of the two measured back to back, not by either alone).
+
+The built-in face has 2313 vertices at every scale but tiny, so `--scale full` alone writes 1.2e5
+frames x 2313 vertices (3.2 GB); with `--template-ply FLAME_sample.ply` the corpus animates the FLAME
+template and is VOCASET's size (5023 vertices, ~7 GB), as the figures in RESULTS.md before issue 13.
 
 --work must be outside the repository; the corpus goes to WORK/corpus-<scale> (generated with
 `vocagan synth --scale SCALE` when absent, kept for later runs: the full one is ~7 GB) and each run's
@@ -198,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True, help="folder outside the repository (corpus + runs)")
     ap.add_argument("--scale", default="full", choices=["tiny", "small", "full"])
+    ap.add_argument(
+        "--template-ply", type=Path, help="animate this mesh (e.g. FLAME_sample.ply) instead of the built-in face"
+    )
     ap.add_argument("--model", default="transformer_gan", help="model trained for one epoch (default: %(default)s)")
     ap.add_argument("--audio-minutes", type=float, default=10.0, help="length of the animate input")
     ap.add_argument("--video-size", type=int, default=256, help="animate video size (pixels)")
@@ -224,14 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     if work == REPO or work.is_relative_to(REPO):
         sys.exit("--work must be outside the repository (the full corpus is ~7 GB)")
-    corpus = work / f"corpus-{args.scale}"
+    corpus = work / (f"corpus-{args.scale}" + (f"-{args.template_ply.stem}" if args.template_ply else ""))
     run = work / f"run-{args.scale}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run.mkdir(parents=True)
     print(f"bench_fullsize: scale {args.scale}, corpus {corpus}, run {run}", flush=True)
     steps = []
     data_verts = corpus / "data_verts.npy"
     if not data_verts.is_file():
-        steps.append(measure("synth", vocagan("synth", "--scale", args.scale, "--out", str(corpus)), run, data_verts))
+        template = ["--template-ply", str(args.template_ply)] if args.template_ply else []
+        steps.append(
+            measure("synth", vocagan("synth", "--scale", args.scale, "--out", str(corpus), *template), run, data_verts)
+        )
     shape = np.load(data_verts, mmap_mode="r").shape
     size_gb = data_verts.stat().st_size / 2**30
     cache, train_dir = run / "cache", run / "train"

@@ -172,7 +172,7 @@ def speech_like():
     return _speech_like
 
 
-def _toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True):
+def _toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True, extra=()):
     """A random-weight checkpoint whose PCA decodes to a sphere's lower half ("jaw") moving: styles
     TOY_STYLES, templates TOY_STYLES + ["Unseen"], icosphere(2) topology (162 vertices)."""
     import torch
@@ -190,6 +190,7 @@ def _toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=T
     cfg = load_config(
         overrides=[f"model.name={name}", f"features.kind={features}", f"data.fps={fps}"]
         + [f"model.{k}={v}" for k, v in TOY_MODEL_SIZES[name].items()]
+        + list(extra)
     )
     audio_dim = 80 if features == "logmel" else 16 * 29
     meta = {
@@ -222,7 +223,168 @@ def _toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=T
 
 @pytest.fixture(scope="session")
 def toy_checkpoint():
-    """Factory: toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True) -> path
+    """Factory: toy_checkpoint(path, name="transformer", features="logmel", fps=30, faces=True, extra=())
+    -> path (extra: more config overrides, e.g. ["model.lookahead=2", "model.attention_band=20"])
     of a random-weight checkpoint (styles SubjA, SubjB, SubjC; extra template "Unseen"; a 162-vertex
     sphere whose lower half is the mouth)."""
     return _toy_checkpoint
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--hide-scrollbars",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Factory: chromium(profile_dir, url, *flags, timeout=120) -> CompletedProcess of a headless
+    Debian Chromium (installed with apt-get once if absent; the test is skipped only if that fails)."""
+    import os
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if exe is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        if subprocess.run(["apt-get", "update"], capture_output=True, env=env).returncode == 0:
+            subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, env=env)
+        exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("headless Chromium unavailable (apt-get install -y chromium failed or not permitted)")
+
+    def run(profile: Path, url: str, *flags: str, timeout: float = 120):
+        return subprocess.run(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags, url],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+GLTF_VALIDATOR_VERSION = "2.0.0-dev.3.10"
+
+
+@pytest.fixture(scope="session")
+def gltf_validator(repo):
+    """Factory: gltf_validator(path) -> the Khronos glTF-Validator report (dict) of a .glb. The npm
+    package (pinned) lives in .venv/node (scripts/setup.sh --test installs it; installed here when
+    absent); skipped only when node/npm are unavailable."""
+    import json
+    import shutil
+    import subprocess
+
+    prefix = repo / ".venv" / "node"
+    package = prefix / "node_modules" / "gltf-validator"
+    if not package.is_dir() and shutil.which("npm"):
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-save",
+                "--prefix",
+                str(prefix),
+                f"gltf-validator@{GLTF_VALIDATOR_VERSION}",
+            ],
+            capture_output=True,
+        )
+    if not package.is_dir() or not shutil.which("node"):
+        pytest.skip("node or the gltf-validator npm package unavailable")
+    script = (
+        "const v = require(process.argv[1]); const fs = require('fs');"
+        "v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])), {maxIssues: 200})"
+        ".then((r) => console.log(JSON.stringify(r)));"
+    )
+
+    def validate(path: Path) -> dict:
+        proc = subprocess.run(
+            ["node", "-e", script, str(package), str(path)], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    return validate
+
+
+@pytest.fixture()
+def chromium_live(chromium, tmp_path):
+    """Factory: chromium_live(url, *flags) -> a page in a running headless Chromium, driven over the
+    DevTools protocol in real time (for pages that need a real clock: microphone capture, WebSockets):
+    `.evaluate(js)` -> value, `.screenshot(path)`. Closed after the test."""
+    import base64
+    import contextlib
+    import json
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    from websockets.sync.client import connect
+
+    exe = shutil.which("chromium") or "/usr/bin/chromium"
+    opened = []
+
+    class Page:
+        def __init__(self, url: str, *flags: str):
+            profile = tmp_path / f"live-profile-{len(opened)}"
+            self.proc = subprocess.Popen(
+                [
+                    exe,
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={profile}",
+                    "--remote-debugging-port=0",
+                    *flags,
+                    "about:blank",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            opened.append(self)
+            port_file = profile / "DevToolsActivePort"
+            deadline = time.monotonic() + 60
+            while not (port_file.is_file() and port_file.read_text().strip()):
+                assert time.monotonic() < deadline, "Chromium did not open its DevTools port"
+                time.sleep(0.1)
+            port = int(port_file.read_text().split()[0])
+            targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json").read())
+            target = next(t for t in targets if t["type"] == "page")
+            self.stack = contextlib.ExitStack()
+            self.ws = self.stack.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None))
+            self.n = 0
+            self.call("Page.navigate", url=url)
+
+        def call(self, method: str, **params):
+            self.n += 1
+            self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+            while True:
+                msg = json.loads(self.ws.recv(timeout=60))
+                if msg.get("id") == self.n:
+                    return msg.get("result", {})
+
+        def evaluate(self, expression: str):
+            return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+        def screenshot(self, path: Path) -> Path:
+            path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+            return path
+
+        def close(self) -> None:
+            self.stack.close()
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    yield Page
+    for page in opened:
+        page.close()

@@ -158,6 +158,9 @@ def test_folder_instead_of_file_and_missing_files(tiny_corpus, tmp_path, capsys)
     root = copy_corpus(tiny_corpus, tmp_path)
     (root / "data_verts.npy").unlink()
     (root / "data_verts.npy").mkdir()
+    folder = cli_error(capsys, prepare_argv(root, tmp_path))
+    assert folder == f"error: {root / 'data_verts.npy'}: expected a file, got a folder"
+    (root / "data_verts.npy").rmdir()
     assert cli_error(capsys, prepare_argv(root, tmp_path)) == f"error: {root / 'data_verts.npy'}: file not found"
     assert "nowhere: data folder not found" in cli_error(capsys, prepare_argv(tmp_path / "nowhere", tmp_path))
 
@@ -395,5 +398,5 @@ def test_render_vertex_count_mismatch(tiny_corpus, tmp_path, capsys):
             str(tmp_path / "x.mp4"),
         ],
     )
-    assert msg.startswith(f"error: {tiny_corpus / 'FLAME_sample.ply'}: vertex count mismatch")
+    assert msg.startswith(f"error: {tiny_corpus / 'FLAME_sample.ply'}: topology mismatch: the mesh has ")
     assert not (tmp_path / "x.mp4").exists()

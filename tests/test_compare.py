@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import vocagan.compare as compare_module
 from vocagan import cli
 from vocagan.checkpoint import FORMAT
-from vocagan.compare import COMPARE_TRAIN, _cell, compare, run_config, run_state, verdict
+from vocagan.compare import COMPARE_TRAIN, _cell, compare, run_config, run_state
 from vocagan.config import Config, model_config
 from vocagan.errors import VocaganError
-from vocagan.eval_report import finite_or_none
+from vocagan.eval_report import finite_or_none, metric_fmt
+from vocagan.stats import N_RESAMPLES
+from vocagan.verdict import estimate, verdict
 
 
 def _m(lve, corr, lag=0, accel=1.0, **kw) -> dict:
@@ -34,20 +37,59 @@ def _m(lve, corr, lag=0, accel=1.0, **kw) -> dict:
     return base
 
 
-def test_verdict_when_the_gan_wins():
+def _est(results: dict, spread: float = 0.0):
+    """Estimates of hand-made per-seed results whose bootstrap replicates over test sequences are the
+    value times (1 + e), e spread evenly over +-spread (the same e for every entry: paired sequences)."""
+    e = np.linspace(-spread, spread, N_RESAMPLES)
+    reps = {n: [{k: v * (1 + e) for k, v in m.items() if v is not None} for m in runs] for n, runs in results.items()}
+    return estimate(results, reps)
+
+
+def test_verdict_names_a_winner_only_where_the_interval_excludes_zero():
     results = {
-        "rnn": [_m(3e-5, 0.5), _m(3.2e-5, 0.4)],
-        "transformer_gan": [_m(2e-5, 0.8), _m(2.1e-5, 0.7)],
+        "rnn": [_m(3e-5, 0.5), _m(3.2e-5, 0.4), _m(3.1e-5, 0.45)],
+        "transformer_gan": [_m(2e-5, 0.8), _m(2.1e-5, 0.7), _m(2.05e-5, 0.75)],
         "mean motion": [_m(4e-5, float("nan"))],
     }
-    text = "\n".join(verdict(results, ["rnn", "transformer_gan"]))
-    assert "Transformer+GAN wins on LVE." in text
-    assert "Transformer+GAN wins on lip sync" in text
+    text = "\n".join(verdict(_est(results), ["rnn", "transformer_gan"]))
+    assert "Transformer+GAN wins on LVE: better than every other entry" in text
+    assert "LVE (x1e-5 m², frame-pooled) [lower is better]: best is Transformer+GAN, better than every other" in text
+    assert "Transformer+GAN wins on lip sync (mouth-opening correlation)" in text
     assert "RNN beats the mean-motion baseline on LVE (3.100 vs 4.000" in text
-    # a lead smaller than the seed spread is not a clear win, and the verdict says so
-    results["transformer_gan"] = [_m(2.9e-5, 0.8), _m(3.2e-5, 0.7)]
-    text = "\n".join(verdict(results, ["rnn", "transformer_gan"]))
-    assert "Transformer+GAN is best on LVE, but by less than the seed spread: not a clear win." in text
+    # seeds that overlap: the lead is not resolved, and the verdict says "no difference"
+    results["transformer_gan"] = [_m(2.8e-5, 0.8), _m(3.2e-5, 0.7), _m(3.0e-5, 0.75)]
+    lines = verdict(_est(results), ["rnn", "transformer_gan"])
+    text = "\n".join(lines)
+    assert "no difference between Transformer+GAN and RNN" in text
+    assert "Transformer+GAN does NOT win on LVE: no difference from RNN" in text
+    assert not any("wins on LVE" in line for line in lines)
+
+
+def test_differences_are_paired_by_test_sequence():
+    """Two entries whose values move together over the test-sequence resamples: each interval is wide
+    (they overlap), but the paired difference is resolved."""
+    results = {"rnn": [_m(3.0e-5, 0.5)], "transformer": [_m(2.9e-5, 0.5)]}
+    est = _est(results, spread=0.5)
+    lo_rnn, _ = est.ci("rnn", "lve")
+    _, hi_tr = est.ci("transformer", "lve")
+    assert hi_tr > lo_rnn  # the two intervals overlap
+    d, lo, hi = est.shown_difference("transformer", "rnn", "lve", "lower")
+    assert d == pytest.approx(-0.1e-5) and hi < 0  # yet the paired difference excludes 0
+    assert est.judge("transformer", "rnn", "lve", "lower") == "better"
+    assert est.judge("rnn", "transformer", "lve", "lower") == "worse"
+
+
+def test_seed_level_interval_without_sequence_replicates():
+    results = {"rnn": [_m(1e-5, 0.5), _m(2e-5, 0.5), _m(3e-5, 0.5)]}
+    est = estimate(results)  # no replicates: the seeds alone
+    lo, hi = est.ci("rnn", "lve")
+    assert est.value("rnn", "lve") == pytest.approx(2e-5)
+    half = 4.302653 / np.sqrt(3) * 1e-5  # the t-interval of 3 seeds: t(0.975, 2) * s / sqrt(3), s = 1e-5
+    assert lo == pytest.approx(2e-5 - half, rel=0.05) and hi == pytest.approx(2e-5 + half, rel=0.05)
+    # two seeds that disagree leave a difference unresolved (t with 1 degree of freedom)
+    two = estimate({"rnn": [_m(1e-5, 0.5), _m(2e-5, 0.5)], "transformer": [_m(3e-5, 0.5), _m(4e-5, 0.5)]})
+    assert two.judge("rnn", "transformer", "lve", "lower") == "no difference"
+    assert est.ci("rnn", "mve_mm") == (pytest.approx(1.0), pytest.approx(1.0))  # no spread at all
 
 
 def test_verdict_says_plainly_when_the_gan_does_not_win():
@@ -57,39 +99,55 @@ def test_verdict_says_plainly_when_the_gan_does_not_win():
         "zero motion": [_m(1e-5, float("nan"), mve_mm=2.0)],
         "mean motion": [_m(2.5e-5, float("nan"))],
     }
-    lines = verdict(results, ["rnn", "transformer_gan"])
+    lines = verdict(_est(results), ["rnn", "transformer_gan"])
     text = "\n".join(lines)
-    assert (
-        "Transformer+GAN does NOT win on LVE: RNN is better among the models, and the baseline zero motion "
-        "is best overall." in text
-    )
+    assert "Transformer+GAN does NOT win on LVE: RNN, zero motion, mean motion are better (vs zero motion:" in text
     assert "Transformer+GAN does NOT win on lip sync" in text
-    assert "Transformer+GAN does NOT beat the mean-motion baseline on LVE" in text
-    # equal values are a tie, not a win; lag is judged by |lag|, acceleration by its distance to the gt's
-    assert any(line.startswith("MVE (mm, all vertices):") and "tie" in line for line in lines)
+    assert "Transformer+GAN is WORSE than the mean-motion baseline on LVE" in text
+    assert "Transformer+GAN vs RNN: worse on LVE, lip sync (mouth-opening correlation)" in text
+    # equal values show no difference; lag is judged by |lag|, acceleration by its distance to the gt's
+    assert any(line.startswith("MVE (mm, all vertices) [lower is better]: no difference between") for line in lines)
     # a metric on which every entry scores the same as the template-only baseline is named as such
-    assert any(line.startswith("|FDD| (x1e-7 m²): the same for every entry, zero motion included") for line in lines)
+    assert any(line.startswith("|FDD| (x1e-7 m²) [lower is better]: the same for every entry") for line in lines)
 
 
 def test_verdict_is_about_the_model_it_is_given():
     results = {"rnn": [_m(2e-5, 0.9)], "transformer": [_m(3e-5, 0.2)]}
-    text = "\n".join(verdict(results, ["rnn", "transformer"], focus="rnn"))
-    assert "RNN wins on LVE." in text and "Transformer+GAN" not in text
+    text = "\n".join(verdict(_est(results), ["rnn", "transformer"], focus="rnn"))
+    assert "RNN wins on LVE" in text and "Transformer+GAN" not in text
+    assert "RNN vs Transformer: better on LVE" in text
 
 
 def test_verdict_without_the_gan_and_metric_direction():
     results = {"rnn": [_m(2e-5, 0.5, lag=-3, accel=5.0)], "transformer": [_m(3e-5, 0.6, lag=1, accel=1.1)]}
-    lines = verdict(results, ["rnn", "transformer"])
+    lines = verdict(_est(results), ["rnn", "transformer"])
     assert "Transformer+GAN was not part of this comparison." in lines
-    assert "lag pred vs gt (frames): best is Transformer, ahead of RNN." in lines
-    assert "acceleration lips (mm/frame²): best is Transformer, ahead of RNN." in lines
-    assert "mouth-opening corr. (pred vs gt): best is Transformer, ahead of RNN." in lines
+    assert any(
+        line.startswith("lag pred vs gt (frames) [closer to 0 is better]: best is Transformer,") for line in lines
+    )
+    assert any(
+        line.startswith("acceleration lips (mm/frame²) [closer to the ground truth's is better]: best is Transformer,")
+        for line in lines
+    )
+    assert any(
+        line.startswith("mouth-opening corr. (pred vs gt) [higher is better]: best is Transformer,") for line in lines
+    )
 
 
 def test_cell_mean_and_sample_std():
     assert _cell([1e-5, 3e-5], 1e5) == "2.000 ± 1.414"  # sample std of (1, 3) = sqrt(2)
     assert _cell([2e-5], 1e5) == "2.000"
     assert _cell([float("nan")], 1.0) == "n/a"
+
+
+def test_each_metric_prints_with_its_own_precision():
+    """The report's formatter per metric kind (`format_ci`'s fmt): LVE four decimals, mm three, closures
+    one (they are percentages), lags whole frames unless a mean or bound falls between frames."""
+    assert metric_fmt("lve")(3.291e-6, 1e5) == "0.3291"
+    assert metric_fmt("mve_mm")(0.35512) == "0.355"
+    assert metric_fmt("closure_rate")(86.2068) == "86.2"
+    assert metric_fmt("lag")(0.0) == "0" and metric_fmt("lag")(-0.125) == "-0.1"
+    assert metric_fmt("lve")(float("nan")) == "n/a" and metric_fmt("lve")(None) == "n/a"
 
 
 def test_run_config_keeps_hyperparameters_only_for_their_model():
@@ -157,8 +215,8 @@ def test_cli_compare_starts_from_the_compare_budget_and_keeps_every_value_given(
     """`--batch-size 32` trains at 32 even though 32 is the library default (it used to give 16)."""
     seen = {}
 
-    def fake_compare(cfg, out_dir, models, seeds, focus, jobs):
-        seen.update(cfg=cfg, models=models, seeds=seeds, focus=focus, jobs=jobs)
+    def fake_compare(cfg, out_dir, models, seeds, focus, sync_expert=None, jobs=1):
+        seen.update(cfg=cfg, models=models, seeds=seeds, focus=focus, sync_expert=sync_expert, jobs=jobs)
         return type("R", (), {"summary": lambda self: "ok"})()
 
     monkeypatch.setattr(compare_module, "compare", fake_compare)
@@ -188,14 +246,28 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
     report = (out / "report.md").read_text()
     for name in ("RNN", "Transformer+GAN", "zero motion", "mean motion", "ridge"):
         assert name in report
-    assert "±" in result.table and "## Verdict" in report and "evaluation fps 30" in report
+    assert "[" in result.table and "## Verdict" in report and "evaluation fps 30" in report
+    assert "## Paired differences" in report and "Transformer+GAN − RNN" in report and "sync expert" in report
     assert any("Transformer+GAN" in v and "LVE" in v for v in result.verdict)
     for model in ("rnn", "transformer_gan"):
         for seed in (0, 1):
             assert (out / "runs" / model / f"seed{seed}" / "best.pt").is_file()
             assert (out / "eval" / model / f"seed{seed}" / "metrics.json").is_file()
     assert (out / "bar_lve.png").is_file() and (out / "val_curves.png").is_file()
+    assert (out / "differences.png").is_file() and (out / "sync_expert.pt").is_file()
     saved = json.loads((out / "compare.json").read_text())
+    # every entry's figures with intervals; every pair's paired differences
+    assert "lve_ci95" in saved["estimates"]["rnn"] and "lse_d_ci95" in saved["estimates"]["ridge"]
+    assert "lve" in saved["differences"]["rnn - transformer_gan"] and "uncertainty" in saved
+    # every run was scored by the one sync expert of this corpus
+    shas = {
+        json.loads((out / "eval" / m / f"seed{k}" / "metrics.json").read_text())["protocol"]["sync_expert_info"][
+            "sha256"
+        ]
+        for m in ("rnn", "transformer_gan")
+        for k in (0, 1)
+    }
+    assert len(shas) == 1
     # each run's selection criterion (best val LVE) sits beside the test metrics, as in its metrics.jsonl
     val_row = next(line for line in report.splitlines() if line.startswith("| val LVE, best epoch"))
     assert val_row.count("n/a") == 3  # the three baselines are not trained
@@ -237,11 +309,19 @@ def test_compare_runs_in_parallel_with_the_same_numbers(request, tmp_path, one_t
 
 def test_closures_are_judged_among_the_models_only():
     results = {
-        "transformer": [_m(2e-5, 0.9, closure_rate=80.0), _m(2e-5, 0.9, closure_rate=84.0)],
-        "transformer_gan": [_m(3e-5, 0.8, closure_rate=95.0), _m(3e-5, 0.8, closure_rate=93.0)],
+        "transformer": [_m(2e-5, 0.9, closure_rate=r) for r in (80.0, 84.0, 82.0)],
+        "transformer_gan": [_m(3e-5, 0.8, closure_rate=r) for r in (95.0, 93.0, 94.0)],
         "zero motion": [_m(5e-5, float("nan"), closure_rate=100.0)],
     }
-    lines = verdict(results, ["transformer", "transformer_gan"])
-    assert "lip closures reached (%) (among the models): best is Transformer+GAN, ahead of Transformer." in lines
-    assert "Transformer+GAN wins on lip closures reached." in lines
-    assert "Transformer+GAN does NOT win on LVE: Transformer is better among the models." in lines
+    lines = verdict(_est(results), ["transformer", "transformer_gan"])
+    assert any(
+        line.startswith(
+            "lip closures reached (%) (among the models) [higher is better]: best is Transformer+GAN, better than"
+        )
+        for line in lines
+    )
+    assert (
+        "Transformer+GAN wins on lip closures reached: better than every other entry (95 % intervals exclude 0)."
+        in lines
+    )
+    assert any(line.startswith("Transformer+GAN does NOT win on LVE: Transformer is better") for line in lines)

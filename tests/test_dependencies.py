@@ -41,3 +41,18 @@ def test_every_declared_dependency_is_pinned():
         if "==" in line and not line.lstrip().startswith("#")
     }
     assert not set(_declared()) - pins, f"not pinned in requirements.txt: {set(_declared()) - pins}"
+
+
+def test_optional_extras_are_pinned_in_their_requirements_files():
+    """`pip install vocagan[encoders]` / `[phonetic]`: the same exact versions as the pinned trees that
+    scripts/setup.sh --test installs (requirements-encoders.txt, requirements-phonetic.txt)."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("encoders", "phonetic"):
+        pins = {
+            line.strip().lower()
+            for line in (REPO / f"requirements-{extra}.txt").read_text().splitlines()
+            if "==" in line and not line.lstrip().startswith("#")
+        }
+        assert {d.lower() for d in extras[extra]} <= pins, f"vocagan[{extra}] and requirements-{extra}.txt differ"
+        used = _imported()
+        assert all(re.split(r"[=<>]", d)[0] in used for d in extras[extra]), f"vocagan[{extra}] is not imported"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ from vocagan import metrics as M
 from vocagan.baselines import context_features, evaluate_baselines, fit_ridge
 from vocagan.config import Config, DataConfig, model_config
 from vocagan.errors import VocaganError
+from vocagan.eval_pool import gaussians, pool_metrics, sequence_metrics, stack, sync_metrics
 from vocagan.evaluate import _data_config, evaluate
+from vocagan.prep.regions import Regions
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -44,6 +47,47 @@ def test_data_config_replaces_only_file_locations():
     assert merged.data.root == "/new" and merged.data.masks_path == "/m.pkl"
     assert merged.data.fps == 60 and merged.data.test_sentences == [21]
     assert _data_config(ckpt, None) is ckpt
+
+
+def _toy_rows(n_seq: int = 3, seed: int = 0) -> list[dict]:
+    """Per-sequence metric dicts of random predictions on a 6-vertex face (lips 0-3, upper face 4-5)."""
+    rng = np.random.default_rng(seed)
+    regions = Regions(mouth=np.arange(4), lips=np.arange(4), upper_face=np.array([4, 5]), source="toy")
+    template = rng.normal(size=(6, 3)) * 0.01
+    rows = []
+    for i in range(n_seq):
+        t = 40 + 5 * i  # > 2 * MAX_OFFSET frames: the sync distances exist
+        gt = template + rng.normal(size=(t, 6, 3)) * 1e-3
+        pred = template + rng.normal(size=(t, 6, 3)) * 7e-4
+        open_gt = 2 + np.sin(np.arange(t) / (1.5 + i)) * 3 + rng.normal(size=t) * 0.1
+        open_pred = open_gt * 0.8 + rng.normal(size=t) * 0.2
+        m = sequence_metrics(pred, gt, template, regions, open_pred, open_gt, np.abs(open_gt) + 0.1, 2.0)
+        m.update(sync_metrics(rng.normal(size=(t, 4)), rng.normal(size=(t + 2, 4))))
+        rows.append(m)
+    return rows
+
+
+def test_bootstrap_weights_are_resampled_sequences():
+    """Every metric pooled with weights (2, 0, 1) equals the same metric on the sequences (0, 0, 2)
+    each weighted once: a bootstrap replicate is the metric of a resampled test set."""
+    rows = _toy_rows()
+    gt = _toy_rows(seed=1)  # stands in for the ground truth's sync embeddings
+
+    def gt_ref(w, stacked):
+        mu, cov, n = gaussians(w, stacked)
+        return mu, cov, n, M.sqrtm_psd(cov)
+
+    weighted = pool_metrics(stack(rows), np.array([[2.0, 0.0, 1.0]]), gt_ref(np.array([[2.0, 0.0, 1.0]]), stack(gt)))
+    resampled = [rows[0], rows[0], rows[2]]
+    plain = pool_metrics(stack(resampled), np.ones((1, 3)), gt_ref(np.ones((1, 3)), stack([gt[0], gt[0], gt[2]])))
+    assert set(weighted) == set(plain) and len(weighted) > 20
+    for key in weighted:
+        np.testing.assert_allclose(weighted[key], plain[key], rtol=1e-9, err_msg=key)
+    # and with unit weights the pooled numbers are the pure metric functions' own
+    unit = pool_metrics(stack(rows), np.ones((1, 3)), gt_ref(np.ones((1, 3)), stack(gt)))
+    assert unit["lve"][0] == pytest.approx(sum(r["lve_sum"] for r in rows) / sum(r["frames"] for r in rows))
+    assert unit["peak_open_ratio"][0] == pytest.approx(M.pool_peaks([r["peaks"] for r in rows]))
+    assert unit["lse_d"][0] == pytest.approx(np.mean([r["lse_d"] for r in rows]))
 
 
 # ----------------------------------------------------------------------------- on the tiny corpus
@@ -83,6 +127,10 @@ def test_evaluate_writes_outputs_with_finite_metrics(trained):
         "lve_per_sequence.png",
         "mouth_opening.png",
         "error_heatmap.png",
+        "naturalness_sync.png",
+        "sync_offsets.png",
+        "bootstrap.npz",
+        "sync_expert.pt",
     ):
         assert (ev.out_dir / name).is_file() and (ev.out_dir / name).stat().st_size > 0, name
     for key in (
@@ -98,6 +146,17 @@ def test_evaluate_writes_outputs_with_finite_metrics(trained):
         "lag",
         "accel_mm",
         "jitter_mm",
+        "lip_vel_ratio",
+        "lip_acc_ratio",
+        "open_vel_ratio",
+        "open_acc_ratio",
+        "lip_speed_w1",
+        "peak_open_ratio",
+        "lse_d",
+        "lse_c",
+        "lse_d_gt",
+        "lse_c_gt",
+        "sync_fd",
     ):
         assert math.isfinite(ev.metrics[key]) and math.isfinite(ev.fixed[key]), key
     assert ev.metrics["lve"] > 0 and -M.MAX_LAG <= ev.metrics["lag"] <= M.MAX_LAG
@@ -111,6 +170,35 @@ def test_evaluate_writes_outputs_with_finite_metrics(trained):
     # deterministic model: no diversity; the test split's subjects are the two unseen ones
     assert math.isnan(ev.metrics["diversity_mm"])
     assert p["subjects"] == sorted(cfg.data.test_subjects)
+
+
+def test_every_figure_has_a_95_interval(trained):
+    _, _, ev, _, _ = trained
+    saved = json.loads((ev.out_dir / "metrics.json").read_text())
+    for part in ("metrics", "fixed_style"):
+        values = {k: v for k, v in saved[part].items() if not k.endswith("_ci95")}
+        assert values and all(f"{k}_ci95" in saved[part] for k in values), part
+        for key in ("lve", "mve_mm", "lse_d", "lip_vel_ratio"):
+            lo, hi = saved[part][f"{key}_ci95"]
+            assert lo <= values[key] <= hi and lo < hi, (part, key)
+    b = saved["protocol"]["bootstrap"]
+    assert b["n_resamples"] == 1000 and b["seed"] == 0 and len(b["sequences"]) == ev.protocol["n_sequences"]
+    with np.load(ev.out_dir / "bootstrap.npz") as z:
+        assert z["metrics/lve"].shape == (1000,) and "fixed/lse_c" in z.files
+        np.testing.assert_allclose(np.quantile(z["metrics/lve"], [0.025, 0.975]), saved["metrics"]["lve_ci95"])
+    table = (ev.out_dir / "metrics.md").read_text()
+    assert "[95 % CI]" in table and "percentile bootstrap" in table and "sync expert" in table
+    assert "validation offset retrieval" in saved["protocol"]["sync_expert"]
+
+
+def test_the_kept_sync_expert_reproduces_the_sync_scores(trained, tmp_path):
+    cfg, ckpt, ev, _, _ = trained
+    again = evaluate(ckpt, None, tmp_path / "again", sync_expert=ev.out_dir / "sync_expert.pt")
+    for key in ("lse_d", "lse_c", "sync_fd", "lse_d_gt"):
+        assert again.metrics[key] == pytest.approx(ev.metrics[key], rel=1e-6), key
+    assert again.protocol["sync_expert_info"]["sha256"] == ev.protocol["sync_expert_info"]["sha256"]
+    with pytest.raises(VocaganError, match="sync expert not found"):
+        evaluate(ckpt, None, tmp_path / "bad", sync_expert=tmp_path / "nope.pt")
 
 
 def test_saved_predictions_reproduce_the_reported_lve(trained):
@@ -171,6 +259,10 @@ def test_baselines(trained, tmp_path):
         per_frame.append(M.lip_max_sq_error(np.broadcast_to(vs.templates[row["subject"]], gt.shape), gt, lips))
     assert M.pool_frames(per_frame) == pytest.approx(results["zero motion"].metrics["lve"], rel=1e-6)
     assert results["zero motion"].metrics["accel_mm"] == 0.0
+    # a still mouth has none of the true dynamics or amplitude; its sync confidence is near zero
+    for key in ("lip_vel_ratio", "lip_acc_ratio", "open_vel_ratio", "peak_open_ratio"):
+        assert results["zero motion"].metrics[key] == 0.0, key
+    assert results["zero motion"].metrics["lse_c"] < 0.5 * results["zero motion"].metrics["lse_c_gt"]
 
 
 def _lips(checkpoint: Path) -> np.ndarray:
@@ -201,6 +293,11 @@ def test_cli_evaluate(trained, tmp_path, capsys):
     assert "LVE (x1e-5 m², frame-pooled)" in out and (tmp_path / "cli" / "metrics.json").is_file()
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not an expert")
+    args = ["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "y"), "--sync-expert", str(junk)]
+    assert main(args) == 1
+    assert "unreadable sync expert" in capsys.readouterr().err
 
 
 def test_bad_fps_fails_early(trained, tmp_path):
@@ -217,3 +314,27 @@ def test_masks_given_at_evaluation_define_the_metric_regions(trained, tmp_path):
     again = evaluate(ckpt, data, tmp_path / "masks", style=cfg.data.train_subjects[0])
     assert "given at evaluation" in again.protocol["region_source"]
     assert again.metrics["lve"] == pytest.approx(ev.fixed["lve"], rel=1e-6)
+
+
+def test_report_tables_are_valid_markdown_with_sensible_numbers(trained):
+    """Every row of metrics.md's table has the header's cell count (a literal | is escaped, as in
+    \\|FDD\\|); percentages have one decimal, lags are whole frames, LVE four decimals."""
+    result = trained[2]
+    text = (result.out_dir / "metrics.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
+    assert len(set(cells)) == 1, rows
+    assert "\\|FDD\\|" in text and "| |FDD|" not in text
+    by_label = {re.split(r"(?<!\\)\|", r)[1].strip(): re.split(r"(?<!\\)\|", r)[2].strip() for r in rows[2:]}
+    assert re.fullmatch(r"\d+\.\d", by_label["lip closures reached (%)"])
+    assert re.fullmatch(r"-?\d+(\.\d)?", by_label["lag pred vs gt (frames)"])
+    assert re.fullmatch(r"\d+\.\d{4}", by_label["LVE (x1e-5 m², frame-pooled)"])
+
+
+def test_a_checkpoint_of_another_topology_is_refused(tmp_path, toy_checkpoint, tiny_corpus):
+    """The toy checkpoint (a 162-vertex sphere) on the tiny corpus: one line, not an IndexError."""
+    from vocagan.config import DataConfig
+
+    ckpt = toy_checkpoint(tmp_path / "toy.pt", name="rnn")
+    with pytest.raises(VocaganError, match="meshes have .* vertices, the model was trained on 162"):
+        evaluate(ckpt, DataConfig(root=str(tiny_corpus)), tmp_path / "eval")

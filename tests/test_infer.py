@@ -15,7 +15,8 @@ import soundfile as sf
 from vocagan.checkpoint import load_checkpoint
 from vocagan.config import load_config
 from vocagan.errors import VocaganError
-from vocagan.infer import animate, audio_features, chunk_spans, predict_motion
+from vocagan.frames import chunk_spans
+from vocagan.infer import animate, audio_features, predict_motion
 
 STYLES = ["SubjA", "SubjB", "SubjC"]  # the styles of the `toy_checkpoint` fixture
 
@@ -70,7 +71,8 @@ def test_style_all_and_samples(tmp_path, toy_checkpoint, speech_like):
     assert np.abs(a - b).max() > 1e-6  # two samples differ
     again = animate(ckpt, tmp_path / "a.wav", tmp_path / "again", style="SubjA", samples=2, video=False)
     np.testing.assert_array_equal(np.load(again.outputs[1].vertices), b)  # seeded: reproducible
-    assert len(result.files()) == 6
+    assert len(result.files()) == 1 + 2 * 6  # the face mesh, then per output the vertices and their .json
+    assert result.mesh == tmp_path / "out" / "a_mesh.ply" and result.mesh.is_file()
 
 
 def test_template_by_name_and_mesh_file(tmp_path, ckpt_path, speech_like, icosphere):
@@ -197,3 +199,58 @@ def test_trained_model_float_mono_22k_and_chunking(tmp_path, trained, speech_lik
     seam_mm = np.abs(prepared.decode(chunked[0]) - prepared.decode(full[0])).max() * 1000
     print(f"max chunked-vs-full vertex difference {seam_mm:.4f} mm (motion amplitude {motion_mm:.3f} mm)")
     assert seam_mm < 0.05 * motion_mm and seam_mm < 0.05
+
+
+def test_animate_writes_what_render_and_export_html_need(tmp_path, ckpt_path, speech_like, capsys):
+    """Beside its vertices animate writes the face mesh and a .json (fps, counts, mesh, audio): render and
+    export-html need nothing else, and refuse a mesh of another topology in one line."""
+    import json
+
+    from vocagan.cli import main
+
+    sf.write(tmp_path / "a.wav", speech_like(0.4, 16000), 16000)
+    result = animate(ckpt_path, tmp_path / "a.wav", tmp_path / "out", fps=25, video=False)
+    info = json.loads(result.outputs[0].info.read_text())
+    assert info["fps"] == 25 and info["n_vertices"] == 162 and info["mesh"] == "a_mesh.ply"
+    assert info["audio"] == "a.wav" or info["audio"].endswith("a.wav")
+    npy = result.outputs[0].vertices
+    assert main(["render", "--vertices", str(npy), "--out", str(tmp_path / "v.mp4"), "--size", "32"]) == 0
+    assert main(["export-html", "--vertices", str(npy), "--out", str(tmp_path / "p.html")]) == 0
+    assert (tmp_path / "v.mp4").stat().st_size > 1000 and "data:audio/wav" in (tmp_path / "p.html").read_text()
+    timings = result.summary()
+    assert "loading" in timings and "warm-up" in timings and "x real time" in timings  # what each figure holds
+    capsys.readouterr()
+    from vocagan.formats.mesh import write_ply
+
+    write_ply(tmp_path / "other.ply", np.zeros((10, 3), np.float32), np.array([[0, 1, 2]]))
+    argv = ["render", "--vertices", str(npy), "--faces", str(tmp_path / "other.ply"), "--out", str(tmp_path / "x.mp4")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "topology mismatch: the mesh has 10 vertices" in err[0]
+
+
+@pytest.mark.parametrize("name", ["rnn", "transformer", "transformer_vae", "transformer_gan"])
+def test_compiled_forward_equals_eager(tmp_path, toy_checkpoint, name):
+    """animate's one-pass path runs a frozen TorchScript graph (MotionModel.compiled): same output as eager."""
+    import torch
+
+    from vocagan.checkpoint import load_checkpoint
+    from vocagan.infer import predict_motion
+
+    model, _ = load_checkpoint(toy_checkpoint(tmp_path / "m.pt", name=name))
+    feats = np.random.default_rng(0).normal(size=(53, 80)).astype(np.float32)
+    eager_path = predict_motion(model, feats, 1)  # no graph built: eager
+    assert model.compiled(build=False) is None and model.compiled() is not None
+    fast = predict_motion(model, feats, 1)  # one chunk, one sample: the compiled graph
+    np.testing.assert_allclose(fast, eager_path, atol=1e-5)
+    with torch.no_grad():
+        eager = model.predict(torch.from_numpy(feats)[None], torch.tensor([1]))[:, 0].numpy()
+    np.testing.assert_allclose(fast, eager, atol=1e-5)
+
+
+def test_streaming_models_are_not_compiled(tmp_path, toy_checkpoint):
+    from vocagan.checkpoint import load_checkpoint
+
+    path = toy_checkpoint(tmp_path / "s.pt", extra=["model.lookahead=2", "model.attention_band=10"])
+    model, _ = load_checkpoint(path)
+    assert model.compiled() is None

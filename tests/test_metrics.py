@@ -208,3 +208,96 @@ def test_closure_events_and_minima_by_hand():
     assert gap == pytest.approx(((0.3 + 1.0) + (0.9 - 0.5) + 0.5) / 3)
     assert M.closure_minima(pred, np.full(10, 2.0)).shape == (0, 2)  # no closure
     assert all(np.isnan(M.pool_closures([np.zeros((0, 2))])))
+
+
+# ----------------------------------------------------------------------------- lip dynamics
+def test_derivatives_and_spread_ratio_by_hand():
+    opening = np.array([0.0, 1.0, 3.0, 2.0])  # velocity 1, 2, -1 ; acceleration 1, -3
+    np.testing.assert_allclose(M.time_derivative(opening, 1), [1.0, 2.0, -1.0])
+    np.testing.assert_allclose(M.squared_rate(opening, 1), [1.0, 4.0, 1.0])
+    np.testing.assert_allclose(M.squared_rate(opening, 2), [1.0, 9.0])
+    assert M.squared_rate(opening[:2], 2).size == 0
+    # half the amplitude -> half the spread of every derivative, pooled over sequences
+    assert M.spread_ratio([M.squared_rate(opening / 2, 1)], [M.squared_rate(opening, 1)]) == pytest.approx(0.5)
+    # pooled over frames: pred rates (1, 1) + (0) vs gt (2, 2) + (1) -> sqrt(2 / 9)
+    ratio = M.spread_ratio([np.array([1.0, 1.0]), np.array([0.0])], [np.array([4.0, 4.0]), np.array([1.0])])
+    assert ratio == pytest.approx(math.sqrt(2 / 9))
+    assert math.isnan(M.spread_ratio([np.ones(2)], [np.zeros(2)]))  # the truth does not move
+
+
+def test_lip_rates_and_speeds_by_hand():
+    v = _seq(3, 3)
+    v[1, 0] = [0.003, 0.004, 0]  # lip v0 moves 5 mm out and back; v1 still; v2 (not a lip) ignored
+    v[:, 2] = [[0, 0, 0], [0.1, 0, 0], [0.2, 0, 0]]
+    lips = np.array([0, 1, 1])  # duplicates count once
+    # velocity: frame 0->1: v0 25 mm², v1 0 -> mean 12.5; frame 1->2 the same
+    np.testing.assert_allclose(M.lip_squared_rate(v, lips, 1), [12.5, 12.5], rtol=1e-5)
+    # acceleration of v0: (0 - 2*(3,4,0) + 0) mm -> 100 mm²; mean with v1 -> 50
+    np.testing.assert_allclose(M.lip_squared_rate(v, lips, 2), [50.0], rtol=1e-5)
+    np.testing.assert_allclose(M.lip_speeds(v, lips), [[5.0, 0.0], [5.0, 0.0]], rtol=1e-5)
+
+
+def test_wasserstein_1d_by_hand():
+    assert M.wasserstein_1d([0.0, 1.0], [0.5]) == pytest.approx(0.5)  # each half moves 0.5
+    assert M.wasserstein_1d([0.0], [3.0]) == pytest.approx(3.0)
+    assert M.wasserstein_1d([0.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)  # a shift by 1
+    assert M.wasserstein_1d([2.0, 0.0], [1.0]) == pytest.approx(1.0)  # unequal sizes, unsorted input
+    assert M.wasserstein_1d([1.0, 2.0, 2.0], [2.0, 1.0, 2.0]) == 0.0
+    assert math.isnan(M.wasserstein_1d([], [1.0]))
+
+
+# ----------------------------------------------------------------------------- amplitude at peaks
+def test_opening_peaks_and_peak_openings_by_hand():
+    # peaks at frame 2 (3 mm, prominence 3), a plateau 5-7 (2 mm; middle frame 6, prominence 2) and a
+    # 0.5 mm bump at frame 9 (prominence 0.5 < 1: not a peak); the ends never count
+    gt = np.array([0.0, 1.0, 3.0, 1.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.5, 0.0])
+    np.testing.assert_array_equal(M.opening_peaks(gt), [2, 6])
+    np.testing.assert_array_equal(M.opening_peaks(gt, prominence=0.4), [2, 6, 9])
+    # a shoulder: 1 -> 3 -> 2.5 -> 4: the 3 mm peak stands only 0.5 above the dip before the higher peak
+    np.testing.assert_array_equal(M.opening_peaks(np.array([1.0, 3.0, 2.5, 4.0, 0.0])), [3])
+    pred = gt * 0.5
+    pred[3] = 2.0  # the prediction peaks one frame late at the first peak: within the +-1 frame tolerance
+    rows = M.peak_openings(pred, gt)
+    np.testing.assert_allclose(rows, [[2.0, 3.0], [1.0, 2.0]])
+    assert M.pool_peaks([rows]) == pytest.approx(3.0 / 5.0)  # pooled over peaks: sum pred / sum gt
+    assert M.pool_peaks([rows, np.array([[1.0, 1.0]])]) == pytest.approx(4.0 / 6.0)
+    assert math.isnan(M.pool_peaks([np.zeros((0, 2))]))
+
+
+# ----------------------------------------------------------------------------- sync scores, Fréchet distance
+def test_sync_scores_by_hand():
+    # 2 windows x 5 shifts (-2..2): mean curve 1.0, 0.8, 0.3, 0.9, 1.0 -> LSE-D 0.3 at shift 0,
+    # median 0.9 -> LSE-C 0.6, offset 0
+    d = np.array([[1.0, 0.7, 0.2, 0.9, 1.2], [1.0, 0.9, 0.4, 0.9, 0.8]])
+    lse_d, lse_c, offset = M.sync_scores(d)
+    assert (lse_d, lse_c, offset) == (pytest.approx(0.3), pytest.approx(0.6), 0)
+    # motion that matches the audio one frame EARLIER (minimum at shift -1) is late: offset +1
+    assert M.sync_scores(np.array([[1.0, 0.2, 0.7, 0.9, 1.2]]))[2] == 1
+    assert math.isnan(M.sync_scores(np.zeros((0, 5)))[0])  # no window
+
+
+def test_gaussian_stats_and_frechet_distance_by_hand():
+    x = np.array([[0.0], [2.0]])
+    mu, cov = M.gaussian_stats(x)
+    np.testing.assert_allclose(mu, [1.0])
+    np.testing.assert_allclose(cov, [[1.0]])  # divided by N
+    # 1-D: N(0, 1) vs N(1, 4): 1 + 1 + 4 - 2 * sqrt(1 * 4) = 2
+    assert M.frechet_distance(np.zeros(1), np.eye(1), np.ones(1), 4 * np.eye(1)) == pytest.approx(2.0)
+    # diagonal 2-D: means (0,0) vs (3,4) -> 25; variances (1, 9) vs (4, 1): (1-2)² + (3-1)² = 5 -> 30
+    fd = M.frechet_distance(np.zeros(2), np.diag([1.0, 9.0]), np.array([3.0, 4.0]), np.diag([4.0, 1.0]))
+    assert fd == pytest.approx(30.0)
+    # the same Gaussian: 0; a stack gives one distance per entry; a given square root gives the same
+    cov = np.array([[2.0, 1.0], [1.0, 2.0]])
+    assert M.frechet_distance(np.ones(2), cov, np.ones(2), cov) == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(M.sqrtm_psd(cov) @ M.sqrtm_psd(cov), cov, atol=1e-12)
+    stack = M.frechet_distance(np.zeros((2, 1)), np.ones((2, 1, 1)), np.array([[1.0], [0.0]]), np.ones((2, 1, 1)))
+    np.testing.assert_allclose(stack, [1.0, 0.0], atol=1e-12)
+    same = M.frechet_distance(np.zeros(2), np.diag([1.0, 9.0]), np.zeros(2), np.diag([4.0, 1.0]), np.diag([2.0, 1.0]))
+    assert same == pytest.approx(5.0)
+
+
+def test_lag_of_a_stack_of_curves():
+    curves = np.array([[0.1, 0.9, 0.2], [0.5, 0.5, 0.5], [np.nan, np.nan, np.nan], [0.7, 0.2, 0.7]])
+    # argmax; ties to the smallest |k|, then the negative one; all-nan -> nan
+    np.testing.assert_array_equal(M.lag_of(curves)[[0, 1, 3]], [0.0, 0.0, -1.0])
+    assert math.isnan(M.lag_of(curves)[2])

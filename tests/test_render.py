@@ -158,7 +158,9 @@ def test_render_files_errors_name_the_file(tmp_path, sphere_seq):
     seq, f = sphere_seq
     write_ply(tmp_path / "mesh.ply", seq[0], f)
     np.save(tmp_path / "small.npy", seq[:, :50])
-    with pytest.raises(VocaganError, match=r"mesh\.ply: vertex count mismatch"):
+    with pytest.raises(
+        VocaganError, match=r"mesh\.ply: topology mismatch: the mesh has 642 vertices, small.npy has 50"
+    ):
         video.render_files(tmp_path / "small.npy", tmp_path / "mesh.ply", tmp_path / "x.mp4", size=32)
     np.save(tmp_path / "nan.npy", np.full_like(seq, np.nan))
     with pytest.raises(VocaganError, match=r"nan\.npy: .*NaN"):
@@ -226,3 +228,24 @@ def test_auto_falls_back_to_numpy_when_egl_fails(monkeypatch, capsys, sphere_seq
     assert "EGL unavailable (no EGL display); using the numpy rasteriser" in capsys.readouterr().err
     with pytest.raises(VocaganError, match="EGL rendering unavailable"):
         render.render_frames(seq, f, size=48, backend="egl")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "egl"])
+def test_the_built_in_face_shows_a_dark_mouth_and_eyes(backend):
+    """The corpus face's own colours: an open jaw shows the dark mouth interior, the eyes white sclera
+    and dark pupils, with either rasteriser."""
+    if backend == "egl" and not _egl_available():
+        pytest.skip("EGL (moderngl) unavailable on this machine")
+    from vocagan.synth import canonical, face
+
+    head = canonical.canonical_head(0)
+    basis = face.motion_basis(head.vertices, head.frame, head.lower, head.moves, head.blink)
+    poses = np.stack([head.vertices, head.vertices + basis[0] + basis[1]])
+    camera = render.frame_camera(head.vertices)
+    rest, open_ = (
+        img.astype(float).mean(2)
+        for img in render.render_frames(poses, head.faces, 128, backend, colors=head.colors, camera=camera)
+    )
+    mouth, eyes = (slice(78, 100), slice(44, 84)), (slice(35, 55), slice(20, 108))
+    assert (open_[mouth] < 40).sum() > 4 * max((rest[mouth] < 40).sum(), 5)
+    assert (rest[eyes] > 200).sum() > 10 and (rest[eyes] < 30).sum() > 4  # sclera, pupils

@@ -19,7 +19,7 @@ from vocagan.checkpoint import load_checkpoint
 from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.models import MODELS
-from vocagan.models.base import MIN_LR_RATIO, lr_factor
+from vocagan.models.optim import MIN_LR_RATIO, lr_factor
 from vocagan.train import train
 
 TINY_MODEL = {

@@ -169,6 +169,49 @@ def test_progress_is_silenced_by_vocagan_progress_0(monkeypatch, capsys):
     assert "loud-bar" in captured.err and captured.out == ""  # stderr only: stdout is for results
 
 
+def test_progress_draws_bars_only_on_a_terminal(monkeypatch):
+    """Redirected to a file, a bar's carriage-return frames would flood the log: no bar unless stderr is a
+    terminal (or VOCAGAN_PROGRESS=1 asks for one)."""
+    import io
+
+    monkeypatch.delenv("VOCAGAN_PROGRESS", raising=False)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not utils.progress_enabled()
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert utils.progress_enabled()
+    monkeypatch.setenv("VOCAGAN_PROGRESS", "0")
+    assert not utils.progress_enabled()
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    monkeypatch.setenv("VOCAGAN_PROGRESS", "1")
+    assert utils.progress_enabled()
+
+
+def test_input_and_output_paths_are_checked_before_any_work(tmp_path):
+    from vocagan.errors import VocaganError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(VocaganError, match="expected a checkpoint, got a folder"):
+        utils.existing_file(tmp_path, "checkpoint")
+    with pytest.raises(VocaganError, match="audio file not found"):
+        utils.existing_file(tmp_path / "nope.wav", "audio file")
+    with pytest.raises(VocaganError, match="expected a data folder, got a file"):
+        utils.existing_dir(tmp_path / "f", "data folder")
+    with pytest.raises(VocaganError, match="the output folder is an existing file"):
+        utils.output_dir(tmp_path / "f")
+    with pytest.raises(VocaganError, match="cannot create the output folder"):
+        utils.output_dir(tmp_path / "f" / "sub")
+    with pytest.raises(VocaganError, match="a folder has that name"):
+        utils.output_file(tmp_path)
+    with pytest.raises(VocaganError, match="cannot write this file"):
+        utils.atomic_write_text(tmp_path / "f" / "x.txt", "y")
+    assert utils.output_dir(tmp_path / "new" / "deep").is_dir()
+
+
 def test_log_writes_a_line_to_stderr(capsys):
     utils.log("status line")
     captured = capsys.readouterr()

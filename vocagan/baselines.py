@@ -18,6 +18,7 @@ from vocagan.evaluate import (
     Predictor,
     load_test_sequences,
     run_protocol,
+    sync_expert_for,
 )
 from vocagan.utils import log
 
@@ -93,13 +94,19 @@ def baseline_predictors(prepared) -> dict[str, Predictor]:
 
 
 def evaluate_baselines(
-    cfg: Config, out_dir: Path, fps: int | None = None, names: tuple[str, ...] = BASELINES
+    cfg: Config,
+    out_dir: Path,
+    fps: int | None = None,
+    names: tuple[str, ...] = BASELINES,
+    sync_expert: Path | None = None,
 ) -> dict[str, EvalResult]:
-    """Evaluate the baselines under the same protocol; outputs in out_dir/<name with _>/."""
+    """Evaluate the baselines under the same protocol (the same sync expert as the models: the one of
+    this prepared data, or the file `sync_expert`); outputs in out_dir/<name with _>/."""
     from vocagan.prep.prepare import prepare
 
     fps = int(fps or DEFAULT_FPS)
     prepared = prepare(cfg)
+    expert = sync_expert_for(prepared, sync_expert)
     tests = load_test_sequences(cfg, prepared, fps)
     predictors = baseline_predictors(prepared)
     faces = prepared.faces if len(prepared.faces) else None
@@ -116,6 +123,7 @@ def evaluate_baselines(
             Path(out_dir) / name.replace(" ", "_"),
             condition_policy="style-independent baseline (one prediction per sequence)",
             faces=faces,
+            expert=expert,
         )
         for name in names
     }

@@ -4,10 +4,13 @@ A checkpoint is a `torch.save` of plain containers (dict, list, str, int, float,
 tensors, loaded with `torch.load(..., weights_only=True)` so a tampered file cannot execute code.
 It holds:
   format/version          "vocagan-checkpoint", 1
-  model                   {"name", "config", "audio_dim", "motion_dim", "n_styles"} (model.describe())
+  model                   {"name", "config", "audio_dim", "motion_dim", "n_styles", "audio"} (model.describe();
+                          "audio" says what the model hears per frame, with the fine-tuned encoder's
+                          config, weights hash and original folder when it has one)
   state_dict              model weights (a GAN's discriminator included)
   config                  the whole resolved Config as a JSON string
   stats                   Prepared.stats_dict(): regions, PCA basis, normalisation, templates, faces,
+                          (a frozen encoder's config, weights hash and folder in its meta["encoder"]),
                           styles, fps, feature spec (numpy arrays stored as tensors, tagged)
   epoch, metrics          training epoch and validation metrics when saved
   extra                   anything else the trainer adds (optimizer/scheduler/RNG state in last.pt)
@@ -27,7 +30,7 @@ import torch
 
 from vocagan.config import Config, FeatureConfig, config_from_dict
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path
+from vocagan.utils import atomic_path, existing_file
 
 FORMAT = "vocagan-checkpoint"
 VERSION = 1
@@ -115,6 +118,7 @@ class Checkpoint:
     epoch: int
     metrics: dict
     extra: dict = field(default_factory=dict)
+    audio: dict | None = None  # model.describe()["audio"]: what the model hears per frame
     _prepared: Any = None
 
     @property
@@ -130,6 +134,14 @@ class Checkpoint:
     @property
     def fps(self) -> int:
         return int(self.meta.get("fps", self.config.data.fps))
+
+    @property
+    def encoder(self) -> dict | None:
+        """The pretrained speech encoder the model hears through (EncoderInfo as a dict: model_type,
+        config, weights_sha256, path), frozen or fine-tuned; None for other features."""
+        if "encoder" in self.meta:
+            return dict(self.meta["encoder"])
+        return dict(self.audio["encoder"]) if self.audio and self.audio.get("encoder") else None
 
     @property
     def features(self) -> FeatureConfig:
@@ -157,8 +169,7 @@ class Checkpoint:
 def read_checkpoint(path: str | Path) -> dict:
     """The raw payload (weights_only); a corrupt or foreign file -> VocaganError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("checkpoint not found", path)
+    existing_file(path, "checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, not a torch file, disallowed pickled object, ...
@@ -170,8 +181,12 @@ def read_checkpoint(path: str | Path) -> dict:
                 f"refused without running them ({detail}); corrupt or tampered file?",
                 path,
             ) from None
-        reason = lines[0][:160] if lines else type(e).__name__
-        raise VocaganError(f"not a readable vocagan checkpoint ({type(e).__name__}: {reason})", path) from None
+        reason = lines[0][:160] if lines else "no message"
+        raise VocaganError(
+            f"not a readable vocagan checkpoint: corrupt, truncated or another kind of file ({type(e).__name__}: "
+            f"{reason})",
+            path,
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise VocaganError("not a vocagan checkpoint (no 'format: vocagan-checkpoint' marker)", path)
     if int(payload.get("version", 0)) > VERSION:
@@ -188,7 +203,7 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """-> (model in eval mode on `device`, Checkpoint)."""
-    from vocagan.models import build
+    from vocagan.models import AudioInput, build
 
     path = Path(path)
     payload = read_checkpoint(path)
@@ -198,7 +213,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         saved["model"] = {"name": desc["name"], **desc["config"]}  # the model exactly as built (every field)
         cfg = config_from_dict(saved)
         metrics = json.loads(payload.get("metrics", "{}"))
-        model = build(cfg.model, desc["audio_dim"], desc["motion_dim"], desc["n_styles"])
+        audio = AudioInput.from_dict(desc.get("audio"), desc["audio_dim"])  # absent before encoders existed
+        model = build(cfg.model, desc["audio_dim"], desc["motion_dim"], desc["n_styles"], audio)
     except VocaganError as e:  # e.g. an unknown model name or config key: say which checkpoint
         raise VocaganError(str(e) if e.path else f"checkpoint describes an invalid model: {e}", path) from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSONDecodeError is a ValueError
@@ -220,6 +236,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         epoch=int(payload.get("epoch", 0)),
         metrics=metrics,
         extra=from_storable(payload.get("extra", {})),
+        audio=desc.get("audio"),
     )
     return model, ckpt
 

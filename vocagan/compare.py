@@ -1,17 +1,23 @@
 """Train several models over several seeds, evaluate them and three baselines under one protocol,
-and write one report: every metric as mean ± std over seeds, bar charts, validation curves side by
-side, and a verdict generated from the numbers (never written by hand).
+and write one report: every metric as the mean over seeds with a 95 % interval, paired differences
+between the entries with their intervals, bar charts with error bars, validation curves side by
+side, and a verdict generated from the intervals (never written by hand).
 
     out_dir/runs/<model>/seed<k>/      training run folders (finished runs are reused, partial ones resumed)
-    out_dir/eval/<model>/seed<k>/      evaluate() outputs per run
+    out_dir/eval/<model>/seed<k>/      evaluate() outputs per run (with their bootstrap replicates)
     out_dir/eval/baselines/<name>/     zero motion, mean motion, ridge
-    out_dir/report.md, out_dir/compare.json, out_dir/*.png
+    out_dir/report.md, out_dir/compare.json, out_dir/*.png, out_dir/sync_expert.pt
     out_dir/corpus/                    the built-in small corpus, written once when no data is given
+
+Estimates, paired differences and the verdict: `vocagan.verdict` (its module doc says how the
+intervals are made and what they mean).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,9 +27,24 @@ import numpy as np
 from vocagan.baselines import BASELINES
 from vocagan.config import DEFAULT_MODEL, Config, config_differences, model_config
 from vocagan.errors import VocaganError
-from vocagan.eval_report import TABLE, EvalResult, finite_or_none
+from vocagan.eval_report import TABLE, EvalResult, finite_or_none, format_ci, md_escape, metric_fmt, with_ci
 from vocagan.models import MODELS, label
-from vocagan.utils import atomic_write_json, atomic_write_text, log
+from vocagan.options import CompareOptions, check
+from vocagan.runs import REUSE_MAY_DIFFER
+from vocagan.stats import N_RESAMPLES, SEED
+from vocagan.utils import atomic_path, atomic_write_json, atomic_write_text, log, output_dir
+from vocagan.verdict import (
+    CRITERIA,
+    KEY_METRICS,
+    LABELS,
+    MODELS_ONLY,
+    UNCERTAINTY,
+    Estimates,
+    all_differences,
+    diff_text,
+    estimate,
+    verdict,
+)
 
 # The training settings `vocagan compare` starts from (a layer under the user's config file and
 # flags, which override any of them): the demo's budget (configs/demo.yaml), so the models are
@@ -34,25 +55,8 @@ from vocagan.utils import atomic_write_json, atomic_write_text, log
 # batch 16) the library's 100 warm-up steps would be 40% of it.
 COMPARE_TRAIN = {"epochs": 40, "batch_size": 16, "warmup_steps": 20}
 SETTINGS = ("epochs", "batch_size", "warmup_steps")  # reported in the report's header
-# (key, higher is better); "accel_mm" is judged by its distance to the ground truth's acceleration
-KEY_METRICS = [
-    ("lve", False),
-    ("lve_mm", False),
-    ("mve_mm", False),
-    ("fdd_abs", False),
-    ("mouth_corr", True),
-    ("mouth_diff_mm", False),
-    ("closure_rate", True),
-    ("lag", None),
-    ("accel_mm", None),
-]
-# judged among the models only: a still mouth (zero / mean motion) "reaches" every closure
-MODELS_ONLY = {"closure_rate"}
-LABELS = {k: (label, scale) for k, label, scale in TABLE}
 # the selection criterion of each run (val subjects, best epoch): shown so that val and test can be compared
 VAL_ROW = ("val_lve", "val LVE, best epoch (x1e-5 m², val subjects)", 1e5)
-# config keys that may differ between a finished run and the requested one without retraining it
-REUSE_MAY_DIFFER = {"train.device", "train.num_workers", "train.checkpoint_every", "prep.cache_dir"}
 
 
 @dataclass
@@ -108,130 +112,42 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _cell(values: list[float], scale: float) -> str:
+    """mean ± sample std over seeds (the runs table and logs)."""
     m, s = _mean_std(values)
     if not np.isfinite(m):
         return "n/a"
     return f"{m * scale:.3f} ± {s * scale:.3f}" if len(values) > 1 else f"{m * scale:.3f}"
 
 
-def _score(key: str, metrics: dict) -> float:
-    """Lower is better for every key after this transform."""
-    v = metrics.get(key)
-    v = float("nan") if v is None else v
-    if key in ("mouth_corr", "closure_rate"):
-        return -v
-    if key == "lag":
-        return abs(v)
-    if key == "accel_mm":
-        gt = metrics.get("accel_gt_mm")
-        return abs(v - (float("nan") if gt is None else gt))
-    return v
-
-
-def verdict(results: dict[str, list[dict]], models: list[str], focus: str = DEFAULT_MODEL) -> list[str]:
-    """Sentences generated from the numbers: the winner of each key metric (models and baselines), whether
-    the margin exceeds the seed spread, how each model compares with the mean-motion baseline, and
-    whether `focus` (the model whose claim is tested; Transformer+GAN by default) wins on LVE and lip sync."""
-    lines = []
-    winners: dict[str, tuple[str | None, bool]] = {}
-    for key, _ in KEY_METRICS:
-        scores = {n: _mean_std([_score(key, m) for m in runs]) for n, runs in results.items()}
-        scores = {n: v for n, v in scores.items() if np.isfinite(v[0]) and (key not in MODELS_ONLY or n in models)}
-        if not scores:
-            continue
-        ranked = sorted(scores, key=lambda n: scores[n][0])
-        best = ranked[0]
-        winners[key] = (best, True)  # (winner, clear: margin above the seed spread)
-        what = LABELS[key][0] + (" (among the models)" if key in MODELS_ONLY else "")
-        text = f"{what}: best is {label(best)}"
-        tied = [n for n in ranked if scores[n][0] - scores[best][0] <= 1e-9 * max(1.0, abs(scores[best][0]))]
-        if len(tied) > 1 and len(tied) == len(ranked) and "zero motion" in tied:
-            # the template-only baseline scores the same as every model: nobody moves what this metric reads
-            text = (
-                f"{what}: the same for every entry, zero motion included: no model moves the region this "
-                f"metric reads (with prep.region 'mouth' the models animate the mouth crop only and the "
-                f"upper face stays the template), so it does not separate them"
-            )
-            winners[key] = (None, False)
-        elif len(tied) > 1:
-            text = f"{what}: {', '.join(label(n) for n in tied)} tie"
-            winners[key] = (None, False)
-        elif len(ranked) > 1:
-            second = ranked[1]
-            gap = scores[second][0] - scores[best][0]
-            spread = max(scores[best][1], scores[second][1])
-            clear = not (spread > 0 and gap <= spread)
-            winners[key] = (best, clear)
-            text += f", ahead of {label(second)}" + ("" if clear else " (within the seed spread)")
-        lines.append(text + ".")
-    if "mean motion" in results:
-        ref = _mean_std([m["lve"] for m in results["mean motion"]])[0]
-        for name in models:
-            lve = _mean_std([m["lve"] for m in results[name]])[0]
-            if np.isfinite(lve) and np.isfinite(ref):
-                rel = 100 * (ref - lve) / ref
-                word = "beats" if lve < ref else "does NOT beat"
-                lines.append(
-                    f"{label(name)} {word} the mean-motion baseline on LVE "
-                    f"({lve * 1e5:.3f} vs {ref * 1e5:.3f} x1e-5 m², {rel:+.1f}%)."
-                )
-    name = label(focus)
-    if focus not in models:
-        lines.append(f"{name} was not part of this comparison.")
-        return lines
-    for key, what in (
-        ("lve", "LVE"),
-        ("mouth_corr", "lip sync (mouth-opening correlation)"),
-        ("closure_rate", "lip closures reached"),
-    ):
-        if key not in winners:
-            lines.append(f"{name} on {what}: not measured (no finite values).")
-            continue
-        model_best = min(
-            (n for n in models if n in results), key=lambda n: _mean_std([_score(key, m) for m in results[n]])[0]
-        )
-        winner, clear = winners[key]
-        if winner is None:
-            lines.append(f"{name} does NOT win on {what}: it ties with other entries.")
-        elif winner == focus:
-            lines.append(
-                f"{name} wins on {what}."
-                if clear
-                else f"{name} is best on {what}, but by less than the seed spread: not a clear win."
-            )
-        elif model_best == focus:
-            lines.append(f"{name} is the best model on {what} but does not beat the baseline {winner}.")
-        else:
-            lines.append(
-                f"{name} does NOT win on {what}: {label(model_best)} is better among the models"
-                + ("" if winner == model_best else f", and the baseline {winner} is best overall")
-                + "."
-            )
-    return lines
-
-
+# ----------------------------------------------------------------------------- the command
 def compare(
-    cfg: Config, out_dir: Path, models: list[str], seeds: int, focus: str = DEFAULT_MODEL, jobs: int = 1
+    cfg: Config,
+    out_dir: Path,
+    models: list[str],
+    seeds: int,
+    focus: str = DEFAULT_MODEL,
+    sync_expert: Path | None = None,
+    jobs: int = 1,
 ) -> CompareResult:
     """Train `models` x `seeds` (seeds cfg.train.seed + 0..seeds-1) with cfg.train's settings (the CLI
     starts them from COMPARE_TRAIN), evaluate each and the baselines, write report.md; the verdict
-    tests `focus`'s claim. jobs > 1: train and evaluate that many runs at once, each in a process of
-    its own with torch's threads shared out (`vocagan.parallel`)."""
+    tests `focus`'s claim. Every run is scored by one sync expert: `sync_expert` when given, else the
+    one trained once on this corpus' prepared training split. jobs > 1: train and evaluate that many
+    runs at once, each in a process of its own with torch's threads shared out (`vocagan.parallel`)."""
     from vocagan.baselines import evaluate_baselines
-    from vocagan.evaluate import evaluate
+    from vocagan.evaluate import evaluate, sync_expert_of
     from vocagan.parallel import run_parallel, threads_per_run
-    from vocagan.plotting import plot_bars, plot_curves_side_by_side, read_metrics
+    from vocagan.plotting import read_metrics
     from vocagan.train import train
 
-    if seeds < 1 or not models:
-        raise VocaganError("compare needs at least one model and one seed")
-    if jobs < 1:
-        raise VocaganError(f"--jobs must be at least 1, got {jobs}")
+    seeds, jobs = check(CompareOptions, seeds=seeds, jobs=jobs)
+    if not models:
+        raise VocaganError("compare needs at least one model")
     unknown = [m for m in [*models, focus] if m not in MODELS]
     if unknown:
         raise VocaganError(f"unknown model(s) {', '.join(unknown)}; valid models: {', '.join(MODELS)}")
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = output_dir(out_dir)
     if not (cfg.data.root or cfg.data.data_verts_path or cfg.data.template_path):
         from vocagan.synth.corpus import builtin_corpus  # no data given: the built-in small corpus
 
@@ -240,7 +156,10 @@ def compare(
     # results depend on the thread count (float summation order): the report says what was used
     settings["jobs"], settings["threads"] = jobs, threads_per_run(jobs)
     fps = cfg.data.fps
+    base_cfg = run_config(cfg, models[0], cfg.train.seed)
+    expert = sync_expert_of(base_cfg, sync_expert)  # prepares the data (cached) and trains the expert once
     results: dict[str, list[dict]] = {}
+    replicates: dict[str, list[dict]] = {}
     curves: dict[str, list] = {}
     run_rows: list[dict] = []
     protocol: dict = {}
@@ -251,17 +170,19 @@ def compare(
         for k in range(seeds)
     }
     states = {key: run_state(out_dir / "runs" / key[0] / f"seed{key[1]}", rcfg) for key, rcfg in plan.items()}
-    trained = run_parallel(plan, states, out_dir, fps, jobs) if jobs > 1 else {}
+    evaluate_run = functools.partial(_evaluate_run, evaluate, fps=fps, expert=expert)
+    trained = run_parallel(plan, states, out_dir, jobs, evaluate_run) if jobs > 1 else {}
     for model in models:
-        results[model], curves[label(model)] = [], []
+        results[model], replicates[model], curves[label(model)] = [], [], []
         for k in range(seeds):
             i += 1
             seed = cfg.train.seed + k
             run_dir = out_dir / "runs" / model / f"seed{seed}"
             rcfg, state = plan[(model, seed)], states[(model, seed)]
             t = time.perf_counter()
-            if (model, seed) in trained:
-                t_train = trained[(model, seed)]
+            t_eval = None
+            if (model, seed) in trained:  # trained and evaluated by run_parallel (read back below)
+                t_train, t_eval = trained[(model, seed)]
             else:
                 log(
                     f"[compare] run {i}/{total}: {model} seed {seed} -- "
@@ -270,12 +191,14 @@ def compare(
                 if state != "finished":
                     train(rcfg, run_dir, resume=state == "partial")
                 t_train = time.perf_counter() - t
-            result = _evaluate_run(evaluate, run_dir / "best.pt", out_dir / "eval" / model / f"seed{seed}", fps)
+            result = evaluate_run(run_dir / "best.pt", out_dir / "eval" / model / f"seed{seed}")
+            t_eval = time.perf_counter() - t - t_train if t_eval is None else t_eval
             protocol = protocol or result.protocol
             rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
             val = [(int(r["epoch"]), float(r["val_lve"])) for r in rows if r.get("val_lve") is not None]
             # the validation LVE that picked best.pt (logged in units of 1e-5 m^2), beside the test metrics
             results[model].append({**result.metrics, "val_lve": min(v for _, v in val) * 1e-5 if val else None})
+            replicates[model].append(result.replicates)
             curves[label(model)].append(([e for e, _ in val], [v for _, v in val]))
             run_rows.append(
                 {
@@ -285,6 +208,7 @@ def compare(
                     "epochs": len(rows),
                     "train_s": round(t_train, 1),
                     "epochs_s": round(sum(r.get("time_s", 0) for r in rows), 1),
+                    "eval_s": round(t_eval, 1),
                     "lve": result.metrics["lve"],
                 }
             )
@@ -293,85 +217,126 @@ def compare(
                 f"x1e-5 m^2 ({time.perf_counter() - t:.0f} s)"
             )
     log("[compare] baselines: zero motion, mean motion, ridge")
-    base_cfg = run_config(cfg, models[0], cfg.train.seed)
-    for name, res in evaluate_baselines(base_cfg, out_dir / "eval" / "baselines", fps).items():
-        results[name] = [res.metrics]
-    seconds = time.perf_counter() - t0
-    return _report(
-        out_dir,
-        results,
-        models,
-        seeds,
-        settings,
-        curves,
-        run_rows,
-        protocol,
-        seconds,
-        focus,
-        plot_bars,
-        plot_curves_side_by_side,
+    baselines = evaluate_baselines(
+        base_cfg, out_dir / "eval" / "baselines", fps, sync_expert=expert.path if expert is not None else None
     )
+    for name, res in baselines.items():
+        results[name] = [res.metrics]
+        replicates[name] = [res.replicates]
+    if expert is not None and expert.path.resolve() != (out_dir / "sync_expert.pt").resolve():
+        with atomic_path(out_dir / "sync_expert.pt") as tmp:
+            shutil.copyfile(expert.path, tmp)
+    seconds = time.perf_counter() - t0
+    return _report(out_dir, results, replicates, models, seeds, settings, curves, run_rows, protocol, seconds, focus)
 
 
-def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int) -> EvalResult:
-    """evaluate(), or its saved metrics.json when that is newer than the checkpoint."""
-    saved = eval_dir / "metrics.json"
-    if saved.is_file() and saved.stat().st_mtime > checkpoint.stat().st_mtime:
-        d = json.loads(saved.read_text())
-        if d.get("protocol", {}).get("fps") == fps:
-            return EvalResult(d["name"], eval_dir, d["metrics"], d["fixed_style"], d["protocol"])
-    return evaluate(checkpoint, None, eval_dir, fps=fps)
+def _evaluate_run(evaluate, checkpoint: Path, eval_dir: Path, fps: int, expert) -> EvalResult:
+    """evaluate(), or the saved evaluation when it is newer than the checkpoint and was made the same
+    way (fps, bootstrap resamples, sync expert)."""
+    if (eval_dir / "metrics.json").is_file() and (
+        eval_dir / "metrics.json"
+    ).stat().st_mtime > checkpoint.stat().st_mtime:
+        try:
+            saved = EvalResult.from_saved(eval_dir)
+        except (OSError, ValueError, KeyError) as e:
+            log(f"[compare] re-evaluating {eval_dir}: unreadable saved evaluation ({e})")
+        else:
+            p = saved.protocol
+            same = (
+                p.get("fps") == fps
+                and p.get("bootstrap", {}).get("n_resamples") == N_RESAMPLES
+                and p.get("bootstrap", {}).get("seed") == SEED
+                and p.get("sync_expert_info", {}).get("sha256") == (expert.sha256 if expert is not None else None)
+                and bool(saved.replicates)
+            )
+            if same:
+                return saved
+    return evaluate(checkpoint, None, eval_dir, fps=fps, sync_expert=expert.path if expert is not None else None)
 
 
 def _report(
-    out_dir,
-    results,
-    models,
-    seeds,
-    settings,
-    curves,
-    run_rows,
-    protocol,
-    seconds,
-    focus,
-    plot_bars,
-    plot_curves_side_by_side,
+    out_dir, results, replicates, models, seeds, settings, curves, run_rows, protocol, seconds, focus
 ) -> CompareResult:
+    from vocagan.plotting import plot_bars, plot_curves_side_by_side, plot_interval_panels
+
     epochs = settings["epochs"]
     names = list(models) + [b for b in BASELINES if b in results]
+    est = estimate(results, replicates)
     header = "| metric | " + " | ".join(label(n) for n in names) + " |"
     lines = [header, "|---" * (len(names) + 1) + "|"]
     for key, row_label, scale in [VAL_ROW, *TABLE]:
         if any(key in m for runs in results.values() for m in runs):
-            cells = [_cell([m.get(key) for m in results[n]], scale) for n in names]
-            lines.append(f"| {row_label} | " + " | ".join(cells) + " |")
+            cells = [format_ci(est.value(n, key), est.ci(n, key), scale, metric_fmt(key)) for n in names]
+            lines.append(f"| {md_escape(row_label)} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
-    sentences = verdict(results, models, focus)
+    sentences = verdict(est, models, focus)
+
+    # paired differences: the focus model against every other entry, on the judged metrics
+    others = [n for n in names if n != focus] if focus in names else []
+    diff_lines = []
+    diff_panels = []
+    if others:
+        diff_lines = [
+            "| metric (criterion) | " + " | ".join(f"{label(focus)} − {label(n)}" for n in others) + " |",
+            "|---" * (len(others) + 1) + "|",
+        ]
+        for key, crit in KEY_METRICS:
+            if not np.isfinite(est.value(focus, key)):
+                continue
+            cells, rows = [], []
+            for n in others:
+                if key in MODELS_ONLY and n not in models or not np.isfinite(est.value(n, key)):
+                    cells.append("n/a")
+                    continue
+                j = est.judge(focus, n, key, crit)
+                cells.append(f"{diff_text(est, focus, n, key, crit)} {j}")
+                d, lo, hi = est.shown_difference(focus, n, key, crit)
+                scale = LABELS[key][1]
+                rows.append((f"vs {label(n)}", d * scale, (lo * scale, hi * scale)))
+            target = {"one": "|x - 1|", "zero": "|x|", "gt": "|x - gt|"}.get(crit)
+            what = LABELS[key][0] + (f", as {target}" if target else "")
+            diff_lines.append(f"| {what} ({CRITERIA[crit]}) | " + " | ".join(cells) + " |")
+            values = [est.value(n, key) for n in [focus, *others] if np.isfinite(est.value(n, key))]
+            if rows and not np.allclose(values, values[0], rtol=1e-9, atol=0):  # all equal (FDD): nothing to show
+                diff_panels.append((f"{what}\n({CRITERIA[crit]})", rows, 0.0))
+
     figures = []
-    for key, _ in KEY_METRICS:
+    for key, crit in KEY_METRICS:
         what, scale = LABELS[key]
-        stats = [_mean_std([m.get(key) for m in results[n]]) for n in names]
-        if all(np.isfinite(s[0]) for s in stats):
-            path = plot_bars(
-                [label(n) for n in names],
-                [s[0] * scale for s in stats],
-                out_dir / f"bar_{key}.png",
-                f"{what}: mean ± std over {seeds} seed(s)",
-                what,
-                errors=[s[1] * scale for s in stats],
+        values = [est.value(n, key) for n in names]
+        if all(np.isfinite(v) for v in values):
+            figures.append(
+                plot_bars(
+                    [label(n) for n in names],
+                    [v * scale for v in values],
+                    out_dir / f"bar_{key}.png",
+                    f"{what}: mean over {seeds} seed(s), 95 % interval",
+                    what,
+                    intervals=[tuple(c * scale for c in est.ci(n, key)) for n in names],
+                    reference=_reference(est, names, key, crit, scale),
+                )
             )
-            figures.append(path)
+    if diff_panels:
+        figures.insert(
+            0,
+            plot_interval_panels(
+                diff_panels,
+                out_dir / "differences.png",
+                f"{label(focus)} minus each entry: paired differences, 95 % intervals (0 = no difference)",
+                ncols=3,
+            ),
+        )
     curve_png = plot_curves_side_by_side(
         curves, out_dir / "val_curves.png", "validation LVE per epoch", "val LVE (x1e-5 m^2)"
     )
     report = out_dir / "report.md"
     runs_table = [
-        "| model | seed | run | epochs | epochs' time s | train call s | test LVE (x1e-5 m²) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | seed | run | epochs | epochs' time s | train call s | evaluate s | test LVE (x1e-5 m²) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     runs_table += [
         f"| {r['model']} | {r['seed']} | {r['state']} | {r['epochs']} | {r['epochs_s']} | {r['train_s']} | "
-        f"{_cell([r['lve']], 1e5)} |"
+        f"{r.get('eval_s', 'n/a')} | {_cell([r['lve']], 1e5)} |"
         for r in run_rows
     ]
     reused = sum(r["state"] == "finished" for r in run_rows)
@@ -390,12 +355,24 @@ def _report(
         f"subjects {', '.join(p.get('subjects', []))}",
         f"- conditions: {p.get('conditions')} (baselines are style-independent)",
         f"- lip region: {p.get('region_source')}",
-        "- LVE frame-pooled over all test frames unless labelled sequence-averaged; every cell is mean ± std "
-        "(sample std) over seeds; baselines are deterministic (one run)",
+        "- LVE frame-pooled over all test frames unless labelled sequence-averaged",
+        *[f"- {p[k]}" for k in ("dynamics", "peaks", "sync", "sync_expert") if p.get(k)],
+        f"- intervals: {UNCERTAINTY}",
         "",
         "## Results",
         "",
         table,
+        "",
+        "## Paired differences",
+        "",
+        f"{label(focus)} minus each other entry, with the 95 % interval of the difference; 'better' / 'worse' "
+        "only where the interval excludes 0. For ratios, lags and acceleration the difference is of the "
+        "distance to the target (|x - 1|, |x|, |x - gt|), so a negative value means closer (a distance folds at 0: "
+        "for a value within its noise of the target the point can sit at the edge of its interval)."
+        if others
+        else f"({label(focus)}, the model the verdict is about, was not part of this comparison or has no other entry)",
+        "",
+        *diff_lines,
         "",
         "## Verdict",
         "",
@@ -416,9 +393,21 @@ def _report(
         "parallel": {"jobs": settings["jobs"], "torch_threads_per_run": settings["threads"]},
         "seconds": seconds,
         "results": results,
+        "estimates": {n: with_ci(est.point[n], {k: est.ci(n, k) for k in est.reps[n]}) for n in names},
+        "differences": all_differences(est, names, models),
+        "uncertainty": UNCERTAINTY,
         "runs": run_rows,
         "protocol": protocol,
         "verdict": sentences,
     }
     atomic_write_json(out_dir / "compare.json", finite_or_none(summary))
     return CompareResult(out_dir, report, epochs, seconds, table, sentences, {m: results[m] for m in models})
+
+
+def _reference(est: Estimates, names: list[str], key: str, crit: str, scale: float) -> tuple[str, float] | None:
+    """The line a bar chart is read against: 1 for ratios, the ground truth's own value where there is one."""
+    if crit == "one":
+        return ("ground truth (1)", 1.0)
+    gt_key = key.replace("_mm", "_gt_mm") if crit == "gt" else f"{key}_gt"
+    gt = [est.value(n, gt_key) for n in names if np.isfinite(est.value(n, gt_key))]
+    return ("ground truth", gt[0] * scale) if gt else None

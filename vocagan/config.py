@@ -76,11 +76,21 @@ class DataConfig:
 
 @dataclass
 class FeatureConfig:
-    """Audio features. `logmel` (default) is computed from raw audio, so `animate` works on any
-    recording; `deepspeech` reads the precomputed (T60, 16, 29) windows of
-    processed_audio_deepspeech.pkl (such a model cannot featurise new audio)."""
+    """Audio features: what a model hears (`vocagan.prep.features`). Computed from raw audio, so
+    `animate` works on any recording:
+    - `logmel` (default): a log-mel spectrogram;
+    - `phonetic`: per-frame phone one-hots from PocketSphinx's phone recogniser (CMU's US-English
+      acoustic model, trained on real speech; `vocagan.prep.phonetic`), beside the log-mel
+      spectrogram when `phonetic_logmel` is true;
+    - `encoder`: a pretrained speech encoder (wav2vec 2.0 / XLSR, HuBERT, WavLM) from the local
+      Hugging Face folder `encoder_path` (optional extra: pip install 'vocagan[encoders]'): the
+      hidden state `encoder_layer`, or a learned weighted sum of all of them (`encoder_mix`);
+      frozen features computed once by prepare, or fine-tuned inside the model (`encoder_finetune`,
+      with train.encoder_lr and train.encoder_freeze_steps).
+    `deepspeech` reads the precomputed (T60, 16, 29) windows of processed_audio_deepspeech.pkl
+    (such a model cannot featurise new audio)."""
 
-    kind: str = option("logmel", choices=("logmel", "deepspeech"))
+    kind: str = option("logmel", choices=("logmel", "deepspeech", "phonetic", "encoder"))
     sample_rate: int = option(16000, lo=1000, hi=192000)
     n_fft: int = option(512, lo=16, hi=8192)
     win_length: int = option(400, lo=16, hi=8192)
@@ -88,10 +98,25 @@ class FeatureConfig:
     n_mels: int = option(80, lo=1, hi=512)
     fmin: float = option(40.0, lo=0.0)
     fmax: float = option(8000.0, lo=0.0, lo_open=True)
+    phonetic_logmel: bool = False  # kind phonetic: the log-mel spectrogram beside the phone one-hots
+    encoder_path: str | None = None  # kind encoder: folder with config.json + model.safetensors (save_pretrained)
+    encoder_layer: int = option(-1, lo=-1, hi=4096)  # hidden state used: -1 last, 0 the CNN embedding, k layer k
+    encoder_mix: bool = False  # a learned softmax-weighted sum of every hidden state instead of one layer
+    encoder_finetune: bool = False  # train the encoder inside the model (else frozen features cached by prepare)
 
     def check(self, where: str) -> None:
         if self.fmin >= self.fmax:
             raise VocaganError(f"{where}.fmin={self.fmin} must be below {where}.fmax={self.fmax}")
+        if self.kind == "encoder" and not self.encoder_path:
+            raise VocaganError(
+                f"{where}.kind=encoder needs {where}.encoder_path=DIR (a local Hugging Face folder: "
+                "config.json + model.safetensors, as save_pretrained writes)"
+            )
+        if self.encoder_mix and self.encoder_layer != -1:
+            raise VocaganError(
+                f"{where}.encoder_mix=true (a learned sum of every layer) and "
+                f"{where}.encoder_layer={self.encoder_layer} (one layer) exclude each other"
+            )
 
 
 @dataclass
@@ -122,6 +147,8 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CUDA only
     num_workers: int = option(0, lo=0, hi=256)
     checkpoint_every: int = option(1, lo=1)  # epochs between last.pt checkpoints (for --resume)
+    encoder_lr: float = option(3e-5, lo=0.0, hi=10.0)  # peak learning rate of a fine-tuned speech encoder
+    encoder_freeze_steps: int = option(200, lo=0)  # training steps before a fine-tuned encoder starts to move
     # initial weights: a checkpoint trained on the same prepared data, of this model or of one it can
     # start from (a GAN's generator from a Transformer); None: random initialisation
     init_from: str | None = None
@@ -210,7 +237,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
-        raise VocaganError("config file expected, got a folder", path)
+        raise VocaganError("expected a config file, got a folder", path)
     if not path.is_file():
         raise VocaganError("config file not found", path)
     try:

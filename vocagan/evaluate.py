@@ -1,5 +1,6 @@
 """Test-set evaluation of a checkpoint under the published VOCASET protocol: load the test
-sequences, predict each under every condition, compute the metrics, write the report.
+sequences, predict each under every condition, compute the metrics with 95 % intervals, write the
+report.
 
 Protocol (DESIGN.md §2), stated in every report:
 - the test subjects and sentences of the checkpoint's split; ground truth read from the dataset
@@ -12,10 +13,22 @@ Protocol (DESIGN.md §2), stated in every report:
   styles (the headline); the first training style alone is reported too ("fixed style");
 - LVE frame-pooled (the published number) and sequence-averaged (labelled so); lips, upper face
   and mouth crop come from the checkpoint's regions (their source is printed);
-- generative models (samples differ): diversity over N_SAMPLES samples under the fixed style.
+- naturalness: spread ratios of lip and mouth-opening velocity/acceleration, the Wasserstein
+  distance of lip speeds, the opening reached at the true opening peaks (`vocagan.metrics`);
+- learned lip sync: a SyncNet-style expert (`vocagan.sync_expert`) trained once on the training
+  split of the prepared data (cached by its fingerprint; a copy is kept with the report) gives
+  LSE-D / LSE-C for the predictions and for the ground truth, and the Fréchet distance between the
+  embeddings of predicted and true motion windows;
+- generative models (samples differ): diversity over N_SAMPLES samples under the fixed style;
+- uncertainty: every figure carries a 95 % percentile bootstrap interval over the test sequences
+  (`vocagan.stats`: STATS_RESAMPLES resamples, fixed seed; a resample keeps all conditions of a
+  sequence together). The replicates are saved (bootstrap.npz): two evaluations of the same test
+  set drew the same resamples, so `compare` pairs models by test sequence and condition.
 
-The report (result object, table, files, plots) is `vocagan.eval_report`; the baselines compare
-runs through the same `run_protocol` are `vocagan.baselines`.
+How each metric pools over sequences is written once, in `vocagan.eval_pool.pool_metrics`: the
+point estimate is `pool_metrics` with every sequence weighted 1, a bootstrap replicate the same with
+the resample's counts as weights. The report (result object, table, files, plots) is `vocagan.eval_report`; the
+baselines compare runs through the same `run_protocol` are `vocagan.baselines`.
 """
 
 from __future__ import annotations
@@ -29,16 +42,33 @@ import numpy as np
 from vocagan import metrics as M
 from vocagan.config import Config, DataConfig
 from vocagan.errors import VocaganError
+from vocagan.eval_pool import (
+    curve_offset,
+    gaussians,
+    opening_keys,
+    pool_metrics,
+    sequence_metrics,
+    sequence_row,
+    stack,
+    sync_metrics,
+    weighted_curve,
+    weighted_mean,
+)
 from vocagan.eval_report import EvalResult, write_outputs
 from vocagan.frames import fps_step, resample_frames
 from vocagan.prep.regions import CLOSED_MM, mouth_opening_vertices, resolve_regions
-from vocagan.utils import atomic_path, log, progress
+from vocagan.stats import LEVEL, N_RESAMPLES, SEED, bootstrap_counts, interval
+from vocagan.sync_expert import FPS as SYNC_FPS
+from vocagan.sync_expert import MAX_OFFSET, LoadedExpert, expert_for, load_expert
+from vocagan.utils import atomic_path, log, output_dir, progress
 
 DEFAULT_FPS = 30  # evaluation rate of the papers
 N_SAMPLES = 3  # samples per input for the diversity of generative models
+STATS_RESAMPLES = N_RESAMPLES  # bootstrap resamples of the test sequences
 
 # predictor: (audio (T, F) at the model fps, style indices (C,)) -> mouth offsets (C, T, M, 3) metres
 Predictor = Callable[[np.ndarray, list[int]], np.ndarray]
+NAN = float("nan")
 
 
 # ----------------------------------------------------------------------------- test data
@@ -70,39 +100,6 @@ def load_test_sequences(cfg: Config, prepared, fps: int) -> list[EvalSequence]:
     return out
 
 
-def sequence_metrics(
-    pred: np.ndarray,
-    gt: np.ndarray,
-    template: np.ndarray,
-    regions,
-    open_pred: np.ndarray,
-    open_gt: np.ndarray,
-    energy: np.ndarray | None,
-    open_rest: float = float("nan"),
-) -> dict:
-    """Every metric of one predicted sequence (T, V, 3) against its ground truth: per-frame arrays
-    (lve, lve_mm, mve, mve_lips, diff) for pooling, per-sequence values (fdd, corr, accel, jitter),
-    lag-correlation curves (lag, alag) and (E, 2) closure minima; mouth-opening series (T,) in mm,
-    open_rest the template's opening (closures are judged above it)."""
-    lips = regions.lips
-    out = {
-        "lve": M.lip_max_sq_error(pred, gt, lips),
-        "lve_mm": M.lip_max_error_mm(pred, gt, lips),
-        "mve": M.vertex_error_mm(pred, gt),
-        "mve_lips": M.vertex_error_mm(pred, gt, lips),
-        "fdd": M.fdd_sequence(pred, gt, template, regions.upper_face),
-        "corr": M.pearson(open_pred, open_gt),
-        "diff": np.abs(open_pred - open_gt),
-        "lag": M.lag_correlations(open_pred, open_gt),
-        "accel": M.acceleration_mm(pred, lips),
-        "jitter": M.jitter_mm(pred, lips),
-        "closures": M.closure_minima(open_pred - open_rest, open_gt - open_rest),
-    }
-    if energy is not None:
-        out["alag"] = M.lag_correlations(open_pred, energy)
-    return out
-
-
 # ----------------------------------------------------------------------------- the protocol
 def run_protocol(
     name: str,
@@ -118,33 +115,28 @@ def run_protocol(
     sampler: Callable | None = None,
     condition_policy: str = "",
     faces: np.ndarray | None = None,
+    expert: LoadedExpert | None = None,
 ) -> EvalResult:
     """Predict every test sequence under every condition (label, style index), compute the metrics,
-    aggregate (frame-pooled where the protocol says so), write the outputs."""
+    aggregate (`pool_metrics`), bootstrap the test sequences for the intervals, write the outputs.
+    `expert` (optional) adds the learned lip-sync scores."""
     out_dir = Path(out_dir)
     lips, upper = regions.lips, regions.upper_face
     up_idx, low_idx, opening_note = _opening_vertices(tests[0].template, lips)
-    per_cond: dict[str, dict[str, list]] = {
-        label: {
-            "lve": [],
-            "lve_mm": [],
-            "mve": [],
-            "mve_lips": [],
-            "fdd": [],
-            "corr": [],
-            "diff": [],
-            "lag": [],
-            "alag": [],
-            "accel": [],
-            "jitter": [],
-            "closures": [],
-        }
-        for label, _ in conditions
-    }
-    per_seq, gt_lag, gt_accel, diversity = [], [], [], []
+    per_cond: dict[str, list[dict]] = {label: [] for label, _ in conditions}
+    shared: dict[str, list] = {"alag_gt": [], "accel_gt": [], "diversity": []}
+    gt_sync: list[dict] = []
+    per_seq = []
     heat_sum, heat_n, curve = np.zeros(len(tests[0].template)), 0, None  # sum of n * per-vertex error (V,)
     for seq in progress(tests, desc=f"evaluate {name}", unit="seq"):
         offsets = predict(seq.audio, [s for _, s in conditions])  # (C, T, M, 3)
+        open_gt = np.full(len(seq.gt), NAN)
+        audio_emb = None
+        if expert is not None:
+            audio_emb = expert.expert.embed_audio(seq.audio, model_fps)
+            gt_sync.append(
+                sync_metrics(expert.expert.embed_motion(seq.gt[:, crop] - seq.template[crop], fps), audio_emb)
+            )
         for c, (label, _) in enumerate(conditions):
             # the full mesh: template + decoded mouth offsets in the crop, at the evaluation fps
             pred = np.broadcast_to(seq.template, (offsets.shape[1], *seq.template.shape)).copy()
@@ -159,42 +151,59 @@ def run_protocol(
                 open_pred, open_gt = M.mouth_opening(pred, up_idx, low_idx), M.mouth_opening(gt, up_idx, low_idx)
                 open_rest = float(M.mouth_opening(seq.template[None], up_idx, low_idx)[0])
             else:
-                open_pred = open_gt = np.full(n, np.nan)
-                open_rest = float("nan")
-            m = sequence_metrics(
-                pred,
-                gt,
-                seq.template,
-                regions,
-                open_pred,
-                open_gt,
-                None if seq.energy is None else seq.energy[:n],
-                open_rest,
-            )
-            for key, value in m.items():
-                per_cond[label][key].append(value)
-            per_seq.append(_sequence_row(seq, label, n, m, up_idx is not None))
+                open_pred = open_gt = np.full(n, NAN)
+                open_rest = NAN
+            energy = None if seq.energy is None else seq.energy[:n]
+            m = sequence_metrics(pred, gt, seq.template, regions, open_pred, open_gt, energy, open_rest)
+            if audio_emb is not None and expert is not None:
+                m.update(sync_metrics(expert.expert.embed_motion(pred[:, crop] - seq.template[crop], fps), audio_emb))
+            per_cond[label].append(m)
+            per_seq.append(sequence_row(seq.subject, seq.sentence, label, m, up_idx is not None))
             err = M.per_vertex_error_mm(pred, gt) * n
             heat_sum, heat_n = heat_sum + err, heat_n + n
             if curve is None:
                 curve = (f"{seq.subject} {seq.sentence}, style {label}", open_pred, open_gt)
-        if seq.energy is not None:
-            gt_lag.append(M.lag_correlations(open_gt, seq.energy[: len(open_gt)]))
-        gt_accel.append(M.acceleration_mm(seq.gt, lips))
+        shared["alag_gt"].append(
+            M.lag_correlations(open_gt, seq.energy[: len(open_gt)])
+            if seq.energy is not None
+            else np.full(2 * M.MAX_LAG + 1, NAN)
+        )
+        shared["accel_gt"].append(M.acceleration_mm(seq.gt, lips))
         if sampler is not None:
             samples = sampler(seq.audio, conditions[0][1])  # (S, T, M, 3)
-            diversity.append(M.diversity_mm(samples))
+            shared["diversity"].append(M.diversity_mm(samples))
 
-    per_label = {label: _aggregate(a, up_idx is not None) for label, a in per_cond.items()}
-    fixed = dict(per_label[conditions[0][0]])
-    headline = {k: float(np.mean([m[k] for m in per_label.values()])) for k in fixed}
-    shared = {
-        "audio_lag_gt": M.lag_of(_nanmean(gt_lag)) if gt_lag and up_idx is not None else float("nan"),
-        "accel_gt_mm": float(np.nanmean(gt_accel)),
-        "diversity_mm": float(np.mean(diversity)) if diversity else float("nan"),
+    # point estimate (row 0: every sequence once) and bootstrap replicates (rows 1..R) in one pass
+    counts = bootstrap_counts(len(tests), STATS_RESAMPLES, SEED)
+    w = np.vstack([np.ones((1, len(tests))), counts]).astype(np.float64)
+    gt_stack = stack(gt_sync) if gt_sync else None
+    gt_gauss = None
+    if gt_stack is not None:
+        mu, cov, count = gaussians(w, gt_stack)
+        gt_gauss = (mu, cov, count, M.sqrtm_psd(cov))
+    pooled = {label: pool_metrics(stack(rows), w, gt_gauss) for label, rows in per_cond.items()}
+    if up_idx is None:
+        for p in pooled.values():
+            p.update({k: np.full(len(w), NAN) for k in opening_keys()})
+    common = {
+        "audio_lag_gt": M.lag_of(weighted_curve(w, np.array(shared["alag_gt"])))
+        if up_idx is not None
+        else np.full(len(w), NAN),
+        "accel_gt_mm": weighted_mean(w, np.array(shared["accel_gt"])),
+        "diversity_mm": weighted_mean(w, np.array(shared["diversity"]))
+        if shared["diversity"]
+        else np.full(len(w), NAN),
     }
-    headline.update(shared)
-    fixed.update(shared)
+    if gt_stack is not None:
+        common.update(
+            lse_d_gt=weighted_mean(w, gt_stack["lse_d"]),
+            lse_c_gt=weighted_mean(w, gt_stack["lse_c"]),
+            sync_offset_gt=curve_offset(weighted_curve(w, gt_stack["sync_curve"])),
+        )
+    fixed_rows = {**pooled[conditions[0][0]], **common}
+    head_rows = {k: np.mean([p[k] for p in pooled.values()], axis=0) for k in pooled[conditions[0][0]]}
+    head_rows.update(common)
+
     frames = sum(r["frames"] for r in per_seq if r["style"] == conditions[0][0])
     protocol = {
         "fps": fps,
@@ -215,10 +224,71 @@ def run_protocol(
             "the template's, not touching the first or last frame; reached when the prediction's "
             "minimum over the run +-1 frame is <= the same threshold"
         ),
+        "dynamics": (
+            "spread ratio = root-mean-square of the per-frame velocity (first difference) or acceleration "
+            "(second difference), prediction over ground truth, pooled over all frames (lips: all lip vertices, "
+            "3-D); 1 = the true dynamics, < 1 = over-smoothed. W1 = 1-D Wasserstein distance between the "
+            "predicted and the true lip-vertex speeds (mm/frame) of a sequence, averaged over sequences"
+        ),
+        "peaks": (
+            "opening at peaks = the prediction's maximum opening above the template's over each true opening "
+            f"peak +-1 frame (local maxima of the true opening with prominence >= {M.PEAK_PROMINENCE_MM:g} mm), "
+            "summed over all peaks, over the true peak openings' sum; < 1 = under-articulated"
+        ),
         "diversity": f"{N_SAMPLES} samples, fixed style, mouth crop" if sampler else "deterministic model",
+        "uncertainty": (
+            f"{100 * LEVEL:.0f} % percentile bootstrap intervals over the {len(tests)} test sequences "
+            f"({STATS_RESAMPLES} resamples, seed {SEED}; a resample keeps all conditions of a sequence "
+            "together, and every evaluation of this test set draws the same resamples, so differences "
+            "between evaluations are paired by sequence and condition). They show how much the figures "
+            "depend on which sentences were tested, not on training randomness (compare adds seeds)."
+        ),
+        "bootstrap": {
+            "n_resamples": STATS_RESAMPLES,
+            "seed": SEED,
+            "level": LEVEL,
+            "unit": "test sequence",
+            "sequences": [f"{s.subject}/{s.sentence}" for s in tests],
+        },
     }
-    result = EvalResult(name, out_dir, headline, fixed, protocol, per_seq)
-    result.files = write_outputs(result, heat_sum / max(heat_n, 1), tests[0].template, faces, curve, fps)
+    sync_curves = None
+    if expert is not None:
+        protocol["sync_expert"] = expert.describe()
+        protocol["sync_expert_info"] = {**expert.info, "file": expert.path.name, "sha256": expert.sha256}
+        protocol["sync"] = (
+            f"learned lip sync: per sequence, the expert's distance between each motion window ({SYNC_FPS} fps) "
+            f"and the audio window shifted by -{MAX_OFFSET}..{MAX_OFFSET} frames, averaged over windows per shift; "
+            "LSE-D = the smallest average distance, LSE-C = median over shifts minus that minimum (higher = more "
+            "confidently in sync), sync offset = frames the motion lags the audio at the minimum of the mean "
+            "curve (> 0: motion late); "
+            "averaged over sequences (SyncNet's LSE-D / LSE-C on 3-D motion). Fréchet distance = between Gaussians "
+            "fitted to the expert's motion-window embeddings of the predictions and of the ground truth"
+        )
+        offsets_axis = np.arange(-MAX_OFFSET, MAX_OFFSET + 1)
+        pred_curve = np.mean(
+            [weighted_curve(w[:1], stack(rows)["sync_curve"])[0] for rows in per_cond.values()], axis=0
+        )
+        gt_curve = weighted_curve(w[:1], gt_stack["sync_curve"])[0] if gt_stack is not None else None
+        sync_curves = (offsets_axis, pred_curve, gt_curve)
+    else:
+        protocol["sync"] = (
+            "learned lip sync not measured (no sync expert: the training split's sequences are too short)"
+        )
+    result = EvalResult(
+        name,
+        out_dir,
+        {k: float(v[0]) for k, v in head_rows.items()},
+        {k: float(v[0]) for k, v in fixed_rows.items()},
+        protocol,
+        per_seq,
+        ci={k: interval(v[1:]) for k, v in head_rows.items()},
+        fixed_ci={k: interval(v[1:]) for k, v in fixed_rows.items()},
+        replicates={k: v[1:] for k, v in head_rows.items()},
+        fixed_replicates={k: v[1:] for k, v in fixed_rows.items()},
+    )
+    result.files = write_outputs(
+        result, heat_sum / max(heat_n, 1), tests[0].template, faces, curve, fps, sync_curves, expert
+    )
     return result
 
 
@@ -231,76 +301,12 @@ def _opening_vertices(template: np.ndarray, lips: np.ndarray) -> tuple[np.ndarra
         note = f"mouth opening not measured: {e}"
         log(f"[evaluate] {note}")
         return None, None, note
-    return (
-        up_idx,
-        low_idx,
-        (
-            f"mouth opening = distance between the mean of {len(up_idx)} upper-lip and "
-            f"{len(low_idx)} lower-lip inner vertices (central lips, template geometry); lag = "
-            f"shift in [-{M.MAX_LAG}, {M.MAX_LAG}] frames maximising the mean correlation "
-            "(k > 0: prediction late)"
-        ),
+    note = (
+        f"mouth opening = distance between the mean of {len(up_idx)} upper-lip and {len(low_idx)} lower-lip "
+        f"inner vertices (central lips, template geometry); lag = shift in [-{M.MAX_LAG}, {M.MAX_LAG}] frames "
+        "maximising the mean correlation (k > 0: prediction late)"
     )
-
-
-def _sequence_row(seq: EvalSequence, label: str, n: int, m: dict, opening: bool) -> dict:
-    """One row of per_sequence.csv: the `sequence_metrics` `m` of `seq` under style `label`, n frames."""
-    return {
-        "subject": seq.subject,
-        "sentence": seq.sentence,
-        "style": label,
-        "frames": n,
-        "lve_e5": float(m["lve"].mean() * 1e5),
-        "lve_mm": float(m["lve_mm"].mean()),
-        "mve_mm": float(m["mve"].mean()),
-        "fdd_e7": m["fdd"] * 1e7,
-        "mouth_corr": m["corr"],
-        "mouth_diff_mm": float(m["diff"].mean()),
-        "lag": M.lag_of(m["lag"]) if opening else float("nan"),
-        "accel_mm": m["accel"],
-        "closures": len(m["closures"]),
-        "closures_reached": int(np.sum(m["closures"][:, 0] <= CLOSED_MM)),
-    }
-
-
-def _aggregate(a: dict, opening: bool) -> dict:
-    """The metrics of one condition from its per-sequence lists `a` (pooled as the protocol says);
-    the lip-sync ones are nan when the mouth opening is not measured."""
-    fdd, fdd_abs = M.pool_fdd(a["fdd"])
-    out = {
-        "lve": M.pool_frames(a["lve"]),
-        "lve_seq": M.pool_sequences(a["lve"]),
-        "lve_mm": M.pool_frames(a["lve_mm"]),
-        "mve_mm": M.pool_frames(a["mve"]),
-        "mve_lips_mm": M.pool_frames(a["mve_lips"]),
-        "fdd": fdd,
-        "fdd_abs": fdd_abs,
-        "mouth_corr": float(np.nanmean(a["corr"])) if np.isfinite(a["corr"]).any() else float("nan"),
-        "mouth_diff_mm": M.pool_frames(a["diff"]),
-        "lag": M.lag_of(_nanmean(a["lag"])),
-        "audio_lag": M.lag_of(_nanmean(a["alag"])) if a["alag"] else float("nan"),
-        "accel_mm": float(np.nanmean(a["accel"])),
-        "jitter_mm": float(np.nanmean(a["jitter"])),
-        **dict(zip(("closure_rate", "closure_gap_mm"), M.pool_closures(a["closures"]), strict=True)),
-    }
-    if not opening:
-        out.update(
-            mouth_corr=float("nan"),
-            mouth_diff_mm=float("nan"),
-            lag=float("nan"),
-            audio_lag=float("nan"),
-            closure_rate=float("nan"),
-            closure_gap_mm=float("nan"),
-        )
-    return out
-
-
-def _nanmean(curves: list[np.ndarray]) -> np.ndarray:
-    stacked = np.array(curves, dtype=np.float64)
-    finite = np.isfinite(stacked).any(0)
-    out = np.full(stacked.shape[1], np.nan)
-    out[finite] = np.nanmean(stacked[:, finite], axis=0)
-    return out
+    return up_idx, low_idx, note
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -313,6 +319,36 @@ def _data_config(ckpt_cfg: Config, data_cfg: DataConfig | None) -> Config:
     return replace(ckpt_cfg, data=replace(ckpt_cfg.data, **where))
 
 
+def sync_expert_for(prepared, path: Path | None = None) -> LoadedExpert | None:
+    """The sync expert an evaluation on `prepared` uses: the file at `path` when given (e.g. the copy
+    kept with an earlier report; a bad file is an error), else the one trained on prepared's training
+    split (cached); None, with the reason logged, when that split cannot train one (sequences too
+    short): the learned sync scores are then n/a and the report says so."""
+    if path is None:
+        try:
+            loaded = expert_for(prepared)
+        except VocaganError as e:
+            log(f"[evaluate] learned lip sync not measured: {e}")
+            return None
+    else:
+        loaded = load_expert(path)
+    if loaded.expert.audio_dim != prepared.audio_dim or loaded.expert.motion_dim != 3 * len(prepared.crop):
+        raise VocaganError(
+            f"the sync expert expects {loaded.expert.audio_dim} audio features and {loaded.expert.motion_dim // 3} "
+            f"mouth vertices, the prepared data has {prepared.audio_dim} and {len(prepared.crop)}",
+            loaded.path,
+        )
+    return loaded
+
+
+def sync_expert_of(cfg: Config, path: Path | None = None) -> LoadedExpert | None:
+    """The sync expert of the data cfg prepares (prepared first when not cached): for `compare`, which
+    scores every run with one expert."""
+    from vocagan.prep.prepare import prepare
+
+    return sync_expert_for(prepare(cfg), path)
+
+
 def evaluate(
     checkpoint: Path,
     data_cfg: DataConfig | None,
@@ -320,8 +356,13 @@ def evaluate(
     fps: int | None = None,
     save_predictions: Path | None = None,
     style: str = "all",
+    sync_expert: Path | None = None,
+    encoder: str | None = None,
 ) -> EvalResult:
-    """Test-set metrics of a checkpoint (see the module doc). style: "all" or a training subject."""
+    """Test-set metrics of a checkpoint (see the module doc). style: "all" or a training subject;
+    sync_expert: a saved expert to score lip sync with (default: the one of this prepared data);
+    encoder: where the frozen speech encoder the model was trained with is now, when its recorded
+    folder is gone."""
     import torch
 
     from vocagan.checkpoint import load_checkpoint
@@ -330,8 +371,16 @@ def evaluate(
 
     model, ckpt = load_checkpoint(checkpoint)
     cfg = _data_config(ckpt.config, data_cfg)
+    if cfg.features.kind == "encoder" and not cfg.features.encoder_finetune:
+        from vocagan.prep.features import encoder_for, with_encoder
+
+        cfg = replace(cfg, features=with_encoder(cfg.features, encoder))
+        encoder_for(cfg.features, recorded=ckpt.encoder or {})  # there, and the weights the model knows
     fps = int(fps or DEFAULT_FPS)
     fps_step(cfg.data.source_fps, fps)  # a bad --fps fails before any work
+    for folder in (out_dir, save_predictions):  # and a bad output folder
+        if folder is not None:
+            output_dir(folder)
     styles = ckpt.styles
     if style == "all":
         conditions = [(s, i) for i, s in enumerate(styles)]
@@ -350,10 +399,17 @@ def evaluate(
             source=f"{given.source} (given at evaluation; the model's own: {stats.regions.source})",
         )
     prepared = prepare(cfg)  # test features, training spec, cached
+    if int(prepared.meta["n_vertices"]) != int(stats.meta["n_vertices"]):
+        raise VocaganError(
+            f"the dataset's meshes have {prepared.meta['n_vertices']} vertices, the model was trained on "
+            f"{stats.meta['n_vertices']}: evaluate it on data of its own topology",
+            cfg.data.root or cfg.data.data_verts_path or checkpoint,
+        )
     if prepared.audio_dim != ckpt.audio_dim:
         raise VocaganError(
             f"the prepared features have {prepared.audio_dim} dims, the model expects {ckpt.audio_dim}", checkpoint
         )
+    expert = sync_expert_for(prepared, sync_expert)
     tests = load_test_sequences(cfg, prepared, fps)
 
     def predict(audio: np.ndarray, style_idx: list[int]) -> np.ndarray:
@@ -387,7 +443,5 @@ def evaluate(
         sample if generative else None,
         policy,
         stats.faces if len(stats.faces) else None,
+        expert,
     )
-
-
-# ----------------------------------------------------------------------------- moved to vocagan.baselines

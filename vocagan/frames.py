@@ -75,3 +75,22 @@ def as_vertex_frames(data: np.ndarray, n_vertices: int | None = None) -> np.ndar
     ):
         return data.reshape(len(data), -1, 3)
     return data
+
+
+# ----------------------------------------------------------------------------- chunked processing
+def chunk_spans(n_frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """Split [0, n_frames) into equal-ish spans of <= `chunk` frames, consecutive ones sharing `overlap`."""
+    if n_frames <= chunk:
+        return [(0, n_frames)]
+    if not 0 <= overlap < chunk:
+        raise ValueError(f"overlap {overlap} must be in [0, chunk={chunk})")
+    n = math.ceil((n_frames - overlap) / (chunk - overlap))
+    step = math.ceil((n_frames - overlap) / n)
+    return [(k * step, min(k * step + step + overlap, n_frames)) for k in range(n)]
+
+
+def crossfade_in(overlap: int) -> np.ndarray:
+    """Weights (overlap,) rising 0 -> 1 (raised cosine) over the middle half of the overlap: the outer
+    quarter next to each chunk edge, where context is missing, gets no weight."""
+    j = (np.arange(overlap) + 0.5 - overlap / 4) / max(overlap / 2, 1e-9)
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(j, 0, 1))

@@ -7,6 +7,12 @@ vertices of the *squared* L2 error, averaged over all frames pooled across seque
 std of the squared displacement norm from the template, ground truth minus prediction, averaged
 over sequences.
 
+Beyond the papers' metrics: lip dynamics (the spread of velocity and acceleration of the mouth
+opening and of the lip vertices, predicted over true, and the 1-D Wasserstein distance between
+predicted and true lip speeds), the opening reached at the true opening peaks, SyncNet-style scores
+from the distances a sync expert measures (`sync_scores`: LSE-D, LSE-C), and the Fréchet distance
+between Gaussians fitted to embeddings.
+
 Per-sequence functions return per-frame values (or one number per sequence); the `pool_*`
 aggregators combine sequences, so frame-pooled and sequence-averaged variants cannot be confused.
 Nothing here knows about files, models or torch.
@@ -26,6 +32,7 @@ from vocagan.prep.regions import CLOSED_MM
 MM = 1000.0  # metres -> millimetres
 LVE_SCALE = 1e-5  # tables print LVE in units of 1e-5 m²
 MAX_LAG = 10  # lip-sync lag search window, frames
+PEAK_PROMINENCE_MM = 1.0  # a true mouth-opening peak stands at least this far above its surroundings
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
@@ -192,17 +199,18 @@ def lag_correlations(pred: np.ndarray, ref: np.ndarray, max_lag: int = MAX_LAG) 
     return out
 
 
-def lag_of(correlations: np.ndarray) -> float:
+def lag_of(correlations: np.ndarray):
     """The lag k maximising a `lag_correlations` curve (or a mean of several); ties go to the
-    smallest |k|; nan when no lag has a finite correlation (e.g. a motionless prediction)."""
+    smallest |k| (then the negative one); nan when no lag has a finite correlation (e.g. a motionless
+    prediction). A stack (..., 2K+1) of curves gives an array of lags."""
     c = np.asarray(correlations, dtype=np.float64)
-    max_lag = (c.size - 1) // 2
-    best, best_k = -np.inf, float("nan")
-    for k in sorted(range(-max_lag, max_lag + 1), key=abs):
-        r = c[k + max_lag]
-        if np.isfinite(r) and r > best + 1e-12:
-            best, best_k = r, k
-    return best_k
+    max_lag = (c.shape[-1] - 1) // 2
+    order = np.array(sorted(range(-max_lag, max_lag + 1), key=abs))  # 0, -1, 1, -2, 2, ...
+    vals = np.where(np.isfinite(c), c, -np.inf)[..., order + max_lag]
+    best = vals.max(-1, keepdims=True)
+    first = np.argmax(vals >= best - 1e-12, axis=-1)  # the first lag (in |k| order) within rounding of the max
+    out = np.where(np.isfinite(best[..., 0]), order[first], np.nan).astype(np.float64)
+    return float(out) if out.ndim == 0 else out
 
 
 def best_lag(pred: np.ndarray, ref: np.ndarray, max_lag: int = MAX_LAG) -> float:
@@ -261,3 +269,149 @@ def diversity_mm(samples: np.ndarray, region: np.ndarray | None = None) -> float
     if not pairs:
         return float("nan")
     return float(np.mean([np.linalg.norm(s[i] - s[j], axis=-1).mean() for i, j in pairs]) * MM)
+
+
+# ----------------------------------------------------------------------------- lip dynamics (naturalness)
+def time_derivative(x: np.ndarray, order: int) -> np.ndarray:
+    """Finite differences along time (axis 0): order 1 = velocity x_{t+1} - x_t, order 2 = acceleration
+    x_{t+1} - 2 x_t + x_{t-1}; (T, ...) -> (T - order, ...), per frame (multiply by fps**order for per
+    second). Fewer than order + 1 frames -> an empty array."""
+    x = _f64(x)
+    if x.shape[0] <= order:
+        return np.zeros((0, *x.shape[1:]))
+    return np.diff(x, n=order, axis=0)
+
+
+def squared_rate(series: np.ndarray, order: int) -> np.ndarray:
+    """Per-frame squared derivative of a 1-D series (e.g. the mouth opening, mm) -> (T - order,)."""
+    return time_derivative(np.ravel(series), order) ** 2
+
+
+def lip_squared_rate(verts: np.ndarray, lips: np.ndarray, order: int) -> np.ndarray:
+    """Per frame, the mean over lip vertices of the squared norm of the derivative, in mm²/frame^(2 order):
+    (1/|L|) sum_{v in L} ||D^order x_t,v||² * 1e6  ->  (T - order,). Duplicate indices count once."""
+    d = time_derivative(_f64(verts[:, np.unique(lips)]), order)  # (T - order, L, 3)
+    return (d**2).sum(-1).mean(-1) * MM**2 if d.size else np.zeros(0)
+
+
+def spread_ratio(pred_sq: Sequence[np.ndarray], gt_sq: Sequence[np.ndarray]) -> float:
+    """Predicted / true spread of a derivative: sqrt(sum pred_sq / sum gt_sq) over the frames of all
+    sequences (both lists from `squared_rate` / `lip_squared_rate`, pairwise the same frames), i.e. the
+    ratio of root-mean-square rates. 1 = the true dynamics, < 1 = over-smoothed, > 1 = jittery;
+    nan when the ground truth does not move."""
+    num = sum(float(np.sum(p)) for p in pred_sq)
+    den = sum(float(np.sum(g)) for g in gt_sq)
+    return float(np.sqrt(num / den)) if den > 0 else float("nan")
+
+
+def lip_speeds(verts: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """Speed of every lip vertex in every frame, ||x_{t+1,v} - x_{t,v}|| * 1000 -> (T - 1, |L|) mm/frame
+    (duplicate indices count once)."""
+    d = time_derivative(_f64(verts[:, np.unique(lips)]), 1)
+    return np.linalg.norm(d, axis=-1) * MM
+
+
+def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
+    """1-D Wasserstein (earth mover's) distance between the empirical distributions of the values in
+    `a` and `b` (any sizes): the integral over x of |F_a(x) - F_b(x)|, F the empirical CDFs. Same unit
+    as the values; nan when either is empty."""
+    a, b = np.sort(_f64(a).ravel()), np.sort(_f64(b).ravel())
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    x = np.concatenate([a, b])
+    x.sort(kind="mergesort")
+    widths = np.diff(x)
+    cdf_a = np.searchsorted(a, x[:-1], side="right") / a.size
+    cdf_b = np.searchsorted(b, x[:-1], side="right") / b.size
+    return float(np.sum(np.abs(cdf_a - cdf_b) * widths))
+
+
+# ----------------------------------------------------------------------------- amplitude at peaks
+def opening_peaks(opening: np.ndarray, prominence: float = PEAK_PROMINENCE_MM) -> np.ndarray:
+    """Frames of the true mouth-opening peaks: local maxima of `opening` (mm; a plateau counts once, at
+    its middle frame; not at the first or last frame) whose prominence is at least `prominence` mm.
+    Prominence (as scipy.signal.peak_prominences): on each side, the lowest value between the peak and
+    the nearest higher frame (or the series' end); the peak's height above the higher of those two."""
+    x = _f64(opening).ravel()
+    if x.size < 3 or not np.isfinite(x).all():
+        return np.zeros(0, dtype=np.int64)
+    change = np.flatnonzero(np.diff(x) != 0) + 1  # starts of runs of equal values
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [x.size]])  # exclusive
+    peaks = []
+    for a, b in zip(starts, stops, strict=True):
+        if a == 0 or b == x.size or x[a - 1] >= x[a] or x[b] >= x[a]:
+            continue  # at an end, or not higher than both neighbours
+        higher_left = np.flatnonzero(x[:a] > x[a])
+        higher_right = np.flatnonzero(x[b:] > x[a])
+        left = x[(higher_left[-1] + 1 if higher_left.size else 0) : a].min()
+        right = x[b : (b + higher_right[0] if higher_right.size else x.size)].min()
+        if x[a] - max(left, right) >= prominence:
+            peaks.append((a + b - 1) // 2)
+    return np.array(peaks, dtype=np.int64)
+
+
+def peak_openings(
+    opening_pred: np.ndarray, opening_gt: np.ndarray, prominence: float = PEAK_PROMINENCE_MM, tolerance: int = 1
+) -> np.ndarray:
+    """(P, 2) per true opening peak (`opening_peaks` of opening_gt): the predicted maximum opening over the
+    peak frame +- `tolerance` frames and the true opening at the peak. Pass openings above the neutral
+    face (mm), so that the ratio of the columns' sums (`pool_peaks`) is the share of the true amplitude
+    the prediction reaches."""
+    n = len(opening_gt)
+    rows = [
+        (float(np.max(opening_pred[max(p - tolerance, 0) : min(p + tolerance + 1, n)])), float(opening_gt[p]))
+        for p in opening_peaks(opening_gt, prominence)
+    ]
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def pool_peaks(per_sequence: Sequence[np.ndarray]) -> float:
+    """Opening reached at the true peaks, pooled over the peaks of all sequences: sum of predicted / sum
+    of true peak openings (above neutral). 1 = full amplitude, < 1 = under-articulated; nan without peaks."""
+    rows = np.concatenate([np.reshape(r, (-1, 2)) for r in per_sequence]) if len(per_sequence) else np.zeros((0, 2))
+    den = rows[:, 1].sum()
+    return float(rows[:, 0].sum() / den) if len(rows) and den > 0 else float("nan")
+
+
+# ----------------------------------------------------------------------------- learned lip sync (SyncNet style)
+def sync_scores(distances: np.ndarray) -> tuple[float, float, int]:
+    """SyncNet's scores from the distances between motion windows and shifted audio windows:
+    `distances` (N windows, 2K+1 shifts), column K + k = motion window at t vs audio window at t + k.
+    Per shift, the mean distance over the windows; LSE-D = the smallest mean distance, LSE-C
+    (confidence) = the median over shifts minus that minimum, offset = how many frames the motion lags
+    the audio (-k of the minimum: motion that matches earlier audio is late, > 0).
+    (nan, nan, 0) when there are no windows."""
+    d = _f64(distances)
+    if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] % 2 == 0:
+        return float("nan"), float("nan"), 0
+    curve = d.mean(0)
+    best = int(np.argmin(curve))
+    return float(curve[best]), float(np.median(curve) - curve[best]), d.shape[1] // 2 - best
+
+
+def gaussian_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) (maximum likelihood, divided by N) of the rows of x (N, D)."""
+    x = _f64(x)
+    mu = x.mean(0)
+    c = x - mu
+    return mu, c.T @ c / len(x)
+
+
+def sqrtm_psd(cov: np.ndarray) -> np.ndarray:
+    """The symmetric square root of positive semi-definite matrices (..., D, D) (negative eigenvalues
+    from rounding clipped to 0)."""
+    w, v = np.linalg.eigh(_f64(cov))
+    return (v * np.sqrt(np.clip(w, 0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+def frechet_distance(mu1, cov1, mu2, cov2, root2: np.ndarray | None = None):
+    """Fréchet distance between the Gaussians N(mu1, cov1) and N(mu2, cov2) (as FID):
+    ||mu1 - mu2||² + tr(cov1) + tr(cov2) - 2 tr((cov2^1/2 cov1 cov2^1/2)^1/2). `root2`: cov2^1/2 when
+    already known (`sqrtm_psd`). Accepts stacks (..., D) / (..., D, D) and returns an array then."""
+    mu1, mu2, cov1, cov2 = _f64(mu1), _f64(mu2), _f64(cov1), _f64(cov2)
+    root = sqrtm_psd(cov2) if root2 is None else _f64(root2)
+    inner = np.linalg.eigvalsh(root @ cov1 @ root)
+    tr = np.trace(cov1, axis1=-2, axis2=-1) + np.trace(cov2, axis1=-2, axis2=-1)
+    out = ((mu1 - mu2) ** 2).sum(-1) + tr - 2 * np.sqrt(np.clip(inner, 0, None)).sum(-1)
+    return float(out) if np.ndim(out) == 0 else out

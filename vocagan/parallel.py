@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -24,12 +25,13 @@ def threads_per_run(jobs: int) -> int:
     return max(1, torch.get_num_threads() // jobs)
 
 
-def run_parallel(plan: dict, states: dict, out_dir: Path, fps: int, jobs: int) -> dict:
+def run_parallel(plan: dict, states: dict, out_dir: Path, jobs: int, evaluate_run: Callable) -> dict:
     """Train (or resume) and evaluate every run of `plan` ({(model, seed): Config}, state in `states`:
     "new", "partial" or "finished"), `jobs` at a time, into compare's layout (out_dir/runs/<model>/
-    seed<k>, out_dir/eval/<model>/seed<k>); each run's output goes to <run folder>.log. The prepared
-    data is cached first, so the processes read it instead of preparing it side by side. Returns
-    {(model, seed): training seconds}."""
+    seed<k>, out_dir/eval/<model>/seed<k>); each run's output goes to <run folder>.log.
+    `evaluate_run(checkpoint, eval_dir)` (picklable: it runs in the workers) evaluates one run the way
+    compare does. The prepared data is cached first, so the processes read it instead of preparing it
+    side by side. Returns {(model, seed): (training seconds, evaluation seconds)}."""
     from vocagan.train import prepare_data
 
     prepare_data(next(iter(plan.values())))  # the same prepared data for every model and seed
@@ -41,21 +43,22 @@ def run_parallel(plan: dict, states: dict, out_dir: Path, fps: int, jobs: int) -
         for (model, seed), cfg in plan.items():
             run_dir = out_dir / "runs" / model / f"seed{seed}"
             run_dir.parent.mkdir(parents=True, exist_ok=True)
-            job = (cfg, run_dir, states[(model, seed)], out_dir / "eval" / model / f"seed{seed}", fps, threads)
+            job = (cfg, run_dir, states[(model, seed)], out_dir / "eval" / model / f"seed{seed}", threads, evaluate_run)
             futures[pool.submit(train_and_evaluate, *job)] = (model, seed)
         for n, future in enumerate(as_completed(futures), 1):
             model, seed = futures[future]
             out[(model, seed)] = future.result()
-            log(f"[compare] {n}/{len(plan)} runs done: {model} seed {seed} ({out[(model, seed)]:.0f} s of training)")
+            log(f"[compare] {n}/{len(plan)} runs done: {model} seed {seed} ({out[(model, seed)][0]:.0f} s of training)")
     return out
 
 
-def train_and_evaluate(cfg: Config, run_dir: Path, state: str, eval_dir: Path, fps: int, threads: int) -> float:
+def train_and_evaluate(
+    cfg: Config, run_dir: Path, state: str, eval_dir: Path, threads: int, evaluate_run: Callable
+) -> tuple[float, float]:
     """One run in a worker process: train (unless finished; resume a partial one) and evaluate, all
-    output to <run_dir>.log; returns the training seconds."""
+    output to <run_dir>.log; returns the training and the evaluation seconds."""
     import torch
 
-    from vocagan.evaluate import evaluate
     from vocagan.train import train
 
     torch.set_num_threads(threads)
@@ -68,7 +71,5 @@ def train_and_evaluate(cfg: Config, run_dir: Path, state: str, eval_dir: Path, f
         if state != "finished":
             train(cfg, run_dir, resume=state == "partial")
         seconds = time.perf_counter() - t
-        best, saved = run_dir / "best.pt", eval_dir / "metrics.json"
-        if not (saved.is_file() and saved.stat().st_mtime > best.stat().st_mtime):  # compare's reuse rule
-            evaluate(best, None, eval_dir, fps=fps)
-    return seconds
+        evaluate_run(run_dir / "best.pt", eval_dir)
+    return seconds, time.perf_counter() - t - seconds

@@ -131,12 +131,31 @@ def _plain_figure(title: str, xlabel: str, ylabel: str, size=(6.4, 4.0)):
 
 
 def plot_bars(
-    labels: list[str], values: list[float], path: str | Path, title: str, ylabel: str, errors: list[float] | None = None
+    labels: list[str],
+    values: list[float],
+    path: str | Path,
+    title: str,
+    ylabel: str,
+    errors: list[float] | None = None,
+    intervals: list | None = None,
+    reference: tuple[str, float] | None = None,
 ) -> Path:
-    """One bar per label (optional ± error bars), e.g. LVE per test sequence or a metric per model."""
+    """One bar per label, e.g. LVE per test sequence or a metric per model; optional error bars: ± errors,
+    or intervals [(low, high), ...] (asymmetric, e.g. 95 % intervals; a missing one draws no bar);
+    `reference` = (label, value): a dashed line, e.g. the ground truth's own value."""
+    import numpy as np
+
     fig, ax = _plain_figure(title, "", ylabel, size=(max(6.4, 0.35 * len(labels) + 2), 4.2))
     x = list(range(len(labels)))
-    ax.bar(x, values, yerr=errors, capsize=3 if errors else 0, color="tab:blue", alpha=0.85)
+    yerr: list[float] | np.ndarray | None = errors
+    if intervals is not None:
+        v = np.asarray(values, np.float64)
+        iv = np.array([(np.nan, np.nan) if i is None else i for i in intervals], np.float64).reshape(-1, 2)
+        yerr = np.nan_to_num(np.clip(np.stack([v - iv[:, 0], iv[:, 1] - v]), 0, None))
+    ax.bar(x, values, yerr=yerr, capsize=3 if yerr is not None else 0, color="tab:blue", alpha=0.85)
+    if reference is not None and np.isfinite(reference[1]):
+        ax.axhline(reference[1], ls="--", lw=1, color="black", label=reference[0])
+        ax.legend(fontsize=8)
     ax.set_xticks(x)
     ax.set_xticklabels(
         labels,
@@ -144,6 +163,52 @@ def plot_bars(
         ha="right" if len(labels) > 6 else "center",
         fontsize=7 if len(labels) > 6 else 9,
     )
+    return save_figure(fig, Path(path))
+
+
+def plot_interval_panels(panels: list, path: str | Path, title: str, ncols: int = 1) -> Path:
+    """Points with 95 % interval whiskers, one panel per entry of `panels` = (panel title, rows, reference):
+    rows = [(label, value, (low, high) or None), ...], drawn top to bottom; `reference` (e.g. 0 for
+    differences, 1 for ratios, or None) is a dashed vertical line. Missing values are skipped. Panels
+    fill a grid of `ncols` columns."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = -(-len(panels) // ncols)
+    most = max(len(rows) for _, rows, _ in panels)
+    fig = Figure(figsize=(4.6 * ncols if ncols > 1 else 7.0, nrows * (0.3 * most + 1.0) + 0.8), dpi=100)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (name, rows, ref) in zip(axes[: len(panels)], panels, strict=True):
+        ys = np.arange(len(rows))[::-1]
+        for y, (_label, value, ci) in zip(ys, rows, strict=True):
+            if value is None or not np.isfinite(value):
+                continue
+            if ci is not None and all(c is not None and np.isfinite(c) for c in ci):
+                ax.plot([ci[0], ci[1]], [y, y], color="tab:blue", lw=2)
+                ax.plot([ci[0], ci[1]], [y, y], "|", color="tab:blue", ms=8)
+            ax.plot([value], [y], "o", color="black", ms=4)
+        if ref is not None:
+            ax.axvline(ref, ls="--", lw=1, color="gray")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([r[0] for r in rows], fontsize=8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, Path(path))
+
+
+def plot_lines(x, curves: dict, path: str | Path, title: str, xlabel: str, ylabel: str) -> Path:
+    """Several curves over one x axis, e.g. a sync expert's mean distance over audio shifts."""
+    fig, ax = _plain_figure(title, xlabel, ylabel)
+    for label, y in curves.items():
+        ax.plot(x, y, marker="o", ms=3, label=label)
+    ax.axvline(0, ls="--", lw=1, color="gray")
+    ax.legend(fontsize=8)
     return save_figure(fig, Path(path))
 
 

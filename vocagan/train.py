@@ -45,9 +45,9 @@ from vocagan.distributed import (
 )
 from vocagan.errors import VocaganError
 from vocagan.models import build
-from vocagan.models.base import OptimStep
 from vocagan.models.layers import LipDecoder
-from vocagan.utils import atomic_write_text, log, progress, seed_everything
+from vocagan.models.optim import OptimStep
+from vocagan.utils import atomic_write_text, log, output_dir, progress, seed_everything
 from vocagan.validation import VAL_STYLE, to_device, validate, validation_batches
 
 if TYPE_CHECKING:
@@ -81,14 +81,17 @@ class TrainResult:
     baselines: dict = field(default_factory=dict)  # {"zero motion": LVE, "mean motion": LVE}
     rows: list = field(default_factory=list)
     rank: int = 0  # DDP rank; only rank 0 validates and writes
+    reused: bool = False  # a finished run with the same config and data, not trained again (`runs.finished_run`)
 
     def summary(self) -> str:
         if self.rank:
             return f"[rank {self.rank}] training finished; rank 0 prints the results"
         lve = "n/a (no validation sequences)" if self.best_val_lve is None else f"{self.best_val_lve:.4f}"
         lines = [
-            f"trained {self.model_name}: {self.epochs_run} epochs in {self.seconds:.0f} s"
-            + (" (early stop)" if self.stopped_early else ""),
+            f"{'reused the finished run of' if self.reused else 'trained'} {self.model_name}: {self.epochs_run} "
+            f"epochs in {self.seconds:.0f} s"
+            + (" (early stop)" if self.stopped_early else "")
+            + (" (same config and data: not trained again)" if self.reused else ""),
             f"  best val LVE {lve} x1e-5 m^2 at epoch {self.best_epoch} "
             f"(val subjects animated with training style {self.val_style})",
         ]
@@ -114,7 +117,7 @@ class LoopState:
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     t_start = time.perf_counter()
-    out_dir, tc = Path(out_dir), cfg.train
+    out_dir, tc = output_dir(out_dir), cfg.train
     env = setup_distributed(tc.device)
     prepared = prepare_data(cfg, env)
     data = make_data(prepared, cfg, env)
@@ -124,7 +127,8 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
         if env.main:
             log(f"[train] initial weights: {n} tensors from {source.path} ({source.model_name}, epoch {source.epoch})")
     steps = model.configure_optimizers(tc, tc.epochs * len(data.loader))
-    runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1)
+    # several steps, or a frozen encoder's parameters, leave parameters without gradients on some steps
+    runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1 or not model.hear.passthrough)
     autocast = make_autocast(env.device, tc.bf16)
     state = restore(out_dir, cfg, model, steps, data, env) if resume else LoopState()
     if env.main:
@@ -222,8 +226,15 @@ def make_data(prepared, cfg: Config, env: Distributed) -> Data:
 
 
 def make_model(cfg: Config, prepared, device: torch.device):
-    """The model (on `device`) with the lip decoder its vertex-space losses need."""
-    model = build(cfg.model, prepared.audio["train"].shape[1], prepared.motion["train"].shape[1], len(prepared.styles))
+    """The model (on `device`) with the lip decoder its vertex-space losses need; a speech encoder it
+    fine-tunes starts from the pretrained weights of features.encoder_path."""
+    import dataclasses
+
+    from vocagan.prep.features import audio_input
+
+    audio_dim = prepared.audio["train"].shape[1]
+    audio = dataclasses.replace(audio_input(cfg, audio_dim), load_weights=True)
+    model = build(cfg.model, audio_dim, prepared.motion["train"].shape[1], len(prepared.styles), audio)
     decoder = LipDecoder.from_prepared(prepared)
     model.set_decoder(decoder)
     model.to(device)

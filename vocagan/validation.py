@@ -62,7 +62,8 @@ def validate(model, batches: list[dict], decoder: LipDecoder, device, autocast) 
     for batch in batches:
         batch = to_device(batch, device)
         with autocast():
-            parts = model.loss({k: v for k, v in batch.items() if k != "true_lips"})
+            # the losses of the model's own step (the one a fine-tuned encoder learns in), audio heard
+            parts = model.step_loss({k: v for k, v in batch.items() if k != "true_lips"}, model.hear_step)
             pred = model.predict(batch["audio"], batch["style"], 1, batch["mask"])[0]
         n = int(batch["mask"].shape[0])
         n_seq += n

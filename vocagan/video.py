@@ -1,5 +1,7 @@
 """Videos of vertex animations: H.264 mp4 encoding with sound, the ground truth | prediction | error
-side-by-side composition, and `vocagan render` on files (vertices .npy + a mesh for the faces).
+side-by-side composition, and `vocagan render` on files: vertices .npy + its face mesh, named by the
+<name>.json description `animate` writes beside the .npy (or given explicitly; a mesh of another
+vertex count is refused).
 
 Frames come from `vocagan.render` (camera, shading, rasterisers). Videos are H.264 (yuv420p,
 +faststart) with AAC audio, encoded by the ffmpeg that imageio-ffmpeg ships, written atomically.
@@ -8,17 +10,20 @@ Frames come from `vocagan.render` (camera, shading, rasterisers). Videos are H.2
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vocagan.errors import VocaganError
 from vocagan.frames import as_vertex_frames
+from vocagan.options import VideoOptions, check
 from vocagan.render import check_mesh, frame_camera, render_frames
-from vocagan.utils import atomic_path, log, progress
+from vocagan.utils import atomic_path, atomic_write_json, existing_file, log, output_file, progress
 
 
 # ----------------------------------------------------------------------------- ffmpeg
@@ -27,6 +32,16 @@ def ffmpeg_command(*args: str) -> list[str]:
     import imageio_ffmpeg
 
     return [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", *args]
+
+
+def check_audio(path: str | Path) -> Path:
+    """An audio file ffmpeg can decode (its first second is decoded), else one VocaganError naming it:
+    checked before any frame is rendered, so a bad sound file fails at once and by its own name."""
+    path = existing_file(path, "audio file")
+    probe = subprocess.run(ffmpeg_command("-t", "1", "-i", str(path), "-vn", "-f", "null", "-"), capture_output=True)
+    if probe.returncode != 0:
+        raise VocaganError(f"cannot read the audio ({ffmpeg_error(probe.stderr, 'ffmpeg failed')})", path)
+    return path
 
 
 def ffmpeg_error(stderr: bytes, default: str) -> str:
@@ -112,8 +127,7 @@ def _audio_file(audio, tmpdir: Path) -> Path:
     """A path ffmpeg can read: the given file, or a 16-bit wav of (samples, sample_rate)."""
     if isinstance(audio, (str, Path)):
         audio = Path(audio)
-        if not audio.is_file():
-            raise VocaganError("audio file not found", audio)
+        existing_file(audio, "audio file")
         return audio
     import soundfile as sf
 
@@ -174,10 +188,12 @@ def render_side_by_side(
     size: int = 800,
     backend: str = "auto",
     vmax_mm: float | None = None,
+    colors: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """ground truth | prediction | per-vertex error heat map (with a mm colour bar), one composed
     (size, 3*size, 3) uint8 frame per time step; pred and gt are (T, V, 3) metres of equal shape.
-    The colour scale is fixed for the whole sequence (default: 99th percentile of the error)."""
+    The colour scale is fixed for the whole sequence (default: 99th percentile of the error);
+    `colors` (V, 3): the mesh's own colours for the first two panels."""
     pred, faces = check_mesh(pred, faces)
     gt, _ = check_mesh(gt, faces)
     if pred.shape != gt.shape:
@@ -186,8 +202,8 @@ def render_side_by_side(
         vmax_mm = _nice_ceiling(max(float(np.percentile(np.linalg.norm(pred - gt, axis=2), 99)) * 1000, 0.1))
     camera = frame_camera(gt[0])  # one camera for all three panels
     panels = [
-        render_frames(gt, faces, size, backend, camera=camera),
-        render_frames(pred, faces, size, backend, camera=camera),
+        render_frames(gt, faces, size, backend, colors=colors, camera=camera),
+        render_frames(pred, faces, size, backend, colors=colors, camera=camera),
         render_frames(pred, faces, size, backend, colors=error_colors(pred, gt, vmax_mm), camera=camera),
     ]
     overlay = _overlay(size, vmax_mm)
@@ -201,8 +217,7 @@ def render_side_by_side(
 def load_vertices(path: str | Path) -> np.ndarray:
     """A (T, V, 3) (or (T, V*3)) vertex sequence from .npy; errors name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("vertices file not found", path)
+    existing_file(path, "vertices file (.npy)")
     try:
         vertices = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - a corrupt header raises ValueError/SyntaxError/TokenError/...
@@ -215,49 +230,148 @@ def load_vertices(path: str | Path) -> np.ndarray:
     return vertices
 
 
-def load_animation(vertices_npy: Path, faces_file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A (T, V, 3) vertices .npy and the faces of a PLY/OBJ with that topology, both validated."""
-    from vocagan.formats.mesh import read_mesh
+INFO_FORMAT = "vocagan animation"  # the "format" of the <name>.json written beside a vertex sequence
 
-    vertices = load_vertices(vertices_npy)
-    _, faces = read_mesh(faces_file)
-    if len(faces) == 0:
-        raise VocaganError("the mesh has no faces", faces_file)
-    if faces.max() >= vertices.shape[1]:
+
+def write_animation_info(vertices_npy: str | Path, mesh: str | Path | None, fps: float, audio=None, **extra) -> Path:
+    """<name>.json beside a vertex sequence <name>.npy: what `render` and `export-html` need to show it
+    (the face mesh with its faces and colours, the frame rate, the sound) and where it came from.
+    Paths in the same folder are stored by name (the folder can be moved), others absolute."""
+    npy = Path(vertices_npy)
+    shape = np.load(npy, mmap_mode="r").shape
+
+    def where(p):
+        p = Path(p)
+        return p.name if p.parent.resolve() == npy.parent.resolve() else str(p.resolve())
+
+    info = {
+        "format": INFO_FORMAT,
+        "version": 1,
+        "vertices": npy.name,
+        "n_frames": int(shape[0]),
+        "n_vertices": int(shape[1]),
+        "fps": float(fps),
+        "mesh": where(mesh) if mesh is not None else None,
+        "audio": where(audio) if audio is not None else None,
+        **{k: str(v) if isinstance(v, Path) else v for k, v in extra.items()},
+    }
+    out = npy.with_suffix(".json")
+    atomic_write_json(out, info)
+    return out
+
+
+def read_animation_info(vertices_npy: str | Path) -> dict | None:
+    """The description `write_animation_info` left beside a vertex sequence (paths resolved), or None
+    when there is none (a .json of another kind is not ours and is ignored)."""
+    path = Path(vertices_npy).with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise VocaganError(f"unreadable animation description ({' '.join(str(e).split())})", path) from None
+    if not isinstance(info, dict) or info.get("format") != INFO_FORMAT:
+        return None
+    for key in ("mesh", "audio"):
+        if info.get(key) is not None:
+            info[key] = path.parent / str(info[key])  # an absolute path stays absolute
+    info["path"] = path
+    return info
+
+
+@dataclass
+class Animation:
+    """A vertex sequence with everything needed to show it."""
+
+    vertices: np.ndarray  # (T, V, 3) float32
+    faces: np.ndarray  # (F, 3) int32
+    colors: np.ndarray | None  # (V, 3) per-vertex colours of the mesh, or None (uniform grey)
+    mesh: Path  # where the faces came from
+    fps: float | None = None  # from the description beside the .npy
+    audio: Path | None = None  # from the description, when that file still exists
+
+
+def load_animation(vertices_npy: str | Path, mesh: str | Path | None = None) -> Animation:
+    """A (T, V, 3) vertices .npy and its face mesh: `mesh` when given, else the one named in the
+    description beside the .npy (written by `animate`). The mesh must have exactly the animation's
+    vertex count: another topology would draw shredded spikes, so it is refused."""
+    from vocagan.formats.mesh import read_mesh_with_colors
+
+    npy = Path(vertices_npy)
+    vertices = load_vertices(npy)
+    info = read_animation_info(npy)
+    if info is not None and info.get("n_vertices") not in (None, vertices.shape[1]):
         raise VocaganError(
-            f"vertex count mismatch: the faces index {int(faces.max()) + 1}+ vertices but "
-            f"{vertices_npy.name} has {vertices.shape[1]} per frame",
-            faces_file,
+            f"describes {info['n_vertices']} vertices per frame but {npy.name} has {vertices.shape[1]} (stale .json?)",
+            info["path"],
         )
-    return check_mesh(vertices, faces, vertices_npy, faces_file)
+    if mesh is None:
+        if info is None or info.get("mesh") is None:
+            raise VocaganError(
+                f"no face mesh given and no {npy.stem}.json beside it naming one (vocagan animate writes it); "
+                "pass --faces MESH.ply with the animation's topology",
+                npy,
+            )
+        mesh = info["mesh"]
+    mesh = Path(mesh)
+    mesh_vertices, faces, colors = read_mesh_with_colors(mesh)
+    if len(faces) == 0:
+        raise VocaganError("the mesh has no faces", mesh)
+    if len(mesh_vertices) != vertices.shape[1]:
+        raise VocaganError(
+            f"topology mismatch: the mesh has {len(mesh_vertices)} vertices, {npy.name} has {vertices.shape[1]} per "
+            "frame; pass the mesh the animation was made with",
+            mesh,
+        )
+    vertices, faces = check_mesh(vertices, faces, npy, mesh)
+    audio = info.get("audio") if info else None
+    fps = info.get("fps") if info else None
+    return Animation(
+        vertices,
+        faces,
+        colors,
+        mesh,
+        float(fps) if isinstance(fps, (int, float)) and fps > 0 else None,
+        audio if audio is not None and Path(audio).is_file() else None,
+    )
 
 
 def render_files(
     vertices_npy: str | Path,
-    faces_ply: str | Path,
+    faces_ply: str | Path | None,
     out_mp4: str | Path,
-    fps: float = 30,
+    fps: float | None = None,
     audio: str | Path | None = None,
     gt: str | Path | None = None,
     size: int = 800,
     backend: str = "auto",
 ) -> Path:
-    """`vocagan render`: vertices .npy (T, V, 3) + a mesh file for the faces -> mp4 (with sound).
-    With `gt` (.npy of the same topology): ground truth | prediction | error heat map side by side."""
-    vertices_npy, faces_ply = Path(vertices_npy), Path(faces_ply)
-    vertices, faces = load_animation(vertices_npy, faces_ply)
+    """`vocagan render`: vertices .npy (T, V, 3) + its face mesh (default: the one its .json names)
+    -> mp4 with sound (default: the .json's audio; fps: given, else the .json's, else 30). With `gt`
+    (.npy of the same topology): ground truth | prediction | error heat map side by side."""
+    size, fps, backend = check(VideoOptions, size=size, fps=fps, backend=backend)
+    output_file(out_mp4)
+    if audio is not None:
+        check_audio(audio)
+    anim = load_animation(vertices_npy, faces_ply)
+    vertices, faces, colors = anim.vertices, anim.faces, anim.colors
+    if audio is None and anim.audio is not None:
+        audio = anim.audio
+        log(f"render: sound from {audio} (named in {Path(vertices_npy).with_suffix('.json').name})")
+    fps = fps or anim.fps or 30
     if gt is None:
-        frames = render_frames(vertices, faces, size, backend)
+        frames = render_frames(vertices, faces, size, backend, colors=colors)
     else:
         gt = Path(gt)
-        truth, _ = check_mesh(load_vertices(gt), faces, gt, faces_ply)
+        truth = load_vertices(gt)
         if truth.shape[1] != vertices.shape[1]:
             raise VocaganError(
                 f"ground truth has {truth.shape[1]} vertices per frame, the prediction {vertices.shape[1]}", gt
             )
+        truth, _ = check_mesh(truth, faces, gt, anim.mesh)
         n = min(len(truth), len(vertices))
         if len(truth) != len(vertices):
             log(f"render: prediction has {len(vertices)} frames, ground truth {len(truth)}; using the first {n}")
         vertices, truth = vertices[:n], truth[:n]
-        frames = render_side_by_side(vertices, truth, faces, size, backend)
+        frames = render_side_by_side(vertices, truth, faces, size, backend, colors=colors)
     return write_video(out_mp4, frames, fps, audio=audio, total=len(vertices))

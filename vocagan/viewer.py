@@ -1,39 +1,36 @@
-"""One self-contained HTML page that plays a vertex animation in sync with its audio.
+"""One self-contained HTML page that plays a .glb morph animation in sync with its audio.
 
-The page needs no network: three.js (vendored in vocagan/assets/, see scripts/vendor_three.sh) is
-inlined and imported from a blob URL; the mesh is embedded compactly (the base frame as float32,
-then only the vertices that move, as int16-quantised offsets, zlib-compressed and decoded in the
-browser with DecompressionStream); the audio file is embedded as base64. The displayed frame is
-floor(audio.currentTime * fps), so picture and sound cannot drift. Controls: play/pause, a scrub
-slider, drag to orbit, wheel to zoom. The current frame is shown in the page (#frame) and in
-document.title, which is what the headless-browser test reads. `#autoplay` in the URL starts
-playback where the browser's autoplay policy allows it.
+One code path for every input: the page always plays a glTF binary (`formats/gltf.py`) with three.js'
+own GLTFLoader and AnimationMixer, exactly as a web app or an artist's tool would load the file. A
+vertex sequence (.npy) is first turned into morph targets (`morph.fit_vertices`: the template plus a
+PCA of the offsets, reproducing every vertex within 0.01 mm), a .glb from `vocagan animate --format
+glb` is embedded as it is.
+
+The page needs no network: three.js and its GLTFLoader (vendored in vocagan/assets/, see
+scripts/vendor_three.sh) are inlined and imported from blob URLs; the .glb and the audio are
+embedded as base64. The animation time is the audio clock (`audio.currentTime`), so picture and sound
+cannot drift; the shown frame is floor(time * fps). Controls: play/pause, a scrub slider, drag to
+orbit, wheel to zoom. The current frame is shown in the page (#frame) and in document.title, which is
+what the headless-browser tests read. URL hash: `#autoplay` starts playback where the browser's
+autoplay policy allows it, `#t=1.5` shows the pose at 1.5 s (screenshots).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import zlib
 from pathlib import Path
 
-import numpy as np
-
 from vocagan.errors import VocaganError
-from vocagan.render import (
-    ALBEDO,
-    AMBIENT,
-    BACKGROUND,
-    FILL_LIGHT,
-    KEY_LIGHT,
-    check_mesh,
-)
-from vocagan.utils import atomic_write_text
-from vocagan.video import ffmpeg_command, ffmpeg_error, load_animation
+from vocagan.options import VideoOptions, check
+from vocagan.render import AMBIENT, BACKGROUND, FILL_LIGHT, KEY_LIGHT
+from vocagan.utils import atomic_write_text, existing_file, log, output_file
+from vocagan.video import check_audio, ffmpeg_command, ffmpeg_error
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 THREE_JS = ASSETS / "three.module.min.js"
-BLOCK = 1024  # frames encoded at a time
+GLTF_LOADER_JS = ASSETS / "GLTFLoader.js"
+GEOMETRY_UTILS_JS = ASSETS / "BufferGeometryUtils.js"
 MAX_RAW_AUDIO_BYTES = 8 << 20  # larger audio files are re-encoded to mp3 before embedding
 _AUDIO_MIME = {
     ".wav": "audio/wav",
@@ -49,52 +46,104 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def encode_mesh(vertices: np.ndarray, faces: np.ndarray, fps: float) -> dict:
-    """Compact JSON-able form of (T, V, 3) vertices: base frame + int16 offsets of moving vertices.
+def _asset(path: Path) -> str:
+    if not path.is_file():
+        raise VocaganError("vendored three.js file missing; run scripts/vendor_three.sh", path)
+    text = path.read_text(encoding="utf-8")
+    if "</script" in text.lower() or "<!--" in text:
+        raise VocaganError("vendored three.js file cannot be inlined (contains a script end tag)", path)
+    return text
 
-    Quantisation step = max |offset| / 32767 (sub-micrometre for speech motion); vertices whose
-    offset never exceeds half a step are static and not stored at all.
-    """
-    base = vertices[0].astype(np.float32)  # (V, 3)
-    blocks = [slice(t, t + BLOCK) for t in range(0, len(vertices), BLOCK)]  # bounded memory for long clips
-    peak = max(float(np.abs(vertices[b] - base).max()) for b in blocks)
-    scale = peak / 32767.0 if peak > 0 else 1.0
-    moving_mask = np.zeros(len(base), bool)
-    for b in blocks:
-        moving_mask |= (np.abs(vertices[b] - base) > scale / 2).any(axis=(0, 2))
-    moving = np.nonzero(moving_mask)[0].astype(np.uint32)  # (M,)
-    packer = zlib.compressobj(6)
-    offsets = (
-        b"".join(
-            packer.compress(np.round((vertices[b][:, moving] - base[moving]) / scale).astype("<i2").tobytes())
-            for b in blocks
-        )
-        + packer.flush()
-    )  # (T, M, 3)
-    index_type = "<u2" if len(base) < 65536 else "<u4"
-    return {
-        "fps": float(fps),
-        "n_frames": int(len(vertices)),
-        "n_vertices": int(len(base)),
-        "base": _b64(base.astype("<f4").tobytes()),
-        "faces": _b64(zlib.compress(faces.astype(index_type).tobytes(), 6)),
-        "faces_u32": index_type == "<u4",
-        "moving": _b64(zlib.compress(moving.astype("<u4").tobytes(), 6)),
-        "n_moving": int(len(moving)),
-        "scale": scale,
-        "offsets": _b64(offsets),
-        "albedo": list(ALBEDO),
-        "background": list(BACKGROUND),
-        "key": KEY_LIGHT,
-        "fill": FILL_LIGHT,
-        "ambient": AMBIENT,
-    }
+
+def three_modules() -> str:
+    """HTML that defines `window.vocaganThree()` -> {THREE, GLTFLoader} (three.js and its loader from
+    inlined sources through blob URLs, their `import` specifiers rewritten) and
+    `window.vocaganFrame(THREE, scene, object, element, renderer)` -> a camera framing `object` as
+    vocagan.render does, with its lights and drag/wheel orbit controls. Shared by this page and the
+    live page of `vocagan serve`."""
+    lights = json.dumps({"key": KEY_LIGHT, "fill": FILL_LIGHT, "ambient": AMBIENT, "background": BACKGROUND})
+    return (
+        f'<script type="text/plain" id="three-src">{_asset(THREE_JS)}</script>\n'
+        f'<script type="text/plain" id="gltf-loader-src">{_asset(GLTF_LOADER_JS)}</script>\n'
+        f'<script type="text/plain" id="geometry-utils-src">{_asset(GEOMETRY_UTILS_JS)}</script>\n'
+        f"<script>window.vocaganLights = {lights};{_BOOT}</script>"
+    )
+
+
+_BOOT = r"""
+window.vocaganThree = async function () {
+  const text = (id) => document.getElementById(id).textContent;
+  const url = (src) => URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
+  const three = url(text('three-src'));
+  const utils = url(text('geometry-utils-src').replaceAll("from 'three'", `from '${three}'`));
+  const loader = url(text('gltf-loader-src').replaceAll("from 'three'", `from '${three}'`)
+    .replaceAll("from '../utils/BufferGeometryUtils.js'", `from '${utils}'`));
+  const THREE = await import(three);
+  const { GLTFLoader } = await import(loader);
+  return { THREE, GLTFLoader };
+};
+// Camera and lights as vocagan.render: fit the x/y extent of the object, head facing +z; linear output
+// with render.py's light intensities (x pi: three's Lambert BRDF divides by pi) so pages look like videos.
+window.vocaganFrame = function (THREE, scene, object, element, renderer) {
+  const L = window.vocaganLights;
+  renderer.outputColorSpace = THREE.LinearSRGBColorSpace;
+  scene.background = new THREE.Color().setRGB(...L.background);
+  object.traverse((o) => { if (o.isMesh) { o.material = new THREE.MeshPhongMaterial({
+    color: o.material.color, vertexColors: o.material.vertexColors,   // COLOR_0: skin, lips, mouth, eyes
+    shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide}); } });
+  const box = new THREE.Box3().setFromObject(object);
+  const center = box.getCenter(new THREE.Vector3()), half = box.getSize(new THREE.Vector3()).multiplyScalar(0.5);
+  const camera = new THREE.PerspectiveCamera(20, 1, 0.001, 100);
+  for (const [intensity, x, y, z] of [[L.key[1], ...L.key[0]], [L.fill[1], ...L.fill[0]]]) {
+    const light = new THREE.DirectionalLight(0xffffff, intensity * Math.PI);
+    light.position.set(x, y, z);
+    light.target = camera;
+    camera.add(light);
+  }
+  scene.add(camera);
+  scene.add(new THREE.AmbientLight(0xffffff, L.ambient * Math.PI));
+  const orbit = {theta: 0, phi: 0, radius: 1};
+  function place() {
+    const c = Math.cos(orbit.phi);
+    camera.position.set(center.x + orbit.radius * c * Math.sin(orbit.theta),
+                        center.y + orbit.radius * Math.sin(orbit.phi),
+                        center.z + orbit.radius * c * Math.cos(orbit.theta));
+    camera.lookAt(center);
+    camera.near = orbit.radius / 100; camera.far = orbit.radius * 100; camera.updateProjectionMatrix();
+  }
+  function resize() {
+    const w = element.clientWidth || 1, h = element.clientHeight || 1;
+    renderer.setSize(w, h);
+    camera.aspect = w / h;
+    const t = Math.tan(THREE.MathUtils.degToRad(camera.fov) / 2);
+    orbit.radius = Math.max(half.y, half.x / camera.aspect) * 1.08 / t + half.z;
+    place();
+  }
+  let drag = null;
+  element.addEventListener('pointerdown', (e) => {
+    drag = {x: e.clientX, y: e.clientY};
+    element.setPointerCapture(e.pointerId);
+  });
+  element.addEventListener('pointerup', () => { drag = null; });
+  element.addEventListener('pointermove', (e) => {
+    if (!drag) return;
+    orbit.theta -= (e.clientX - drag.x) * 0.01;
+    orbit.phi = Math.max(-1.5, Math.min(1.5, orbit.phi + (e.clientY - drag.y) * 0.01));
+    drag = {x: e.clientX, y: e.clientY};
+    place();
+  });
+  element.addEventListener('wheel', (e) => { e.preventDefault(); orbit.radius *= Math.exp(e.deltaY * 0.001); place(); },
+                           {passive: false});
+  window.addEventListener('resize', resize);
+  resize();
+  return camera;
+};
+"""
 
 
 def _audio_source(audio_path: Path) -> str:
     """A data: URL for the audio; big or unusual files are re-encoded to mp3 with the bundled ffmpeg."""
-    if not audio_path.is_file():
-        raise VocaganError("audio file not found", audio_path)
+    check_audio(audio_path)  # a page with unplayable audio is no success
     mime = _AUDIO_MIME.get(audio_path.suffix.lower())
     if mime and audio_path.stat().st_size <= MAX_RAW_AUDIO_BYTES:
         return f"data:{mime};base64,{_b64(audio_path.read_bytes())}"
@@ -103,55 +152,71 @@ def _audio_source(audio_path: Path) -> str:
 
     with tempfile.TemporaryDirectory(prefix="vocagan-html-") as tmp:
         out = Path(tmp) / "audio.mp3"
-        proc = subprocess.run(
-            ffmpeg_command("-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k", str(out)),
-            capture_output=True,
-        )
+        cmd = ffmpeg_command("-i", str(audio_path), "-vn", "-ac", "1", "-c:a", "libmp3lame", "-b:a", "96k", str(out))
+        proc = subprocess.run(cmd, capture_output=True)
         if proc.returncode != 0:
             raise VocaganError(f"cannot read the audio ({ffmpeg_error(proc.stderr, 'ffmpeg failed')})", audio_path)
         return f"data:audio/mpeg;base64,{_b64(out.read_bytes())}"
 
 
-def export_html(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    out_html: str | Path,
-    fps: float = 30,
-    audio_path: str | Path | None = None,
-    title: str = "vocagan",
-) -> Path:
-    """Write one self-contained HTML page playing vertices (T, V, 3) with faces (F, 3) at `fps`,
-    with the audio file (wav/mp3/ogg/flac; others re-encoded) embedded and kept in sync."""
+def export_html(glb: bytes, out_html: str | Path, audio_path: str | Path | None = None, title: str = "vocagan") -> Path:
+    """Write one self-contained HTML page playing the .glb content `glb` (a morph-target animation as
+    `formats.gltf.glb_bytes` writes it) with the audio file (wav/mp3/ogg/flac; others re-encoded)."""
+    from vocagan.formats.gltf import read_glb
+
     out_html = Path(out_html)
-    if fps <= 0:
-        raise VocaganError(f"fps must be positive, got {fps}", out_html)
-    vertices, faces = check_mesh(vertices, faces)
-    if not THREE_JS.is_file():
-        raise VocaganError("vendored three.js missing; run scripts/vendor_three.sh", THREE_JS)
-    three = THREE_JS.read_text(encoding="utf-8")
-    if "</script" in three.lower() or "<!--" in three:
-        raise VocaganError("vendored three.js cannot be inlined (contains a script end tag)", THREE_JS)
-    mesh = json.dumps(encode_mesh(vertices, faces, fps)).replace("</", "<\\/")
+    anim = read_glb(glb)  # refuses what the page could not play, with a clear reason
+    if not len(anim.targets):
+        raise VocaganError("the .glb has no morph targets to play", out_html)
     audio = _audio_source(Path(audio_path)) if audio_path is not None else ""
     page = (
         _PAGE.replace("@TITLE@", _html_escape(title))
         .replace("@BACKGROUND@", "#" + "".join(f"{int(c * 255):02x}" for c in BACKGROUND))
         .replace("@AUDIO@", f'<audio id="audio" preload="auto" src="{audio}"></audio>' if audio else "")
-        .replace("@MESH@", mesh)
+        .replace("@GLB@", _b64(glb))
+        .replace("@FPS@", repr(float(anim.fps)))
         .replace("@APP@", _APP)
     )
-    page = page.replace("@THREE@", three)  # last: nothing is substituted inside three.js
+    page = page.replace("@MODULES@", three_modules())  # last: nothing is substituted inside three.js
     atomic_write_text(out_html, page)
     return out_html
 
 
 def export_html_files(
-    vertices: str | Path, faces: str | Path, out: str | Path, fps: float = 30, audio: str | Path | None = None
+    out: str | Path,
+    vertices: str | Path | None = None,
+    faces: str | Path | None = None,
+    glb: str | Path | None = None,
+    fps: float | None = None,
+    audio: str | Path | None = None,
 ) -> Path:
-    """`vocagan export-html`: vertices .npy (T, V, 3) + a PLY/OBJ for the faces (+ audio) -> HTML."""
+    """`vocagan export-html`: a .glb, or vertices .npy (T, V, 3) and its face mesh (default: the mesh
+    the <vertices>.json of `animate` names; a mesh of another vertex count is refused), turned into
+    morph targets (`morph.fit_vertices`, the mesh's vertex colours kept) -> HTML. Sound and fps default
+    to the .json's (fps 30 without one)."""
+    from vocagan.formats.gltf import glb_bytes
+
+    fps = check(VideoOptions, fps=fps)
+    output_file(out)
+    if glb is not None:
+        glb = existing_file(glb, ".glb file")
+        return export_html(glb.read_bytes(), out, audio_path=audio, title=glb.stem)
+    if vertices is None:
+        raise VocaganError("export-html needs --glb FILE, or --vertices NPY (with --faces MESH or its .json)")
+    from vocagan.morph import fit_vertices
+    from vocagan.video import load_animation
+
     vertices = Path(vertices)
-    verts, tris = load_animation(vertices, Path(faces))
-    return export_html(verts, tris, out, fps=fps, audio_path=audio, title=vertices.stem)
+    anim = load_animation(vertices, faces)
+    if audio is None and anim.audio is not None:
+        audio = anim.audio
+        log(f"export-html: sound from {audio} (named in {vertices.with_suffix('.json').name})")
+    from vocagan.formats.mesh import read_mesh
+
+    rest = read_mesh(anim.mesh)[0]
+    fit = fit_vertices(anim.vertices, rest, anim.faces, fps or anim.fps or 30)
+    fit.animation.colors = anim.colors
+    return export_html(glb_bytes(fit.animation), out, audio_path=audio, title=vertices.stem)
 
 
 def _html_escape(text: str) -> str:
@@ -182,124 +247,46 @@ html, body { margin: 0; height: 100%; background: @BACKGROUND@; color: #ddd; fon
 <input id="scrub" type="range" min="0" max="0" value="0" step="1">
 <span id="status">frame <span id="frame">0</span></span></div>
 @AUDIO@
-<script type="text/plain" id="three-src">@THREE@</script>
-<script type="application/json" id="mesh-data">@MESH@</script>
-<script type="module">@APP@</script>
+<script type="text/plain" id="glb">@GLB@</script>
+@MODULES@
+<script type="module">const FPS = @FPS@;@APP@</script>
 </body></html>
 """
 
 _APP = r"""
-const src = document.getElementById('three-src').textContent;
-const THREE = await import(URL.createObjectURL(new Blob([src], {type: 'text/javascript'})));
-const M = JSON.parse(document.getElementById('mesh-data').textContent);
-const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-async function inflate(b64) {   // zlib stream -> ArrayBuffer
-  const stream = new Blob([bytes(b64)]).stream().pipeThrough(new DecompressionStream('deflate'));
-  return await new Response(stream).arrayBuffer();
-}
-const base = new Float32Array(bytes(M.base).buffer);                      // (V*3)
-const faceBuf = await inflate(M.faces);
-const faces = M.faces_u32 ? new Uint32Array(faceBuf) : new Uint16Array(faceBuf);
-const moving = new Uint32Array(await inflate(M.moving));                   // (M,)
-const offsets = new Int16Array(await inflate(M.offsets));                 // (T*M*3)
-const T = M.n_frames, NM = M.n_moving, fps = M.fps;
-
+const { THREE, GLTFLoader } = await window.vocaganThree();
+const bytes = Uint8Array.from(atob(document.getElementById('glb').textContent), (c) => c.charCodeAt(0));
+const gltf = await new GLTFLoader().parseAsync(bytes.buffer, '');
 const view = document.getElementById('view');
 const renderer = new THREE.WebGLRenderer({antialias: true, preserveDrawingBuffer: true});
 renderer.setPixelRatio(window.devicePixelRatio || 1);
 view.appendChild(renderer.domElement);
 const scene = new THREE.Scene();
-// Linear output with render.py's light intensities (x pi: three's Lambert BRDF divides by pi), so the
-// page looks like the mp4 frames.
-renderer.outputColorSpace = THREE.LinearSRGBColorSpace;
-scene.background = new THREE.Color().setRGB(...M.background);
-const geometry = new THREE.BufferGeometry();
-const positions = new Float32Array(base);
-const posAttr = new THREE.BufferAttribute(positions, 3);
-posAttr.setUsage(THREE.DynamicDrawUsage);
-geometry.setAttribute('position', posAttr);
-geometry.setIndex(new THREE.BufferAttribute(faces, 1));
-geometry.computeVertexNormals();
-geometry.computeBoundingBox();
-const material = new THREE.MeshPhongMaterial({shininess: 24, specular: 0x1c1c1c, side: THREE.DoubleSide});
-material.color.setRGB(...M.albedo);
-scene.add(new THREE.Mesh(geometry, material));
+scene.add(gltf.scene);
+const camera = window.vocaganFrame(THREE, scene, gltf.scene, view, renderer);
+const clip = gltf.animations[0];
+const mixer = new THREE.AnimationMixer(gltf.scene);
+const action = mixer.clipAction(clip);
+action.setLoop(THREE.LoopOnce, 1);
+action.clampWhenFinished = true;
+action.play();
+const duration = clip.duration, T = Math.max(1, Math.round(duration * FPS) + 1);
 
-// Camera framing as vocagan.render.frame_camera: fit the x/y extent of frame 0, head facing +z.
-const box = geometry.boundingBox, center = box.getCenter(new THREE.Vector3());
-const half = box.getSize(new THREE.Vector3()).multiplyScalar(0.5);
-const camera = new THREE.PerspectiveCamera(20, 1, 0.001, 100);
-// key, fill (as render.py)
-for (const [intensity, x, y, z] of [[M.key[1], ...M.key[0]], [M.fill[1], ...M.fill[0]]]) {
-  const light = new THREE.DirectionalLight(0xffffff, intensity * Math.PI);
-  light.position.set(x, y, z);     // in camera space; shining towards the camera's origin
-  light.target = camera;
-  camera.add(light);
-}
-scene.add(camera);
-scene.add(new THREE.AmbientLight(0xffffff, M.ambient * Math.PI));
-// Orbit controls (drag = rotate around the head, wheel = zoom): spherical coordinates around `center`.
-const orbit = {theta: 0, phi: 0, radius: 1};
-function placeCamera() {
-  const c = Math.cos(orbit.phi);
-  camera.position.set(center.x + orbit.radius * c * Math.sin(orbit.theta),
-                      center.y + orbit.radius * Math.sin(orbit.phi),
-                      center.z + orbit.radius * c * Math.cos(orbit.theta));
-  camera.lookAt(center);
-  camera.near = orbit.radius / 100; camera.far = orbit.radius * 100; camera.updateProjectionMatrix();
-}
-function resize() {
-  const w = view.clientWidth || 1, h = view.clientHeight || 1;
-  renderer.setSize(w, h);
-  camera.aspect = w / h;
-  const t = Math.tan(THREE.MathUtils.degToRad(camera.fov) / 2);
-  orbit.radius = Math.max(half.y, half.x / camera.aspect) * 1.08 / t + half.z;
-  placeCamera();
-}
-let drag = null;
-view.addEventListener('pointerdown', (e) => {
-  drag = {x: e.clientX, y: e.clientY};
-  view.setPointerCapture(e.pointerId);
-});
-view.addEventListener('pointerup', () => { drag = null; });
-view.addEventListener('pointermove', (e) => {
-  if (!drag) return;
-  orbit.theta -= (e.clientX - drag.x) * 0.01;
-  orbit.phi = Math.max(-1.5, Math.min(1.5, orbit.phi + (e.clientY - drag.y) * 0.01));
-  drag = {x: e.clientX, y: e.clientY};
-  placeCamera();
-});
-view.addEventListener('wheel', (e) => {
-  e.preventDefault();
-  orbit.radius *= Math.exp(e.deltaY * 0.001);
-  placeCamera();
-}, {passive: false});
-window.addEventListener('resize', resize);
-resize();
-
-// Playback: the audio clock drives the frame (frame = floor(currentTime * fps)); without audio a wall clock.
+// Playback: the audio clock drives the animation time; without audio a wall clock.
 const audio = document.getElementById('audio');
 const playButton = document.getElementById('play'), scrub = document.getElementById('scrub');
 const frameLabel = document.getElementById('frame');
 scrub.max = String(T - 1);
 let playing = false, clockStart = 0, clockOffset = 0, shown = -1;
-const duration = T / fps;
 function currentTime() {
   if (audio) return audio.currentTime;
   return playing ? clockOffset + (performance.now() - clockStart) / 1000 : clockOffset;
 }
-function setFrame(frame) {
-  frame = Math.max(0, Math.min(T - 1, frame));
+function show(t) {
+  t = Math.max(0, Math.min(duration, t));
+  mixer.setTime(t);
+  const frame = Math.min(T - 1, Math.floor(t * FPS + 1e-6));
   if (frame === shown) return;
-  const o = frame * NM * 3, s = M.scale;
-  for (let k = 0; k < NM; k++) {
-    const v = moving[k] * 3, q = o + k * 3;
-    positions[v] = base[v] + offsets[q] * s;
-    positions[v + 1] = base[v + 1] + offsets[q + 1] * s;
-    positions[v + 2] = base[v + 2] + offsets[q + 2] * s;
-  }
-  posAttr.needsUpdate = true;
-  geometry.computeVertexNormals();
   shown = frame;
   scrub.value = String(frame);
   frameLabel.textContent = String(frame);
@@ -323,24 +310,26 @@ function pause() {
 }
 playButton.addEventListener('click', () => (playing ? pause() : play()));
 scrub.addEventListener('input', () => {
-  const t = Number(scrub.value) / fps;
+  const t = Number(scrub.value) / FPS;
   if (audio) audio.currentTime = t; else { clockOffset = t; clockStart = performance.now(); }
-  setFrame(Number(scrub.value));
+  show(t);
 });
 if (audio) audio.addEventListener('ended', () => pause());
 function update() {
   if (!playing) return;
   const t = currentTime();
   if (!audio && t >= duration) { clockOffset = duration; pause(); }
-  setFrame(Math.floor(t * fps));
+  show(t);
 }
 function tick() {
   update();
   renderer.render(scene, camera);
   requestAnimationFrame(tick);
 }
-setFrame(0);
+const at = location.hash.match(/t=([0-9.]+)/);
+show(at ? Number(at[1]) : 0);
+if (at) { clockOffset = Number(at[1]); if (audio) audio.currentTime = clockOffset; }
 requestAnimationFrame(tick);
-setInterval(update, 250 / fps);   // keeps the frame state current even where rAF is throttled (hidden tab)
+setInterval(update, 250 / FPS);   // keeps the frame state current even where rAF is throttled (hidden tab)
 if (location.hash.includes('autoplay')) play();
 """

@@ -172,7 +172,7 @@ def test_convert_errors_name_the_file(sequences, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(VocaganError, match="no sequences with audio"):
         convert(tmp_path / "empty", tmp_path / "out")
-    with pytest.raises(VocaganError, match="input fps must be positive, got 0"):
+    with pytest.raises(VocaganError, match=r"input_fps must be in \[1, 1000\], got 0"):
         convert(tmp_path / "empty", tmp_path / "out", input_fps=0)
     seq = sequences[(SUBJECTS[0], "sentence01")]
     # vertices_npy with a file name that has no <subject>_<sentence> split

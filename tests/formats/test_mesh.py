@@ -145,3 +145,22 @@ def test_real_flame_sample_ply(shared_data, tmp_path):
     v2, f2 = read_mesh(tmp_path / "copy.ply")
     np.testing.assert_array_equal(v2, v)
     np.testing.assert_array_equal(f2, f)
+
+
+@pytest.mark.parametrize("kind", ["binary", "ascii", "obj"])
+def test_per_vertex_colours_round_trip(tmp_path, kind, icosphere):
+    from vocagan.formats.mesh import read_mesh_with_colors
+
+    v, f = icosphere(1)
+    colors = np.random.default_rng(0).uniform(0, 1, (len(v), 3))
+    path = tmp_path / ("m.obj" if kind == "obj" else "m.ply")
+    if kind == "obj":
+        write_obj(path, v, f, colors=colors)
+    else:
+        write_ply(path, v, f, binary=kind == "binary", colors=colors)
+    v2, f2, c2 = read_mesh_with_colors(path)
+    assert np.array_equal(v2, v) and np.array_equal(f2, f)
+    assert c2.shape == (len(v), 3) and np.abs(c2 - colors).max() <= 0.5 / 255 + 1e-3  # stored as 8 bits
+    assert read_mesh(path)[0].shape == v.shape  # the colour-blind reader still reads it
+    write_ply(tmp_path / "plain.ply", v, f)
+    assert read_mesh_with_colors(tmp_path / "plain.ply")[2] is None

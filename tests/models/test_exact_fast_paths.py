@@ -16,7 +16,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from vocagan.config import model_config
 from vocagan.models import build
-from vocagan.models.layers import LipDecoder, alibi_slopes, attention_bias, attention_with_dropout
+from vocagan.models.attention import alibi_slopes, attention_bias, attention_with_dropout
+from vocagan.models.layers import LipDecoder
 from vocagan.models.rnn import gru_packed
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread

@@ -96,3 +96,29 @@ def test_warp_moves_a_tone_to_alpha_times_its_frequency(alpha, tone):
     assert warped.shape == mel.shape and warped.dtype == np.float32
     assert int(warped[5].argmax()) == peak_band(tone(1000.0 * alpha, 0.5, 16000))
     assert int(warped[5].argmax()) != int(mel[5].argmax())
+
+
+@pytest.mark.parametrize("n", [0, 200, 300, 5000, 48077])
+@pytest.mark.parametrize("sizes", [[1600], [1, 7, 300, 2000]])
+def test_streaming_features_equal_features_at_fps(n, sizes):
+    """Pushed in pieces, the features are those of the whole recording, and memory stays bounded."""
+    from vocagan.config import FeatureConfig
+    from vocagan.frames import audio_frames
+    from vocagan.prep.features import StreamingFeatures, features_at_fps
+
+    spec = FeatureConfig()
+    x = (0.1 * np.random.default_rng(n).standard_normal(n)).astype(np.float32)
+    n_frames = audio_frames(n, 16000, 30)
+    want = features_at_fps(x, 16000, spec, 30, n_frames) if n_frames else np.zeros((0, 80), np.float32)
+    stream = StreamingFeatures(spec, 30)
+    out, i, k = [], 0, 0
+    while i < n:
+        step = sizes[k % len(sizes)]
+        out.append(stream.push(x[i : i + step]))
+        assert len(stream.padded) <= 2 * spec.n_fft + max(sizes)  # bounded buffer
+        i, k = i + step, k + 1
+    out.append(stream.end())
+    got = np.concatenate(out)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert 16 < stream.lookahead_ms < 25  # half a 512-sample window (16 ms) + the 100 -> 30 fps interpolation

@@ -14,6 +14,7 @@ from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS, DataConf
 from vocagan.errors import VocaganError
 from vocagan.synth import corpus as synthetic
 from vocagan.synth import face
+from vocagan.synth.canonical import canonical_head
 
 TINY_DATA = dict(train_sentences=[1, 2], val_sentences=[21, 22], test_sentences=[21, 22])
 
@@ -49,6 +50,8 @@ def test_tiny_corpus_reads_back_in_vocaset_format(tiny_corpus):
         assert (tiny_corpus / "wav" / f"{subject}_{sentence}.wav").is_file()
         assert 1.2 < len(audio) / sr < 2.3
     assert 1 <= mismatched <= 4  # a few off-by-one sequences
+    notice = (tiny_corpus / "MEDIAPIPE_NOTICE.txt").read_text()  # the face's licence travels with the corpus
+    assert "Apache" in notice and "Apache License" in (tiny_corpus / "MEDIAPIPE_LICENSE.txt").read_text()
     masks = safe_load_pickle(tiny_corpus / "region_masks.pkl")
     assert {"lips", "forehead", "eye_region", "face"} <= set(masks)
     assert all(m.dtype == np.int64 and m.max() < ds.n_vertices for m in masks.values())
@@ -105,7 +108,7 @@ def test_bilabial_closures_are_quiet_then_burst(lip_aperture):
     from scipy.signal import butter, sosfilt
 
     profiles = synthetic.subject_profiles(0)
-    base = face.procedural_head(*synthetic.SCALES["small"].mesh)
+    base = canonical_head(synthetic.SCALES["small"].face_levels)
     checked = 0
     for sentence in range(1, 7):
         p = profiles[sentence % 8]
@@ -126,7 +129,7 @@ def test_bilabial_closures_are_quiet_then_burst(lip_aperture):
 
 def test_subjects_differ_in_identity_voice_and_style(lip_aperture):
     profiles = synthetic.subject_profiles(0)
-    base = face.procedural_head(*synthetic.SCALES["tiny"].mesh)
+    base = canonical_head(synthetic.SCALES["tiny"].face_levels)
     templates = [synthetic.subject_geometry(base, p)[0] for p in profiles]
     dists = [np.sqrt(((a - b) ** 2).sum(1).mean()) for i, a in enumerate(templates) for b in templates[i + 1 :]]
     assert min(dists) > 3e-4  # every pair differs by > 0.3 mm rms
@@ -230,6 +233,7 @@ def test_flame_template_motion_lands_on_the_lips(shared_data, tmp_path):
     result = synthetic.generate(tmp_path / "flame", scale="tiny", seed=0, template_ply=ply)
     assert result.n_vertices == 5023 and result.regions is None
     assert not (tmp_path / "flame" / "region_masks.pkl").exists()
+    assert not (tmp_path / "flame" / "MEDIAPIPE_NOTICE.txt").exists()  # not the MediaPipe face
     ds = open_vocaset(DataConfig(root=str(tmp_path / "flame"), **TINY_DATA))
     assert np.array_equal(ds.faces, flame_f)
     lips = np.unique(masks["lips"])

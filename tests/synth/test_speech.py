@@ -144,21 +144,30 @@ def test_same_rng_same_audio_and_version_is_recorded():
     assert np.array_equal(a, b) and speech.SYNTH_VERSION >= 2
 
 
-def test_corpus_records_the_version_and_pipeline_rewrites_an_old_one(tiny_corpus, tmp_path, monkeypatch):
+def test_corpus_records_what_wrote_it_and_pipeline_rewrites_another(tiny_corpus, tmp_path, monkeypatch):
+    """The stamp holds the synthesiser and face versions, scale, seed and template mesh; a corpus whose
+    stamp differs in any of them (an old one, or another template) is written again."""
     from vocagan import pipeline
     from vocagan.synth import corpus as synthetic
 
-    assert (tiny_corpus / synthetic.VERSION_FILE).read_text().strip() == str(speech.SYNTH_VERSION)
+    stamp = (tiny_corpus / synthetic.VERSION_FILE).read_text().strip()
+    assert stamp == synthetic.corpus_stamp("tiny", 0) and f"speech {speech.SYNTH_VERSION}" in stamp
     calls = []
-    monkeypatch.setattr(synthetic, "generate", lambda out, scale, seed: calls.append(out) or _Summary())
+    monkeypatch.setattr(
+        synthetic, "generate", lambda out, scale, seed, template_ply: calls.append((out, template_ply)) or _Summary()
+    )
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in ("data_verts.npy", "templates.pkl"):
         (corpus / name).write_bytes(b"x")
-    pipeline.builtin_corpus(corpus)  # no stamp: written by version 1
-    assert calls == [corpus]
-    (corpus / synthetic.VERSION_FILE).write_text(f"{speech.SYNTH_VERSION}\n")
-    assert pipeline.builtin_corpus(corpus) == corpus and len(calls) == 1  # current version: reused
+    pipeline.builtin_corpus(corpus)  # no stamp: an old corpus
+    assert calls == [(corpus, None)]
+    (corpus / synthetic.VERSION_FILE).write_text(synthetic.corpus_stamp("small", 0) + "\n")
+    assert pipeline.builtin_corpus(corpus) == corpus and len(calls) == 1  # the same: reused
+    mesh = tmp_path / "template.ply"
+    mesh.write_bytes(b"ply")
+    pipeline.builtin_corpus(corpus, template_ply=mesh)  # another face: written again
+    assert calls[-1] == (corpus, mesh) and len(calls) == 2
 
 
 class _Summary:

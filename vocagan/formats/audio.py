@@ -21,7 +21,7 @@ import numpy as np
 
 from vocagan.config import FeatureConfig
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path, log, one_torch_thread
+from vocagan.utils import atomic_path, existing_file, log, one_torch_thread
 
 DS_WINDOW = 16  # VOCA: frames per DeepSpeech window (centred on the mesh frame)
 DS_CHARS = 29  # DeepSpeech v0.1.0 output alphabet size
@@ -42,8 +42,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("audio file not found", path)
+    path = existing_file(path, "audio file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
     except Exception as e:  # noqa: BLE001 - soundfile raises LibsndfileError/RuntimeError/TypeError for bad files
@@ -162,24 +161,31 @@ def logmel(x: np.ndarray, sr: int, spec: FeatureConfig) -> np.ndarray:
     frame rate is sr / hop. Power spectrum of a Hann-windowed STFT, mel filterbank, log(mel + 1e-6).
     `features_at_fps` resamples to spec.sample_rate first; call that for model features.
     """
-    import torch  # imported here: `vocagan synth` and friends should not pay torch's start-up
-
     x = np.asarray(x, dtype=np.float32).reshape(-1)
     n_fft, hop = int(spec.n_fft), int(spec.hop_length)
-    win = min(int(spec.win_length), n_fft)
-    fb = mel_filterbank(int(sr), n_fft, int(spec.n_mels), float(spec.fmin), float(spec.fmax))
-    n_frames = 1 + x.size // hop
     half = n_fft // 2
     mode: Literal["reflect", "constant"] = "reflect" if x.size > half else "constant"
     padded = np.pad(x, (half, n_fft - half), mode=mode) if x.size else np.zeros(n_fft, np.float32)
+    return logmel_frames(padded, 0, 1 + x.size // hop, sr, spec)
+
+
+def logmel_frames(padded: np.ndarray, start: int, n_frames: int, sr: int, spec: FeatureConfig) -> np.ndarray:
+    """Log-mel frames (n_frames, n_mels) float32 of an already padded signal: frame f uses
+    padded[start + f * hop : start + f * hop + n_fft]. `logmel` (a whole clip) and the streaming
+    features (`prep.features.StreamingFeatures`, a piece at a time) share this arithmetic."""
+    import torch  # imported here: `vocagan synth` and friends should not pay torch's start-up
+
+    n_fft, hop = int(spec.n_fft), int(spec.hop_length)
+    win = min(int(spec.win_length), n_fft)
+    fb = mel_filterbank(int(sr), n_fft, int(spec.n_mels), float(spec.fmin), float(spec.fmax))
     window = torch.hann_window(win, periodic=True, dtype=torch.float32)
     window = torch.nn.functional.pad(window, ((n_fft - win) // 2, n_fft - win - (n_fft - win) // 2))
     out = np.empty((n_frames, fb.shape[1]), dtype=np.float32)
-    signal = torch.from_numpy(padded)
+    signal = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))
     with one_torch_thread():
         for f0 in range(0, n_frames, _CHUNK_FRAMES):
             f1 = min(n_frames, f0 + _CHUNK_FRAMES)
-            seg = signal[f0 * hop : (f1 - 1) * hop + n_fft]  # frames f0..f1-1, un-centred
+            seg = signal[start + f0 * hop : start + (f1 - 1) * hop + n_fft]  # frames f0..f1-1, un-centred
             frames = seg.unfold(0, n_fft, hop)[: f1 - f0]  # (n, n_fft)
             spectrum = torch.fft.rfft(frames * window, dim=-1)  # (n, n_fft//2+1) complex
             power = spectrum.real.square() + spectrum.imag.square()

@@ -20,7 +20,22 @@ from vocagan.formats.vocaset import open_npy, split_stem
 from vocagan.formats.vocaset_files import SOURCE_FPS, TEMPLATES, VERTICES_NPY, WAV_DIR
 from vocagan.formats.vocaset_writer import VocasetWriter
 from vocagan.frames import as_vertex_frames, resample_frames
-from vocagan.utils import progress
+from vocagan.options import ConvertOptions, check
+from vocagan.utils import existing_dir, output_dir, progress
+
+LAYOUTS = """\
+Input layouts (detected from the folder; subject and sentence names come from the folder/file names):
+
+  (a) VOCA registrations: INPUT/<subject>/<sentence>/*.ply (or .obj), one mesh per frame, in the
+      order of the last number in the file name (sentence01.000001.ply, ...); audio at
+      INPUT/<subject>/<sentence>.wav or INPUT/wav/<subject>_<sentence>.wav
+  (b) the converted layout of later repos: INPUT/vertices_npy/<subject>_<sentence>.npy of shape
+      (T, V*3) or (T, V, 3) in metres; audio at INPUT/wav/<subject>_<sentence>.wav
+
+Templates (neutral faces): INPUT/templates/<subject>.ply or INPUT/templates.pkl (subject -> (V, 3))
+when present, else each subject's first frame (said in the summary). Meshes at --input-fps other than
+60 are resampled to 60 fps. A sequence without a wav is skipped and listed. The faces of
+FLAME_sample.ply come from --template-ply, else from the first input mesh (layout a)."""
 
 
 @dataclass
@@ -113,30 +128,17 @@ def _mesh_vertices(path: Path, n_vertices: int) -> np.ndarray:
 def convert(
     input_dir: str | Path, out_dir: str | Path, input_fps: int = 60, template_ply: str | Path | None = None
 ) -> ConvertResult:
-    """Turn your own per-sequence meshes + wavs into the VOCASET files (`vocagan convert`).
-
-    Accepted input layouts (subject and sentence names are taken from the folder/file names):
-
-    (a) VOCA registrations: `<subject>/<sentence>/*.ply` (or .obj), one mesh per frame, ordered by
-        the last number in the file name (`sentence01.000001.ply`); audio at
-        `<subject>/<sentence>.wav` or `wav/<subject>_<sentence>.wav`.
-    (b) the converted layout of later repos: `vertices_npy/<subject>_<sentence>.npy` of shape
-        (T, V*3) or (T, V, 3), audio at `wav/<subject>_<sentence>.wav`.
-
-    Templates: `templates/<subject>.ply` or `templates.pkl` (subject -> (V, 3)) when present; else
-    the subject's first frame of its first sequence (said in the summary; nothing is averaged).
-    Meshes at `input_fps` != 60 are resampled to 60 fps by linear interpolation in time. A sequence
-    without a wav is skipped (and listed). Faces for FLAME_sample.ply come from `template_ply`, else
-    from the first input mesh (layout a). processed_audio_deepspeech.pkl is written with the audio
-    module's DeepSpeech stand-in (`deepspeech_like_windows`, no real DeepSpeech here).
+    """Turn your own per-sequence meshes + wavs into the VOCASET files (`vocagan convert`); the
+    accepted input layouts are described in LAYOUTS (also what `vocagan convert --help` prints).
+    processed_audio_deepspeech.pkl is written with the audio module's DeepSpeech stand-in
+    (`deepspeech_like_windows`, no real DeepSpeech here).
     """
     from vocagan.formats.audio import deepspeech_like_windows, load_audio
 
     root, out_dir = Path(input_dir), Path(out_dir)
-    if not root.is_dir():
-        raise VocaganError("input folder not found", root)
-    if input_fps <= 0:
-        raise VocaganError(f"input fps must be positive, got {input_fps}", root)
+    existing_dir(root, "input folder")
+    output_dir(out_dir)
+    input_fps = check(ConvertOptions, "", input_fps=input_fps)
     layout, seqs = _find_sequences(root)
     result = ConvertResult(out_dir=out_dir, layout=layout, input_fps=int(input_fps))
     result.skipped = [(s, q, "no wav") for s, q, _, wav in seqs if wav is None]

@@ -1,10 +1,11 @@
 """The one PLY/OBJ reader and writer (no plyfile/trimesh dependency).
 
 `read_mesh` reads PLY (binary little/big endian and ASCII; extra vertex properties such as
-normals or colours and extra elements are skipped) and Wavefront OBJ. Polygons are split into
-triangles as fans. `write_ply` writes binary little-endian PLY (the layout of VOCA's
-FLAME_sample.ply: float x/y/z, `list uchar int vertex_indices`), `write_obj` plain OBJ; both
-write atomically.
+normals and extra elements are skipped) and Wavefront OBJ. Polygons are split into triangles as
+fans. `read_mesh_with_colors` also returns per-vertex colours (PLY red/green/blue, OBJ `v x y z r g
+b`) when the file has them. `write_ply` writes binary little-endian PLY (the layout of VOCA's
+FLAME_sample.ply: float x/y/z, `list uchar int vertex_indices`; uchar red/green/blue when colours
+are given), `write_obj` plain OBJ (colours as `v x y z r g b`); both write atomically.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
-from vocagan.utils import atomic_path
+from vocagan.utils import atomic_path, existing_file
 
 # PLY scalar type names (both spellings) -> numpy type codes without byte order.
 _PLY_TYPES = {
@@ -39,20 +40,28 @@ _PLY_TYPES = {
 
 def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a PLY or OBJ mesh -> (vertices (V,3) float32, faces (F,3) int32; F may be 0)."""
+    vertices, faces, _ = read_mesh_with_colors(path)
+    return vertices, faces
+
+
+def read_mesh_with_colors(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Read a PLY or OBJ mesh -> (vertices (V,3) float32, faces (F,3) int32, colours (V,3) float32 in
+    [0, 1] or None when the file has no per-vertex colours)."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("file not found", path)
+    existing_file(path, "mesh file")
     data = path.read_bytes()
     if data[:3] == b"ply":
-        vertices, polygons = _read_ply(data, path)
+        vertices, polygons, colors = _read_ply(data, path)
     elif path.suffix.lower() == ".obj":
-        vertices, polygons = _read_obj(data, path)
+        vertices, polygons, colors = _read_obj(data, path)
     else:
         raise VocaganError("not a PLY or OBJ mesh (PLY files start with 'ply'; OBJ files end in .obj)", path)
     if not np.isfinite(vertices).all():
         raise VocaganError(f"{int((~np.isfinite(vertices).all(axis=1)).sum())} vertices have NaN/inf coordinates", path)
     faces = _triangulate(polygons, len(vertices), path)
-    return vertices, faces
+    if colors is not None and not np.isfinite(colors).all():
+        colors = None  # unusable colours are not worth refusing a mesh for: render it uniform
+    return vertices, faces, None if colors is None else np.clip(colors, 0.0, 1.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- PLY
@@ -83,7 +92,7 @@ def _parse_ply_header(data: bytes, path: Path):
     return fmt, elements, body_start
 
 
-def _read_ply(data: bytes, path: Path) -> tuple[np.ndarray, np.ndarray | list[np.ndarray]]:
+def _read_ply(data: bytes, path: Path) -> tuple[np.ndarray, np.ndarray | list[np.ndarray], np.ndarray | None]:
     fmt, elements, start = _parse_ply_header(data, path)
     rows: dict[str, dict[str, np.ndarray | list]] = {}
     if fmt == "ascii":
@@ -102,7 +111,14 @@ def _read_ply(data: bytes, path: Path) -> tuple[np.ndarray, np.ndarray | list[np
     vertices = np.stack([np.asarray(vert[k], np.float32) for k in "xyz"], axis=1)
     face = rows.get("face", {})
     polygons = face.get("vertex_indices", face.get("vertex_index", []))
-    return vertices, polygons
+    colors = None
+    names = next((c for c in (("red", "green", "blue"), ("r", "g", "b")) if all(k in vert for k in c)), None)
+    if names is not None:
+        kinds = {t for n, t in next(e for e in elements if e["name"] == "vertex")["props"] if n in names}
+        colors = np.stack([np.asarray(vert[k], np.float64) for k in names], axis=1)
+        if kinds <= {"u1"}:
+            colors = colors / 255.0
+    return vertices, polygons, colors
 
 
 def _ascii_element(el: dict, tokens: list[bytes], pos: int, path: Path):
@@ -178,8 +194,9 @@ def _binary_element(el: dict, data: bytes, pos: int, order: str, path: Path):
 
 
 # ----------------------------------------------------------------------------- OBJ
-def _read_obj(data: bytes, path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+def _read_obj(data: bytes, path: Path) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
     vertices: list[list[float]] = []
+    colors: list[list[float]] = []
     polygons: list[np.ndarray] = []
     for lineno, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
         words = raw.split()
@@ -190,13 +207,16 @@ def _read_obj(data: bytes, path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
                 vertices.append([float(w) for w in words[1:4]])
                 if len(vertices[-1]) != 3:
                     raise ValueError
+                if len(words) >= 7:  # the common `v x y z r g b` extension
+                    colors.append([float(w) for w in words[4:7]])
             elif words[0] == "f":
                 # "f 1/2/3 4//6 7": the vertex index is before the first slash; negatives count back.
                 idx = [int(w.split("/")[0]) for w in words[1:]]
                 polygons.append(np.array([i - 1 if i > 0 else len(vertices) + i for i in idx], np.int64))
         except ValueError:
             raise VocaganError(f"bad OBJ line {lineno}: '{raw.strip()}'", path) from None
-    return np.array(vertices, np.float32).reshape(-1, 3), polygons
+    rgb = np.array(colors, np.float64) if colors and len(colors) == len(vertices) else None
+    return np.array(vertices, np.float32).reshape(-1, 3), polygons, rgb
 
 
 # ----------------------------------------------------------------------------- shared
@@ -225,6 +245,18 @@ def _triangulate(polygons, n_vertices: int, path: Path) -> np.ndarray:
     return faces.astype(np.int32)
 
 
+def _check_colors(path: Path, colors, n_vertices: int) -> np.ndarray | None:
+    """Per-vertex colours (V, 3) in [0, 1] (floats) or 0..255 (uint8) -> uint8, or None."""
+    if colors is None:
+        return None
+    colors = np.asarray(colors)
+    if colors.shape != (n_vertices, 3):
+        raise VocaganError(f"colours must have shape ({n_vertices}, 3), got {colors.shape}", path)
+    if colors.dtype == np.uint8:
+        return colors
+    return (np.clip(np.nan_to_num(colors.astype(np.float64)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def _check_arrays(path: Path, vertices, faces):
     vertices = np.asarray(vertices, np.float32)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -237,39 +269,73 @@ def _check_arrays(path: Path, vertices, faces):
     return vertices, faces.astype(np.int32)
 
 
-def write_ply(path: str | Path, vertices, faces=None, binary: bool = True) -> None:
-    """Write (V,3) vertices and optional (F,3) triangles as PLY (binary little endian; ASCII if
+def write_ply(path: str | Path, vertices, faces=None, binary: bool = True, colors=None) -> None:
+    """Write (V,3) vertices, optional (F,3) triangles and optional (V,3) per-vertex colours (floats
+    in [0, 1] or uint8; stored as uchar red/green/blue) as PLY (binary little endian; ASCII if
     `binary=False`), atomically."""
     path = Path(path)
     vertices, faces = _check_arrays(path, vertices, faces)
+    rgb = _check_colors(path, colors, len(vertices))
     fmt = "binary_little_endian" if binary else "ascii"
     header = (
         f"ply\nformat {fmt} 1.0\ncomment written by vocagan\nelement vertex {len(vertices)}\n"
         "property float x\nproperty float y\nproperty float z\n"
     )
+    if rgb is not None:
+        header += "property uchar red\nproperty uchar green\nproperty uchar blue\n"
     if len(faces):
         header += f"element face {len(faces)}\nproperty list uchar int vertex_indices\n"
     header += "end_header\n"
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(header.encode("ascii"))
-        if binary:
+        if binary and rgb is not None:
+            table = np.empty(len(vertices), np.dtype([("xyz", "<f4", (3,)), ("rgb", "u1", (3,))]))
+            table["xyz"], table["rgb"] = vertices, rgb
+            f.write(table.tobytes())
+        elif binary:
             f.write(vertices.astype("<f4").tobytes())
+        if binary:
             if len(faces):
                 table = np.empty(len(faces), np.dtype([("n", "u1"), ("v", "<i4", (3,))]))
                 table["n"], table["v"] = 3, faces
                 f.write(table.tobytes())
         else:
             # %.9g keeps every float32 bit, so ASCII round trips are exact
-            f.write("".join(f"{x:.9g} {y:.9g} {z:.9g}\n" for x, y, z in vertices.tolist()).encode())
+            colours = rgb.tolist() if rgb is not None else [None] * len(vertices)
+            f.write(
+                "".join(
+                    f"{x:.9g} {y:.9g} {z:.9g}" + ("" if c is None else f" {c[0]:d} {c[1]:d} {c[2]:d}") + "\n"
+                    for (x, y, z), c in zip(vertices.tolist(), colours, strict=True)
+                ).encode()
+            )
             f.write("".join(f"3 {a:d} {b:d} {c:d}\n" for a, b, c in faces.tolist()).encode())
 
 
-def write_obj(path: str | Path, vertices, faces=None) -> None:
-    """Write (V,3) vertices and (F,3) triangles as a Wavefront OBJ (1-based indices), atomically."""
+def write_obj(path: str | Path, vertices, faces=None, colors=None) -> None:
+    """Write (V,3) vertices, (F,3) triangles and optional (V,3) colours (as `v x y z r g b`, floats in
+    [0, 1]) as a Wavefront OBJ (1-based indices), atomically."""
     path = Path(path)
     vertices, faces = _check_arrays(path, vertices, faces)
+    rgb = _check_colors(path, colors, len(vertices))
+    colours = (rgb / 255.0).tolist() if rgb is not None else [None] * len(vertices)
     lines = ["# written by vocagan\n"]
-    lines += [f"v {x:.9g} {y:.9g} {z:.9g}\n" for x, y, z in vertices.tolist()]
+    lines += [
+        f"v {x:.9g} {y:.9g} {z:.9g}" + ("" if c is None else f" {c[0]:.4g} {c[1]:.4g} {c[2]:.4g}") + "\n"
+        for (x, y, z), c in zip(vertices.tolist(), colours, strict=True)
+    ]
     lines += [f"f {a:d} {b:d} {c:d}\n" for a, b, c in (faces + 1).tolist()]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(lines))
+
+
+def write_mesh_sequence(folder: str | Path, vertices, faces, colors=None, kind: str = "ply") -> Path:
+    """One mesh file per frame of vertices (T, V, 3): folder/frame_000000.ply (or .obj), same faces and
+    colours in each. Returns the folder."""
+    from vocagan.utils import progress
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write = write_ply if kind == "ply" else write_obj
+    for t in progress(range(len(vertices)), desc=kind, unit="frame"):
+        write(folder / f"frame_{t:06d}.{kind}", vertices[t], faces, colors=colors)
+    return folder

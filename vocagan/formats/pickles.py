@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vocagan.errors import VocaganError
+from vocagan.utils import existing_file
 
 
 def _numpy_attr(submodule: str, name: str):
@@ -71,8 +72,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def safe_load_pickle(path: str | Path) -> object:
     """Load a pickle with the restricted unpickler (Python 2 / numpy 1 pickles included)."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("file not found", path)
+    path = existing_file(path)
     try:
         with open(path, "rb", buffering=1 << 20) as f:
             return _RestrictedUnpickler(f, path).load()

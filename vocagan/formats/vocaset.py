@@ -27,7 +27,7 @@ import numpy as np
 
 from vocagan.config import DataConfig
 from vocagan.errors import VocaganError
-from vocagan.formats.mesh import read_mesh
+from vocagan.formats.mesh import read_mesh_with_colors
 from vocagan.formats.pickles import nested_dict, safe_load_pickle
 from vocagan.formats.vocaset_files import VERTICES_NPY, WAV_DIR, resolve_paths, sentence_name
 from vocagan.frames import as_vertex_frames
@@ -108,9 +108,9 @@ class Vocaset:
                     f"template of {subject} has {template.shape[0]} vertices, the sequences have {self.n_vertices}",
                     p.templates,
                 )
-        self.faces = self.template_mesh = None
+        self.faces = self.template_mesh = self.colors = None
         if p.template_ply is not None:
-            self.template_mesh, self.faces = read_mesh(p.template_ply)
+            self.template_mesh, self.faces, self.colors = read_mesh_with_colors(p.template_ply)
             if len(self.template_mesh) != self.n_vertices:
                 raise VocaganError(
                     f"mesh has {len(self.template_mesh)} vertices, the sequences have {self.n_vertices}", p.template_ply

@@ -11,6 +11,7 @@ import numpy as np
 
 from vocagan.config import DataConfig
 from vocagan.errors import VocaganError
+from vocagan.utils import existing_dir, existing_file
 
 DATA_VERTS, IDX_MAP, TEMPLATES = "data_verts.npy", "subj_seq_to_idx.pkl", "templates.pkl"
 DEEPSPEECH, RAW_AUDIO, TEMPLATE_PLY = "processed_audio_deepspeech.pkl", "raw_audio_fixed.pkl", "FLAME_sample.ply"
@@ -44,15 +45,14 @@ class VocasetPaths:
 def resolve_paths(cfg: DataConfig) -> VocasetPaths:
     """Explicit paths win over `cfg.root`/<standard name>; a missing required file is an error."""
     root = Path(cfg.root) if cfg.root else None
-    if root is not None and not root.is_dir():
-        raise VocaganError("data folder not found", root)
+    if root is not None:
+        existing_dir(root, "data folder")
     # With only the seed's explicit flags, optional files (raw_audio_fixed.pkl, masks) are looked
     # for next to data_verts.npy: VOCASET ships its training files in one folder.
     siblings = Path(cfg.data_verts_path).parent if root is None and cfg.data_verts_path else None
 
     def given(explicit: str) -> Path:
-        if not Path(explicit).is_file():
-            raise VocaganError("file not found", explicit)
+        existing_file(explicit)
         return Path(explicit)
 
     def need(explicit: str | None, name: str) -> Path:
@@ -61,8 +61,7 @@ def resolve_paths(cfg: DataConfig) -> VocasetPaths:
             return given(explicit)
         if root is None:
             raise VocaganError(f"no {name}: give the data folder (data.root / --data) or its explicit path")
-        if not (root / name).is_file():
-            raise VocaganError("file not found", root / name)
+        existing_file(root / name)
         return root / name
 
     def pick(explicit: str | None, name: str) -> Path | None:

@@ -25,6 +25,7 @@ from vocagan.formats.vocaset_files import (
     WAV_DIR,
     sentence_name,
 )
+from vocagan.utils import output_dir
 
 _NPY_HEADER_BYTES = 128  # magic + version + length + padded dict; room for any realistic row count
 
@@ -46,7 +47,8 @@ class VocasetWriter:
 
     Frames go straight to a temporary data_verts.npy whose header shape is patched at `close()`;
     everything (pickles protocol 2, FLAME_sample.ply, wav/<subject>_<sentence>.wav 16-bit PCM,
-    optional region_masks.pkl) is written under temporary names and renamed only by `close()`.
+    optional region_masks.pkl; FLAME_sample.ply with per-vertex colours when given) is written under
+    temporary names and renamed only by `close()`; without masks a stale region_masks.pkl is removed.
     Pickled audio is kept in memory until `close()` (it must be pickled whole); vertices are not.
     """
 
@@ -57,13 +59,14 @@ class VocasetWriter:
         faces=None,
         template_ply_vertices=None,
         masks: dict[str, np.ndarray] | None = None,
+        colors=None,
     ):
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = output_dir(out_dir)
         self.n_vertices = int(n_vertices)
         self.faces = None if faces is None else np.asarray(faces, np.int32)
         self.template_ply_vertices = template_ply_vertices
         self.masks = masks
+        self.colors = colors  # (V, 3) per-vertex RGB of FLAME_sample.ply, or None
         self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
         self._verts_tmp = self._tmp(DATA_VERTS)
         self._verts_file = open(self._verts_tmp, "r+b")
@@ -161,9 +164,11 @@ class VocasetWriter:
             ply_vertices = self.template_ply_vertices
             if ply_vertices is None:
                 ply_vertices = next(iter(self.templates.values()))
-            write_ply(self._tmp(TEMPLATE_PLY), ply_vertices, self.faces)
+            write_ply(self._tmp(TEMPLATE_PLY), ply_vertices, self.faces, colors=self.colors)
             for tmp, final in self._pending:
                 os.replace(tmp, final)
+            if self.masks is None and (self.out_dir / REGION_MASKS).is_file():
+                (self.out_dir / REGION_MASKS).unlink()  # a previous corpus' regions would not fit this mesh
             self._pending.clear()
         except BaseException:
             self.abort()

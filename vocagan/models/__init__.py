@@ -10,6 +10,7 @@ in configs/.
 from __future__ import annotations
 
 from vocagan.errors import VocaganError
+from vocagan.models.audio import AudioInput
 from vocagan.models.base import ModelConfig, MotionModel
 from vocagan.models.rnn import RNNModel
 from vocagan.models.transformer import TransformerModel
@@ -46,15 +47,18 @@ def label(name: str) -> str:
     return MODELS[name].label if name in MODELS else name
 
 
-def build(cfg: ModelConfig, audio_dim: int, motion_dim: int, n_styles: int) -> MotionModel:
-    """The model whose Config `cfg` is (a `Config.model`, already checked by vocagan.config)."""
+def build(
+    cfg: ModelConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None
+) -> MotionModel:
+    """The model whose Config `cfg` is (a `Config.model`, already checked by vocagan.config); `audio`
+    says what its per-frame audio input holds (default: audio_dim precomputed features)."""
     name = model_name(cfg)
     if n_styles < 1:
         raise VocaganError("no training subjects (styles): the train split is empty")
     try:
-        return MODELS[name](cfg, audio_dim, motion_dim, n_styles)
+        return MODELS[name](cfg, audio_dim, motion_dim, n_styles, audio)
     except ValueError as e:  # e.g. d_model not divisible by n_heads
         raise VocaganError(f"invalid hyper-parameters for model '{name}': {e}") from None
 
 
-__all__ = ["MODELS", "ModelConfig", "MotionModel", "build", "label", "model_class", "model_name"]
+__all__ = ["MODELS", "AudioInput", "ModelConfig", "MotionModel", "build", "label", "model_class", "model_name"]

@@ -13,26 +13,35 @@ Optional hooks the trainer calls (no-ops here): `set_epoch(epoch)` for schedules
 parameters, optimiser and schedule, run in order on every batch (`step_loss(batch, name)` gives each
 step's losses): one step for most models; a GAN's critic adds its own before the generator's. The
 trainer never asks which kind of model it has.
+
+How a model hears (`models/audio.py`): `self.hear` turns the dataset's per-frame audio (B, T, audio_dim)
+into the features the model's layers see (B, T, feature_dim): a pass-through for precomputed features,
+a learned mix of a frozen encoder's layers, or a pretrained speech encoder being fine-tuned. The public
+entry points `step_loss` and `predict` run it once; `forward`, `loss` and the models' own methods see
+features. A fine-tuned encoder trains inside the model's own optimisation step at its own learning
+rate (`encoder_groups`: zero for train.encoder_freeze_steps steps, then warm-up + cosine); the
+trainer does not know it is there.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.audio import AudioInput, Hear
 from vocagan.models.layers import ConvFrontEnd, LipDecoder, full_mask, masked_mean, vertex_losses
+from vocagan.models.optim import OptimStep, ParamGroup, frozen_then, optim_step
 from vocagan.utils import log
 
 if TYPE_CHECKING:
     from vocagan.config import TrainConfig
-
-MIN_LR_RATIO = 0.05  # the cosine schedule decays to 5% of the peak learning rate
 
 
 @dataclass
@@ -48,6 +57,11 @@ class ModelConfig:
     freq_masks: int = option(2, lo=0, hi=64)  # training augmentation: feature bands zeroed per sequence...
     freq_mask_width: int = option(8, lo=0, hi=1024)  # ...each up to this many features wide
     freq_shift: int = option(0, lo=0, hi=1024)  # training augmentation: shift features by up to +-this many bins
+    # Streaming: -1 = the model sees the whole clip (offline); >= 0 = causal, frame t hears no audio after
+    # frame t + lookahead (2 frames at 30 fps: 67 ms, + 23 ms of STFT window = 90 ms; `vocagan serve`)
+    lookahead: int = option(-1, lo=-1, hi=1000)
+    norm_window: int = option(150, lo=1, hi=1_000_000)  # causal models: utterance_norm over the last N frames...
+    norm_prior: int = option(30, lo=0, hi=1_000_000)  # ...plus this many pseudo-frames of learnt statistics
     recon_weight: float = option(0.1, lo=0.0)  # MSE on normalised PCA coefficients (all components equally)
     mouth_weight: float = option(1.0, lo=0.0)  # mean squared mouth-crop vertex error, mm^2
     velocity_weight: float = option(1.0, lo=0.0)  # the same on frame-to-frame differences (timing)
@@ -61,49 +75,6 @@ class ModelConfig:
     opening_close_boost: float = option(4.0, lo=0.0)
 
 
-@dataclass
-class OptimStep:
-    """One optimisation step of every training iteration: `MotionModel.step_loss(batch, name)` gives
-    its losses (key "loss" is minimised), which update `params` through `optimizer` and `scheduler`.
-    Logged loss parts are prefixed with `log_prefix`."""
-
-    name: str
-    log_prefix: str
-    params: list
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    grad_clip: float = 0.0  # max gradient norm over `params` (0: no clipping)
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine from 1 to MIN_LR_RATIO at `total`."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress_ = min(1.0, (step - warmup) / max(1, total - warmup))
-    return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress_))
-
-
-def optim_step(
-    name: str,
-    log_prefix: str,
-    params,
-    tc: TrainConfig,
-    total_steps: int,
-    lr_scale: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-) -> OptimStep:
-    """AdamW (no weight decay on biases, norms and other 1-D parameters) at tc.lr * lr_scale, with the
-    warm-up + cosine schedule over `total_steps` and gradient clipping at tc.grad_clip."""
-    params = [p for p in params if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=tc.lr * lr_scale, betas=betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup_steps, total_steps))
-    return OptimStep(name, log_prefix, params, opt, sched, tc.grad_clip)
-
-
 class MotionModel(nn.Module):
     """Base class: stores dims and config, validates inputs, shares losses and `predict`."""
 
@@ -111,10 +82,16 @@ class MotionModel(nn.Module):
     name = "base"  # the registry key (vocagan.models.MODELS)
     label = "base"  # how reports name the model
 
-    def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int):
+    hear_step = "model"  # the optimisation step through which a fine-tuned encoder learns
+
+    def __init__(self, cfg, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None):
         super().__init__()
         self.cfg = cfg
         self.audio_dim, self.motion_dim, self.n_styles = int(audio_dim), int(motion_dim), int(n_styles)
+        self.hear = Hear(audio or AudioInput(dim=self.audio_dim))
+        if self.hear.spec.dim != self.audio_dim:
+            raise ValueError(f"audio input spec has {self.hear.spec.dim} values per frame, audio_dim is {audio_dim}")
+        self.feature_dim = self.hear.out_dim  # what the model's own layers see per frame
         self.lip_decoder: LipDecoder | None = None
         self.epoch = 0
 
@@ -140,6 +117,7 @@ class MotionModel(nn.Module):
             "audio_dim": self.audio_dim,
             "motion_dim": self.motion_dim,
             "n_styles": self.n_styles,
+            "audio": dataclasses.replace(self.hear.spec, load_weights=False).to_dict(),
         }
 
     def warm_start(self, state_dict: dict, source: str) -> int:
@@ -151,11 +129,38 @@ class MotionModel(nn.Module):
 
     def configure_optimizers(self, tc: TrainConfig, total_steps: int) -> list[OptimStep]:
         """The optimisation steps of one training iteration, in order: here the one step over every
-        parameter (a GAN adds its critic's step first)."""
-        return [optim_step("model", "train_", self.parameters(), tc, total_steps)]
+        parameter (a GAN adds its critic's step first), a fine-tuned encoder at its own rate."""
+        return [
+            optim_step(
+                "model", "train_", self.own_parameters(), tc, total_steps, extra=self.encoder_groups(tc, total_steps)
+            )
+        ]
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but a fine-tuned encoder's (`encoder_groups` holds those)."""
+        skip = {id(p) for p in self.hear.encoder_parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def encoder_groups(self, tc: TrainConfig, total_steps: int) -> list[ParamGroup]:
+        """A fine-tuned encoder's parameters (not its frozen CNN): train.encoder_lr, zero for the first
+        train.encoder_freeze_steps steps, then warm-up + cosine. None without such an encoder."""
+        params = self.hear.encoder_parameters()
+        if not params:
+            return []
+        return [
+            ParamGroup(params, tc.encoder_lr, frozen_then(self.hear.spec.freeze_steps, tc.warmup_steps, total_steps))
+        ]
 
     def step_loss(self, batch: dict, step: str) -> dict[str, torch.Tensor]:
-        """The losses of optimisation step `step` (a name from `configure_optimizers`)."""
+        """The losses of optimisation step `step` (a name from `configure_optimizers`): the audio heard
+        once (with gradients into a fine-tuned encoder in `hear_step` only), then `features_loss`."""
+        learn = step == self.hear_step
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (learn or self.hear.passthrough)):
+            audio = self.hear(batch["audio"], batch["mask"], train=learn)
+        return self.features_loss({**batch, "audio": audio}, step)
+
+    def features_loss(self, batch: dict, step: str) -> dict[str, torch.Tensor]:
+        """`step_loss` on a batch whose audio is already heard (B, T, feature_dim)."""
         return self.loss(batch)
 
     # ------------------------------------------------------------------ interface
@@ -177,10 +182,70 @@ class MotionModel(nn.Module):
     def predict(
         self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """(B,T,F), (B,) -> (n_samples, B, T, K). Deterministic models repeat the one prediction."""
+        """(B,T,audio_dim), (B,) -> (n_samples, B, T, K): the audio heard, then `predict_features`."""
         self.check_inputs(audio, style)
+        mask = self.mask_or_full(audio, mask)
+        return self.predict_features(self.hear(audio, mask), style, n_samples, mask)
+
+    def predict_features(
+        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """`predict` on heard audio (B,T,feature_dim). Deterministic models repeat the one prediction."""
         out = self(audio, style, mask)
         return out.unsqueeze(0).expand(n_samples, *out.shape).clone()
+
+    def compiled(self, build: bool = True):
+        """The model's deterministic forward (audio (1,T,F), style (1,), mask (1,T)) -> (1,T,K) as a frozen
+        TorchScript graph optimised for CPU inference (weights prepacked, ops fused: about a third less CPU
+        time than eager at 4 s of audio, benchmarks/bench_infer.py), built once per model (about 1 s) and
+        checked against the eager forward at two lengths; None, and the eager path is used, when that check
+        fails or the model cannot be traced (a causal model: its windowed normalisation branches on the
+        length in Python). Built for the weights and mode of the moment (eval only: None in training mode).
+        build=False: the graph if one was built, else None. Building costs more than it saves on one short
+        clip, so `animate` only uses a graph a long-running caller built (the benchmarks, a Python loop over
+        many files)."""
+        if self.training:
+            return None
+        if "_vocagan_compiled" in self.__dict__ or not build:
+            return self.__dict__.get("_vocagan_compiled")
+        fast = None
+        if not any(getattr(m, "causal", False) for m in self.modules()):
+            import warnings
+
+            g = torch.Generator().manual_seed(0)
+            probes = [torch.randn(1, n, self.audio_dim, generator=g) * 3 for n in (64, 37)]
+            style = torch.zeros(1, dtype=torch.long)
+            try:
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the tracer's notes on Python values it records as constants
+                    mask = torch.ones(1, 64, dtype=torch.bool)
+                    traced = torch.jit.trace(self, (probes[0], style, mask), check_trace=False)
+                    fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                    for x in probes:
+                        m = torch.ones(x.shape[:2], dtype=torch.bool)
+                        want, got = self(x, style, m), fast(x, style, m)
+                        if got.shape != want.shape or (got - want).abs().max() > 1e-4 * (1 + want.abs().max()):
+                            fast = None
+                            break
+            except (RuntimeError, TypeError, ValueError) as e:  # a model the tracer cannot follow: eager is exact
+                log(f"[{self.name}] running eagerly ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+                fast = None
+        self.__dict__["_vocagan_compiled"] = fast
+        return fast
+
+    # ------------------------------------------------------------------ streaming
+    def stream_start(self, style: int):
+        """A live stream's state for training style index `style` (a causal model, lookahead >= 0)."""
+        raise VocaganError(f"{self.label} cannot stream (only the transformer models with model.lookahead >= 0)")
+
+    def stream_step(self, state, audio: np.ndarray) -> np.ndarray:
+        """The next feature frames (n, F) -> the motion frames (m, K) that became final: the same values
+        as `predict` on the whole sequence (deterministic output: the prior mean for VAE/GAN)."""
+        raise NotImplementedError
+
+    def stream_end(self, state) -> np.ndarray:
+        """No more audio: the last motion frames (their missing future is the last audio frame)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ shared pieces
     def check_inputs(self, audio: torch.Tensor, style: torch.Tensor) -> None:
@@ -195,7 +260,7 @@ class MotionModel(nn.Module):
             )
 
     def front_end(self, d_model: int) -> ConvFrontEnd:
-        return make_front_end(self.cfg, self.audio_dim, d_model)
+        return make_front_end(self.cfg, self.feature_dim, d_model)
 
     def reconstruction_losses(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
         """recon (coefficient MSE); with the decoder also mouth, velocity, lip, lip_max in mm^2 (velocity
@@ -246,19 +311,32 @@ class GenerativeModel(MotionModel):
     def code_dim(self) -> int:
         raise NotImplementedError
 
+    def conditioned(self, code: torch.Tensor):
+        """-> (the TransformerBackbone that decodes motion, its conditioning (B, D) for code (B, code_dim))."""
+        raise NotImplementedError
+
     def generate(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor, code: torch.Tensor):
         """(B,T,F), (B,), (B,T) bool, (B, code_dim) -> motion (B,T,K)."""
-        raise NotImplementedError
+        backbone, cond = self.conditioned(code)
+        return backbone(audio, style, mask, cond=cond)
+
+    def stream_start(self, style: int):
+        backbone, cond = self.conditioned(torch.zeros(1, self.code_dim))  # the prior mean, as predict(n_samples=1)
+        return backbone.stream_start(style, cond)
+
+    def stream_step(self, state, audio):
+        return self.conditioned(torch.zeros(1, self.code_dim))[0].stream_step(state, audio)
+
+    def stream_end(self, state):
+        backbone = self.conditioned(torch.zeros(1, self.code_dim))[0]
+        return backbone.stream_step(state, np.zeros((0, self.audio_dim), np.float32), end=True)
 
     def motion(self, audio: torch.Tensor, style: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.generate(audio, style, mask, self.prior_codes(1, audio.shape[0], audio.device)[0])
 
-    @torch.no_grad()
-    def predict(
-        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int = 1, mask: torch.Tensor | None = None
+    def predict_features(
+        self, audio: torch.Tensor, style: torch.Tensor, n_samples: int, mask: torch.Tensor
     ) -> torch.Tensor:
-        self.check_inputs(audio, style)
-        mask = self.mask_or_full(audio, mask)
         codes = self.prior_codes(n_samples, audio.shape[0], audio.device)
         return torch.stack([self.generate(audio, style, mask, code) for code in codes])  # (S,B,T,K)
 
@@ -305,4 +383,7 @@ def make_front_end(cfg: ModelConfig, audio_dim: int, d_model: int) -> ConvFrontE
         freq_masks=cfg.freq_masks,
         freq_mask_width=cfg.freq_mask_width,
         freq_shift=cfg.freq_shift,
+        lookahead=cfg.lookahead,
+        norm_window=cfg.norm_window,
+        norm_prior=cfg.norm_prior,
     )

@@ -5,12 +5,20 @@ Position information has no length cap: attention carries an ALiBi-style bias (-
 one slope per head) computed on the fly for any T, optionally limited to a local band, and the
 convolutional front end adds local order. A model trained on 4 s crops therefore runs on 100 s of
 audio (peers with a learned/sinusoidal table of 600 positions crash there).
+
+Streaming (`lookahead` >= 0): the front end advances the features by `lookahead` frames (frame t
+hears the audio of frame t + lookahead), then every layer is causal: left-padded convolutions, a
+windowed utterance normalisation over the last `norm_window` frames, and attention to the past
+`band` frames only. Frame t then depends on no audio after frame t + lookahead, and each block has
+a `stream` twin that computes new frames from a small cached state (`*Stream` classes) with the
+same result as the batch forward (tests/models/test_streaming.py).
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +43,79 @@ def full_mask(x: torch.Tensor) -> torch.Tensor:
     return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
 
 
+# ----------------------------------------------------------------------------- causal helpers
+def advance(x: torch.Tensor, mask: torch.Tensor, frames: int) -> torch.Tensor:
+    """x (B,T,F) -> y with y[:, t] = x[:, min(t + frames, length - 1)] per sequence (its valid length):
+    frame t of a causal model hears the audio of frame t + frames; past the end, the last frame."""
+    if frames <= 0:
+        return x
+    T = x.shape[1]
+    last = (mask.sum(1) - 1).clamp_min(0)  # (B,)
+    idx = torch.minimum(torch.arange(T, device=x.device)[None] + frames, last[:, None])  # (B,T)
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
+def windowed_zscore(
+    x: torch.Tensor, mask: torch.Tensor, window: int, prior: torch.Tensor | None = None, prior_frames: int = 0
+) -> torch.Tensor:
+    """Causal per-feature z-score: frame t uses the mean/variance over the valid frames among
+    t-window+1..t (float64 running sums), plus `prior_frames` pseudo-frames of mean prior[0] and
+    variance exp(prior[1]) (prior (2, F), learnt: the first frames of a stream have few statistics).
+    (B,T,F) -> (B,T,F) in x's dtype."""
+    m = mask.unsqueeze(-1).to(torch.float64)  # (B,T,1)
+    xd = x.to(torch.float64) * m
+    sums = [torch.cumsum(a, 1) for a in (m, xd, xd * xd)]
+
+    def windowed(c: torch.Tensor) -> torch.Tensor:
+        if window >= c.shape[1]:
+            return c
+        return torch.cat([c[:, :window], c[:, window:] - c[:, :-window]], 1)
+
+    n, s1, s2 = (windowed(c) for c in sums)
+    if prior is not None and prior_frames > 0:
+        mu0, var0 = prior[0].to(torch.float64), prior[1].to(torch.float64).exp()
+        n, s1, s2 = n + prior_frames, s1 + prior_frames * mu0, s2 + prior_frames * (var0 + mu0 * mu0)
+    n = n.clamp_min(1.0)
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_min(0.0)
+    return ((x.to(torch.float64) - mean) / torch.sqrt(var + 1e-3)).to(x.dtype)
+
+
+@dataclass
+class _WindowStats:
+    """The last `window` frames of a stream and their z-score (the streaming `windowed_zscore`)."""
+
+    frames: list = field(default_factory=list)
+
+    def push(self, x: np.ndarray, window: int, prior: np.ndarray | None = None, prior_frames: int = 0) -> np.ndarray:
+        out = np.empty_like(x)
+        n0, mu0, var0 = 0, np.zeros(1), np.zeros(1)
+        if prior is not None and prior_frames > 0:
+            n0, mu0, var0 = prior_frames, prior[0].astype(np.float64), np.exp(prior[1].astype(np.float64))
+        for i, row in enumerate(x.astype(np.float64)):
+            self.frames.append(row)
+            del self.frames[: max(0, len(self.frames) - window)]
+            buf = np.asarray(self.frames)
+            n = len(buf) + n0
+            mean = (buf.sum(0) + n0 * mu0) / n
+            var = np.maximum(((buf * buf).sum(0) + n0 * (var0 + mu0 * mu0)) / n - mean * mean, 0.0)
+            out[i] = (row - mean) / np.sqrt(var + 1e-3)
+        return out
+
+
+@dataclass
+class FrontEndStream:
+    """State of `ConvFrontEnd.stream`: raw frames waiting for their look-ahead, the normalisation
+    window, each convolution's last kernel-1 inputs."""
+
+    conv: list
+    queue: list = field(default_factory=list)  # raw frames of the shifted frames not yet computed
+    norm: _WindowStats = field(default_factory=_WindowStats)
+    seen: int = 0
+    emitted: int = 0
+    last: np.ndarray | None = None
+
+
 # ----------------------------------------------------------------------------- audio front end
 class ConvFrontEnd(nn.Module):
     """Audio features (B,T,F) -> (B,T,D): optional per-sequence feature normalisation, a linear
@@ -47,6 +128,9 @@ class ConvFrontEnd(nn.Module):
     The convolutions see +-(kernel//2 * n_layers) frames: co-articulation context, and local order
     for the (permutation-invariant) attention that follows. Padded frames are zeroed before every
     convolution so a sequence's output does not depend on how much padding its batch has.
+    lookahead >= 0 makes it causal (module docstring): features advanced by `lookahead` frames,
+    convolutions over the past kernel-1 frames, normalisation over the last `norm_window` frames
+    (with `norm_prior` pseudo-frames of learnt statistics, so the first frames of a stream are usable).
     """
 
     def __init__(
@@ -60,17 +144,32 @@ class ConvFrontEnd(nn.Module):
         freq_masks: int = 0,
         freq_mask_width: int = 0,
         freq_shift: int = 0,
+        lookahead: int = -1,
+        norm_window: int = 0,
+        norm_prior: int = 0,
     ):
         super().__init__()
         self.utterance_norm, self.freq_masks, self.freq_mask_width = utterance_norm, freq_masks, freq_mask_width
         self.freq_shift = freq_shift
+        self.lookahead, self.norm_window, self.kernel = int(lookahead), int(norm_window), int(kernel)
+        self.audio_dim, self.d_model = int(audio_dim), int(d_model)
+        self.causal = self.lookahead >= 0
+        self.norm_prior = int(norm_prior)
+        if self.causal and utterance_norm and self.norm_prior > 0:  # learnt prior statistics (mean, log variance)
+            self.prior = nn.Parameter(torch.zeros(2, audio_dim))
+        else:
+            self.register_parameter("prior", None)
         self.proj = nn.Sequential(nn.LayerNorm(audio_dim), nn.Linear(audio_dim, d_model))
-        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2) for _ in range(n_layers))
+        pad = 0 if self.causal else kernel // 2  # causal: left padding by kernel-1, in forward
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel, padding=pad) for _ in range(n_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
         self.dropout = nn.Dropout(dropout)
 
     def normalise(self, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-sequence, per-feature z-score over valid frames: (B,T,F) -> (B,T,F)."""
+        """Per-sequence, per-feature z-score over valid frames: (B,T,F) -> (B,T,F). Causal: over
+        the valid frames among the last `norm_window` (statistics in float64)."""
+        if self.causal:
+            return windowed_zscore(audio, mask, self.norm_window, self.prior, self.norm_prior)
         m = mask.unsqueeze(-1).to(audio.dtype)  # (B,T,1)
         n = m.sum(1, keepdim=True).clamp_min(1.0)
         mean = (audio * m).sum(1, keepdim=True) / n  # (B,1,F)
@@ -95,115 +194,53 @@ class ConvFrontEnd(nn.Module):
 
     def forward(self, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(audio.dtype)  # (B,T,1)
+        if self.causal:
+            audio = advance(audio, mask, self.lookahead)
         if self.utterance_norm:
             audio = self.normalise(audio, mask)
         if self.training and ((self.freq_masks > 0 and self.freq_mask_width > 0) or self.freq_shift > 0):
             audio = self.augment(audio)
         h = self.proj(audio) * m  # (B,T,D)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            y = conv(norm(h).transpose(1, 2)).transpose(1, 2)  # (B,T,D)
+            x = norm(h).transpose(1, 2)  # (B,D,T)
+            if self.causal:
+                x = F.pad(x, (self.kernel - 1, 0))
+            y = conv(x).transpose(1, 2)  # (B,T,D)
             h = (h + self.dropout(F.gelu(y))) * m
         return h
 
+    # -- streaming (causal only): the same computation, a few new frames at a time
+    def stream_start(self) -> FrontEndStream:
+        return FrontEndStream(conv=[torch.zeros(self.kernel - 1, self.d_model) for _ in self.convs])
 
-# ----------------------------------------------------------------------------- attention
-def alibi_slopes(n_heads: int) -> torch.Tensor:
-    """Geometric head slopes 2^(-8/n * (1..n)) as in ALiBi (Press et al. 2022): (H,)."""
-    return torch.tensor([2.0 ** (-8.0 * (h + 1) / n_heads) for h in range(n_heads)])
-
-
-def attention_bias(mask: torch.Tensor, slopes: torch.Tensor, band: int = 0) -> torch.Tensor:
-    """Additive attention bias (B,H,T,T) for any T: -slope_h * |i-j| (in frames), -inf on padded keys
-    and, when band > 0, outside |i-j| <= band (local attention; generalises to any length). A query
-    row whose every key is blocked gets 0 (no NaN). Without padding the result is a broadcast view."""
-    B, T = mask.shape
-    pos = torch.arange(T, device=mask.device)
-    dist = (pos[None, :] - pos[:, None]).abs().float()  # (T,T)
-    bias = -slopes.to(mask.device)[:, None, None] * dist  # (H,T,T)
-    if band > 0:
-        bias = bias.masked_fill((dist > band)[None], float("-inf"))
-    padded = ~mask
-    if not bool(padded.any()):
-        return bias.unsqueeze(0).expand(B, -1, -1, -1)
-    bias = bias.unsqueeze(0).masked_fill(padded[:, None, None, :], float("-inf"))  # (B,H,T,T)
-    # rows with no valid key: a padded query beyond the band, or a sequence without frames
-    valid = mask.to(torch.int32).cumsum(1)  # (B,T) valid keys up to each position
-    if band > 0:
-        hi = valid.gather(1, (pos + band).clamp_max(T - 1).expand(B, -1))
-        lo = valid.gather(1, (pos - band - 1).clamp_min(0).expand(B, -1)) * (pos - band - 1 >= 0)
-        empty = hi - lo == 0  # (B,T)
-    else:
-        empty = (valid[:, -1:] == 0).expand(B, T)
-    if bool(empty.any()):
-        bias = bias.masked_fill(empty[:, None, :, None], 0.0)
-    return bias
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
-        self.n_heads = n_heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3x(B,H,T,Dh)
-        if self.training and self.dropout > 0:
-            y = attention_with_dropout(q, k, v, bias, self.dropout)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
-
-
-def attention_with_dropout(q, k, v, bias, p: float) -> torch.Tensor:
-    """softmax(q k^T / sqrt(Dh) + bias) with dropout, then @ v: the arithmetic of torch's SDPA math
-    path (which training with dropout uses on CPU), bit for bit, without its check for rows whose every
-    key is masked (`attention_bias` never makes one)."""
-    s = math.sqrt(1.0 / math.sqrt(q.shape[-1]))  # SDPA scales q and k by sqrt(scale) each
-    a = torch.matmul(q * s, k.transpose(-2, -1) * s) + bias.to(q.dtype)
-    return torch.matmul(F.dropout(torch.softmax(a, -1), p, True), v)
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attn(LN x), x + MLP(LN x)."""
-
-    def __init__(self, d_model: int, n_heads: int, ff_mult: int = 4, dropout: float = 0.1):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, n_heads, dropout)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * d_model, d_model)
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), bias))
-        return x + self.drop(self.mlp(self.ln2(x)))
-
-
-class TransformerEncoder(nn.Module):
-    slopes: torch.Tensor  # (H,) ALiBi slopes, a buffer
-
-    """Stack of blocks sharing one ALiBi bias; (B,T,D), mask (B,T) -> (B,T,D), final LayerNorm."""
-
-    def __init__(
-        self, d_model: int, n_heads: int, n_layers: int, ff_mult: int = 4, dropout: float = 0.1, band: int = 0
-    ):
-        super().__init__()
-        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, ff_mult, dropout) for _ in range(n_layers))
-        self.ln = nn.LayerNorm(d_model)
-        self.band = band
-        self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        bias = attention_bias(mask, self.slopes, self.band)  # (B,H,T,T), built once per call
-        for block in self.blocks:
-            x = block(x, bias)
-        return self.ln(x) * mask.unsqueeze(-1).to(x.dtype)
+    @torch.no_grad()
+    def stream(self, state: FrontEndStream, audio: np.ndarray, end: bool = False) -> torch.Tensor:
+        """New raw feature frames (n, F) -> the outputs (m, D) that became final. Frame t needs raw
+        frame t + lookahead; `end=True` closes the stream (the missing future is the last frame, as
+        `advance` does at a sequence end)."""
+        audio = np.asarray(audio, np.float32).reshape(-1, self.audio_dim)
+        for row in audio:  # shifted frame t is raw frame t + lookahead: the first `lookahead` are never heard
+            if state.seen >= self.lookahead:
+                state.queue.append(row)
+            state.seen += 1
+            state.last = row
+        if end and state.last is not None:  # past the end: the last raw frame (as `advance`)
+            state.queue.extend([state.last] * (state.seen - state.emitted - len(state.queue)))
+        if not state.queue:
+            return torch.zeros(0, self.d_model)
+        x = np.stack(state.queue).astype(np.float32)
+        state.emitted += len(state.queue)
+        state.queue = []
+        if self.utterance_norm:
+            prior = None if self.prior is None else self.prior.detach().numpy()
+            x = state.norm.push(x, self.norm_window, prior, self.norm_prior)
+        h = self.proj(torch.from_numpy(x))  # (n,D)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            inp = torch.cat([state.conv[i], norm(h)])  # (k-1+n, D)
+            state.conv[i] = inp[len(inp) - (self.kernel - 1) :]
+            y = conv(inp.t().unsqueeze(0))[0].t()  # (n,D)
+            h = h + F.gelu(y)
+        return h
 
 
 # ----------------------------------------------------------------------------- vertex-space decoder

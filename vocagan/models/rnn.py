@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.audio import AudioInput
 from vocagan.models.base import ModelConfig, MotionModel
 
 
@@ -22,8 +24,15 @@ from vocagan.models.base import ModelConfig, MotionModel
 class RNNConfig(ModelConfig):
     hidden: int = option(128, lo=1, hi=8192)  # GRU units per direction
     n_layers: int = option(2, lo=1, hi=64)
-    bidirectional: bool = True  # False: causal (streaming) model, sees only past audio
+    bidirectional: bool = True  # False: a unidirectional GRU (with model.lookahead >= 0: causal end to end)
     style_dim: int = option(32, lo=1, hi=8192)
+
+    def check(self, where: str) -> None:
+        if self.lookahead >= 0 and self.bidirectional:
+            raise VocaganError(
+                f"{where}.lookahead={self.lookahead} (causal) needs {where}.bidirectional=false: a backward GRU "
+                "hears the whole clip"
+            )
 
 
 class RNNModel(MotionModel):
@@ -31,8 +40,8 @@ class RNNModel(MotionModel):
     name = "rnn"
     label = "RNN"
 
-    def __init__(self, cfg: RNNConfig, audio_dim: int, motion_dim: int, n_styles: int):
-        super().__init__(cfg, audio_dim, motion_dim, n_styles)
+    def __init__(self, cfg: RNNConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles, audio)
         self.front = self.front_end(cfg.hidden)
         self.style = nn.Embedding(n_styles, cfg.style_dim)
         self.gru = nn.GRU(

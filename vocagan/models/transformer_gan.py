@@ -39,8 +39,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
-from vocagan.models.base import GenerativeModel, OptimStep, load_strict, optim_step
+from vocagan.models.audio import AudioInput
+from vocagan.models.base import GenerativeModel, load_strict
 from vocagan.models.layers import masked_mean
+from vocagan.models.optim import OptimStep, optim_step
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
 
@@ -123,39 +125,46 @@ class TransformerGANModel(GenerativeModel):
     name = "transformer_gan"
     label = "Transformer+GAN"
 
-    def __init__(self, cfg: TransformerGANConfig, audio_dim: int, motion_dim: int, n_styles: int):
-        super().__init__(cfg, audio_dim, motion_dim, n_styles)
-        self.generator = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+    hear_step = "generator"  # a fine-tuned encoder learns with the generator, never from the critic's loss
+
+    def __init__(
+        self, cfg: TransformerGANConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None
+    ):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles, audio)
+        self.generator = TransformerBackbone(cfg, self.feature_dim, motion_dim, n_styles)
         self.noise_proj = nn.Linear(cfg.noise_dim, cfg.d_model)
-        self.discriminator = SyncDiscriminator(audio_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+        self.discriminator = SyncDiscriminator(self.feature_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
         # the coarser scales' critics (none by default: checkpoints keep their names)
         self.coarse_discriminators = nn.ModuleList(
-            SyncDiscriminator(audio_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+            SyncDiscriminator(self.feature_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
             for _ in range(cfg.d_scales - 1)
         )
 
     def warm_start(self, state_dict: dict, source: str) -> int:
-        """A Transformer's weights are this generator's (same backbone): the GAN then fine-tunes a
-        trained regression model against its critic (the noise projection and the critic start fresh)."""
+        """A Transformer's weights are this generator's (same backbone, and how it hears: a layer mix or
+        a fine-tuned encoder): the GAN then fine-tunes a trained regression model against its critic
+        (the noise projection and the critic start fresh)."""
         if source == "transformer":
-            prefix = "backbone."
-            return load_strict(
-                self.generator, {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-            )
+
+            def part(prefix: str) -> dict:
+                return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+            return load_strict(self.generator, part("backbone.")) + load_strict(self.hear, part("hear."))
         return super().warm_start(state_dict, source)
 
     # ------------------------------------------------------------------ training steps
     def configure_optimizers(self, tc, total_steps: int) -> list[OptimStep]:
         """The critic's step (Adam betas (0.5, 0.9) as GAN practice, learning rate scaled by
-        d_lr_scale), then the generator's over every other parameter."""
+        d_lr_scale), then the generator's over every other parameter (a fine-tuned encoder at its own rate)."""
         critic = [*self.discriminator.parameters(), *self.coarse_discriminators.parameters()]
         skip = {id(p) for p in critic}
+        generator = [p for p in self.own_parameters() if id(p) not in skip]
         return [
             optim_step("discriminator", "d_", critic, tc, total_steps, lr_scale=self.cfg.d_lr_scale, betas=(0.5, 0.9)),
-            optim_step("generator", "train_", [p for p in self.parameters() if id(p) not in skip], tc, total_steps),
+            optim_step("generator", "train_", generator, tc, total_steps, extra=self.encoder_groups(tc, total_steps)),
         ]
 
-    def step_loss(self, batch: dict, step: str) -> dict:
+    def features_loss(self, batch: dict, step: str) -> dict:
         return self.discriminator_loss(batch) if step == "discriminator" else self.loss(batch)
 
     # ------------------------------------------------------------------ generator (code: the noise)
@@ -163,9 +172,8 @@ class TransformerGANModel(GenerativeModel):
     def code_dim(self) -> int:
         return self.cfg.noise_dim
 
-    def generate(self, audio, style, mask, code):
-        cond = self.noise_proj(code.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
-        return self.generator(audio, style, mask, cond=cond)
+    def conditioned(self, code):
+        return self.generator, self.noise_proj(code.to(self.noise_proj.weight.dtype)) * self.cfg.noise_scale
 
     def _sample(self, batch):
         noise = torch.randn(batch["audio"].shape[0], self.cfg.noise_dim, device=batch["audio"].device)

@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from vocagan.fields import option
+from vocagan.models.attention import TransformerEncoder
+from vocagan.models.audio import AudioInput
 from vocagan.models.base import GenerativeModel
-from vocagan.models.layers import ConvFrontEnd, TransformerEncoder, masked_pool
+from vocagan.models.layers import ConvFrontEnd, masked_pool
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
 
@@ -45,12 +47,14 @@ class TransformerVAEModel(GenerativeModel):
     name = "transformer_vae"
     label = "Transformer+VAE"
 
-    def __init__(self, cfg: TransformerVAEConfig, audio_dim: int, motion_dim: int, n_styles: int):
-        super().__init__(cfg, audio_dim, motion_dim, n_styles)
+    def __init__(
+        self, cfg: TransformerVAEConfig, audio_dim: int, motion_dim: int, n_styles: int, audio: AudioInput | None = None
+    ):
+        super().__init__(cfg, audio_dim, motion_dim, n_styles, audio)
         d = cfg.d_model
-        self.decoder = TransformerBackbone(cfg, audio_dim, motion_dim, n_styles)
+        self.decoder = TransformerBackbone(cfg, self.feature_dim, motion_dim, n_styles)
         # Posterior: [audio, motion] per frame -> pooled latent statistics.
-        self.post_front = ConvFrontEnd(audio_dim + motion_dim, d, cfg.conv_layers, cfg.conv_kernel, cfg.dropout)
+        self.post_front = ConvFrontEnd(self.feature_dim + motion_dim, d, cfg.conv_layers, cfg.conv_kernel, cfg.dropout)
         self.post_encoder = TransformerEncoder(d, cfg.n_heads, cfg.posterior_layers, cfg.ff_mult, cfg.dropout)
         self.post_head = nn.Linear(d, 2 * cfg.latent_dim)
         self.latent_proj = nn.Linear(cfg.latent_dim, d)
@@ -69,9 +73,9 @@ class TransformerVAEModel(GenerativeModel):
     def code_dim(self) -> int:
         return self.cfg.latent_dim
 
-    def generate(self, audio, style, mask, code):
-        """The decoder p(motion | audio, style, z = code)."""
-        return self.decoder(audio, style, mask, cond=self.latent_proj(code.to(self.latent_proj.weight.dtype)))
+    def conditioned(self, code):
+        """The decoder p(motion | audio, style, z = code): the backbone and its conditioning."""
+        return self.decoder, self.latent_proj(code.to(self.latent_proj.weight.dtype))
 
     def beta(self) -> float:
         ramp = max(1, self.cfg.kl_anneal_epochs)

@@ -49,7 +49,7 @@ from vocagan.prep.prepared import Prepared, SequenceInfo
 from vocagan.prep.regions import resolve_regions
 from vocagan.utils import file_fingerprint, log, progress
 
-CACHE_VERSION = 5  # bump when the output of prepare changes for the same inputs
+CACHE_VERSION = 6  # bump when the output of prepare changes for the same inputs
 EXACT_MAX_DIM = 6000  # exact (D x D) covariance up to this crop dimension 3M (288 MB float64)
 VAL_OFFSETS_MAX_BYTES = 256 << 20  # keep the val split's true offsets in the cache below this size
 
@@ -99,10 +99,20 @@ def cache_key(paths, cfg: Config) -> str:
     only the resolved paths, so a cache hit never loads the pickles)."""
     data = {k: v for k, v in asdict(cfg.data).items() if not k.endswith("_path") and k != "root"}
     prep = {k: v for k, v in asdict(cfg.prep).items() if k != "cache_dir"}
+    features = asdict(cfg.features)
+    if cfg.features.kind == "encoder" and not cfg.features.encoder_finetune:
+        # a frozen encoder is identified by what it computes (weights, architecture), not by where it lies
+        from vocagan.prep.features import encoder_for
+
+        info = encoder_for(cfg.features)
+        features["encoder_path"] = {
+            "weights_sha256": info.weights_sha256,
+            "config_sha256": hashlib.sha256(info.config.encode()).hexdigest(),
+        }
     spec = {
         "version": CACHE_VERSION,
         "data": data,
-        "features": asdict(cfg.features),
+        "features": features,
         "prep": prep,
         "files": {k: file_fingerprint(v) for k, v in input_files(paths, cfg).items()},
     }
@@ -118,9 +128,9 @@ def _check_features(p, cfg: Config) -> None:
             "features.kind 'deepspeech' needs processed_audio_deepspeech.pkl, which is absent",
             cfg.data.audio_pkl_path or (root / "processed_audio_deepspeech.pkl" if root else None),
         )
-    if kind == "logmel" and p.raw_audio is None and p.wav_dir is None:
+    if kind != "deepspeech" and p.raw_audio is None and p.wav_dir is None:
         raise VocaganError(
-            "features.kind 'logmel' needs raw audio (raw_audio_fixed.pkl or wav/), which is absent",
+            f"features.kind '{kind}' needs raw audio (raw_audio_fixed.pkl or wav/), which is absent",
             cfg.data.raw_audio_path or (root / "raw_audio_fixed.pkl" if root else None),
         )
 
@@ -197,7 +207,7 @@ def _read(vs, cfg: Config, pairs: list, split: str, idx: np.ndarray, no_audio: l
     # are small; torch's pool on top of two readers would oversubscribe the cores)
     from vocagan.utils import one_torch_thread
 
-    with one_torch_thread() if cfg.features.kind == "logmel" else contextlib.nullcontext():
+    with one_torch_thread() if cfg.features.kind != "deepspeech" else contextlib.nullcontext():
         for (subject, sentence), item in progress(
             _prefetch(load, pairs), desc=f"prepare {split}", total=len(pairs), unit="seq"
         ):
@@ -354,7 +364,7 @@ def prepare(cfg: Config) -> Prepared:
         "region": cfg.prep.region,
         "region_source": regions.source,
         "features": asdict(cfg.features),
-        "feature_dim": feature_dim(cfg.features),
+        "feature_dim": feature_dim(cfg.features, cfg.data.fps),
         "styles": styles,
         "template_names": names,
         "subjects": {s: list(dict.fromkeys(x.subject for x in infos[s])) for s in SPLITS},
@@ -369,9 +379,14 @@ def prepare(cfg: Config) -> Prepared:
         "data_fingerprint": path.stem,
         "n_vertices": vs.n_vertices,
     }
+    if cfg.features.kind == "encoder" and not cfg.features.encoder_finetune:  # recorded by every checkpoint
+        from vocagan.prep.features import encoder_for
+
+        meta["encoder"] = encoder_for(cfg.features).to_dict()
     prepared = Prepared(
         meta=meta,
         faces=np.asarray(vs.faces if vs.faces is not None else np.zeros((0, 3)), np.int32),
+        colors=np.asarray(vs.colors if vs.colors is not None else np.zeros((0, 3)), np.float32),
         templates=np.stack([vs.templates[n] for n in names]).astype(np.float32),
         regions=regions,
         crop=np.asarray(idx, np.int64),

@@ -33,6 +33,7 @@ STAT_ARRAYS = (
     "coef_mean",
     "coef_std",
 )
+OPTIONAL_ARRAYS = ("colors",)  # absent from checkpoints and caches written before they existed
 
 
 @dataclass
@@ -64,11 +65,28 @@ class Prepared:
     motion: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (sum T, K) normalised coefs
     true_offsets: dict[str, np.ndarray] = field(default_factory=dict)  # "val" -> (sum T, M, 3) when cheap
     path: Path | None = None  # the cache file it was saved to / loaded from
+    colors: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))  # (V, 3) RGB; (0, 3): none
 
     # -- facts
     @property
+    def vertex_colors(self) -> np.ndarray | None:
+        """(V, 3) per-vertex colours of the mesh (from the template PLY), or None."""
+        return self.colors if len(self.colors) == self.meta.get("n_vertices", -1) else None
+
+    @property
     def styles(self) -> list[str]:
         return list(self.meta["styles"])
+
+    def template_colors(self, template: str | None = None) -> np.ndarray | None:
+        """(V, 3) per-vertex colours of a face: a mesh file's own when `template` is one (not a stored
+        subject), else the training template PLY's, else None."""
+        if template is not None and template not in self.template_names:
+            from vocagan.formats.mesh import read_mesh_with_colors
+
+            colors = read_mesh_with_colors(template)[2]
+            if colors is not None:
+                return colors
+        return self.vertex_colors
 
     @property
     def template_names(self) -> list[str]:
@@ -110,41 +128,57 @@ class Prepared:
         return self.true_offsets[split][info.start : info.start + info.length]
 
     # -- decoding
+    def decode_basis(self) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder folded into one affine map: (basis (K, 3M), offset (3M,)) float32 with
+        crop offsets = coefs @ basis + offset, i.e. basis = coef_std[:, None] * pca_components and
+        offset = coef_mean @ pca_components + pca_mean (computed once, in float64)."""
+        cached = self.__dict__.get("_decode_basis")
+        if cached is None:
+            comps = np.asarray(self.pca_components, np.float64)
+            basis = np.asarray(self.coef_std, np.float64)[:, None] * comps
+            offset = np.asarray(self.coef_mean, np.float64) @ comps + np.asarray(self.pca_mean, np.float64)
+            cached = (basis.astype(np.float32), offset.astype(np.float32))
+            self.__dict__["_decode_basis"] = cached
+        return cached
+
     def decode(self, coefs):
         """Normalised coefficients (..., T, K) -> mouth offsets (..., T, M, 3); numpy or torch in,
         the same type out (torch keeps coefs' device and dtype)."""
         m = len(self.crop)
+        basis, offset = self.decode_basis()
         if isinstance(coefs, torch.Tensor):
-
-            def t(a):
-                return torch.as_tensor(a, dtype=coefs.dtype, device=coefs.device)
-
-            flat = (coefs * t(self.coef_std) + t(self.coef_mean)) @ t(self.pca_components) + t(self.pca_mean)
+            flat = coefs @ torch.as_tensor(basis, dtype=coefs.dtype, device=coefs.device) + torch.as_tensor(
+                offset, dtype=coefs.dtype, device=coefs.device
+            )
         else:
-            coefs = np.asarray(coefs, np.float32)
-            flat = (coefs * self.coef_std + self.coef_mean) @ self.pca_components + self.pca_mean
+            flat = np.asarray(coefs, np.float32) @ basis + offset
         return flat.reshape(*flat.shape[:-1], m, 3)
 
     def to_vertices(self, coefs, template):
         """Normalised coefficients (..., T, K) + template (a subject name or a (V, 3) array) ->
-        full meshes (..., T, V, 3): the template everywhere, template + offsets in the crop."""
+        full meshes (..., T, V, 3): the template everywhere, template + offsets in the crop.
+        (numpy: the template is written once into the output and the crop overwritten with
+        template + decoded offsets, one matrix product: like-for-like speed, benchmarks/bench_infer.py)"""
         base = self.template(template) if isinstance(template, str) else template
-        offsets = self.decode(coefs)  # (..., T, M, 3)
-        verts: torch.Tensor | np.ndarray
-        if isinstance(offsets, torch.Tensor):
-            base_t = torch.as_tensor(
-                np.asarray(base) if not isinstance(base, torch.Tensor) else base,
-                dtype=offsets.dtype,
-                device=offsets.device,
+        if np.shape(base)[0] != self.meta["n_vertices"]:
+            raise VocaganError(
+                f"template has {np.shape(base)[0]} vertices, the prepared data {self.meta['n_vertices']}"
             )
-            verts, n_vertices = base_t.expand(*offsets.shape[:-2], *base_t.shape).clone(), base_t.shape[0]
-        else:
-            base_a = np.asarray(base, np.float32)
-            verts, n_vertices = np.broadcast_to(base_a, (*offsets.shape[:-2], *base_a.shape)).copy(), base_a.shape[0]
-        if n_vertices != self.meta["n_vertices"]:
-            raise VocaganError(f"template has {n_vertices} vertices, the prepared data {self.meta['n_vertices']}")
-        verts[..., self.crop, :] += offsets
-        return verts
+        if isinstance(coefs, torch.Tensor):
+            offsets = self.decode(coefs)  # (..., T, M, 3)
+            base_t = torch.as_tensor(np.asarray(base), dtype=offsets.dtype, device=offsets.device)
+            verts = base_t.expand(*offsets.shape[:-2], *base_t.shape).clone()
+            verts[..., self.crop, :] += offsets
+            return verts
+        rest = np.asarray(base, np.float32)
+        basis, offset = self.decode_basis()
+        c = np.asarray(coefs, np.float32)
+        lead = c.shape[:-1]
+        out = np.empty((*lead, *rest.shape), np.float32)
+        out[...] = rest
+        crop_rest = rest[self.crop].reshape(-1)  # (3M,) template in the crop
+        out[..., self.crop, :] = (c @ basis + (offset + crop_rest)).reshape(*lead, len(self.crop), 3)
+        return out
 
     def lip_decoder_arrays(self) -> dict:
         """What `models.layers.LipDecoder` needs (the vertex-space lip and opening losses, validation
@@ -164,7 +198,7 @@ class Prepared:
     def stats_dict(self) -> dict:
         """{"meta": JSON str, name: ndarray, ...}: everything `decode`/`to_vertices`/metrics need."""
         out: dict[str, str | np.ndarray] = {"meta": json.dumps(self.meta, sort_keys=True)}
-        out.update({k: np.asarray(getattr(self, k)) for k in STAT_ARRAYS})
+        out.update({k: np.asarray(getattr(self, k)) for k in STAT_ARRAYS + OPTIONAL_ARRAYS})
         out.update(self.regions.to_arrays())
         return out
 
@@ -175,7 +209,7 @@ class Prepared:
         arr = {
             k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in d.items() if k != "meta"
         }
-        stats: dict[str, Any] = {k: arr[k] for k in STAT_ARRAYS}  # the array fields, by name
+        stats: dict[str, Any] = {k: arr[k] for k in STAT_ARRAYS + OPTIONAL_ARRAYS if k in arr or k in STAT_ARRAYS}
         return cls(meta=meta, regions=Regions.from_arrays(arr, meta["region_source"]), **stats)
 
     # -- cache file
@@ -206,7 +240,7 @@ class Prepared:
             p = cls(
                 meta=meta,
                 regions=Regions.from_arrays(arrays, meta["region_source"]),
-                **{k: arrays[k] for k in STAT_ARRAYS},
+                **{k: arrays[k] for k in STAT_ARRAYS + OPTIONAL_ARRAYS if k in arrays or k in STAT_ARRAYS},
                 path=path,
             )
             for s in SPLITS:

@@ -27,12 +27,14 @@ import numpy as np
 
 from vocagan.errors import VocaganError
 from vocagan.formats.pickles import safe_load_pickle
+from vocagan.utils import existing_file
 
 # Shape of the geometric regions, as fractions of the head width w (FLAME: w = 0.20 m).
 # Tuned on the FLAME template against FLAME_masks.pkl (tests/test_regions.py reports the overlap).
 LIPS_AXES = (0.18, 0.08, 0.14)  # ellipsoid around the mouth centre: 36 x 16 x 28 mm on FLAME
 MOUTH_AXES = (0.50, 0.60, 0.55)  # lips, jaw, chin, lower cheeks: 100 x 120 x 110 mm semi-axes on FLAME
-# (sized so < 2.5% of the synthetic corpus' speech-motion energy, FLAME or procedural head, lies outside)
+# (sized so < 2.5% of the synthetic corpus' speech-motion energy lies outside, on FLAME or the built-in
+# face: 0.9% on the built-in MediaPipe face)
 MOUTH_TOP = -0.08  # the mouth region stops 0.08 w below the nose tip (nose excluded)
 UPPER_BAND = (0.07, 0.50)  # upper face: from this far above the nose tip ... up to this
 UPPER_HALF_WIDTH = 0.35  # |x - nose x| below this
@@ -83,8 +85,7 @@ def _indices(values, n_vertices: int, what: str, path) -> np.ndarray:
 def load_index_file(path: str | Path, n_vertices: int) -> np.ndarray:
     """Read mouth vertex indices from a .npy file or a whitespace-separated .txt file."""
     path = Path(path)
-    if not path.is_file():
-        raise VocaganError("mouth index file not found", path)
+    path = existing_file(path, "mouth index file")
     try:
         if path.suffix.lower() == ".npy":
             values = np.load(path, allow_pickle=False)

@@ -5,9 +5,11 @@ that speech-to-motion is learnable and style matters:
 
 - one phoneme timeline per sentence drives both the audio (source-filter synthesis) and the mouth
   motion (coarticulated visemes that lead the sound by ~1-2 frames) — `synth_speech.py`;
-- the face is a procedural head (or a user mesh such as FLAME_sample.ply) moved by smooth
-  deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks and
-  brow raises, plus ~0.05 mm measurement noise — `synth_face.py`;
+- the face is a real human face shape, Google's MediaPipe canonical face mesh made to speak
+  (`synth/canonical.py`: mouth opened along the inner lip line, mouth interior, eyes, subdivided;
+  Apache-2.0, see vocagan/assets/MEDIAPIPE_NOTICE), or a user mesh such as FLAME_sample.ply, moved
+  by smooth deformation fields: jaw rotation, lip rounding/spread/closure, lower lip to teeth, blinks
+  and brow raises, plus ~0.05 mm measurement noise — `synth/face.py`;
 - the 12 VOCASET subjects differ in identity (face shape), voice (pitch, formants, speaking rate,
   sample rate) and speaking style (articulation amplitude, rounding, spread, anticipation).
 
@@ -18,7 +20,6 @@ Like the real data, a few sequences have one more or one fewer DeepSpeech window
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +29,15 @@ import numpy as np
 from vocagan.config import TEST_SUBJECTS, TRAIN_SUBJECTS, VAL_SUBJECTS
 from vocagan.errors import VocaganError
 from vocagan.formats.audio import deepspeech_like_windows
+from vocagan.options import SynthOptions, check
 from vocagan.synth import face, speech
-from vocagan.utils import atomic_write_text, log, progress
+from vocagan.synth.voices import CHANNEL_SHARE, FESTIVAL_SHARE, FESTIVAL_VOICES, festival_sentence, festival_voices
+from vocagan.synth.voices import channel as add_channel
+from vocagan.utils import atomic_write_text, log, output_dir, progress
 
-VERSION_FILE = "synth_version.txt"  # which synth_speech.SYNTH_VERSION wrote a corpus (pipeline reuse check)
-STAMP_FILE = "synth.json"  # how a corpus was written: synthesiser version, scale, seed, mesh (reuse check)
+VERSION_FILE = "synth_version.txt"  # what wrote a corpus (`corpus_stamp`; the pipeline's reuse check)
+FACE_VERSION = 2  # bump when the built-in face (synth/canonical.py) or its motion changes (1: procedural head)
+NOTICE_FILES = {"MEDIAPIPE_NOTICE.txt": "MEDIAPIPE_NOTICE", "MEDIAPIPE_LICENSE.txt": "MEDIAPIPE_LICENSE"}
 
 SUBJECTS = TRAIN_SUBJECTS + VAL_SUBJECTS + TEST_SUBJECTS
 KNOWN_HOLES = [("FaceTalk_170811_03274_TA", 24), ("FaceTalk_170809_00138_TA", 32)]
@@ -42,7 +47,7 @@ NOISE_STD = 5e-5  # measurement noise per coordinate (m)
 
 @dataclass(frozen=True)
 class Scale:
-    mesh: tuple[int, int, int]  # procedural head: rings, columns, mouth-pocket rings
+    face_levels: int  # Loop subdivision levels of the built-in face (0: ~730 vertices, 1: ~2300)
     train_sentences: tuple[int, ...]
     heldout_sentences: tuple[int, ...]  # val and test subjects
     duration: tuple[float, float]  # sentence length range (s), silences included
@@ -52,12 +57,12 @@ class Scale:
 
 
 SCALES = {
-    "tiny": Scale((16, 24, 2), (1, 2), (21, 22), (1.3, 1.7)),
-    "small": Scale((22, 42, 3), tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
-    "full": Scale((55, 88, 4), tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
+    "tiny": Scale(0, (1, 2), (21, 22), (1.3, 1.7)),
+    "small": Scale(1, tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
+    "full": Scale(1, tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
     # the benchmark corpus (docs/experiments.md, "Sizing the benchmark corpus"): VOCASET's training set
     # size (8 subjects x 40 sentences) and many more held-out speakers, 10 sentences each
-    "bench": Scale((22, 42, 3), tuple(range(1, 41)), tuple(range(21, 31)), (2.0, 4.5), extra_val=10, extra_test=46),
+    "bench": Scale(1, tuple(range(1, 41)), tuple(range(21, 31)), (2.0, 4.5), extra_val=10, extra_test=46),
 }
 
 
@@ -147,6 +152,7 @@ class SynthResult:
     regions: dict[str, int] | None
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes ("wav/" summed)
     elapsed_s: float = 0.0
+    voices: str = "formant"  # what speaks the training sentences (and whether a channel colours them)
 
     def summary(self) -> str:
         mb = lambda b: f"{b / 1e6:.1f} MB"  # noqa: E731
@@ -156,6 +162,7 @@ class SynthResult:
             f"  subjects: {len(self.subjects)}; sequences: {seq}",
             f"  frames: {self.total_frames} at {FPS} fps = {self.seconds / 60:.2f} min of speech",
             f"  mesh: {self.mesh}, {self.n_vertices} vertices, {self.n_faces} triangles",
+            f"  voices: {self.voices}",
             "  audio sample rates: "
             + ", ".join(f"{sr} Hz x{n}" for sr, n in sorted(_count(self.sample_rates.values()).items())),
             "  regions: "
@@ -197,7 +204,7 @@ def _plan(scale: Scale) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
 def subject_geometry(base: face.Head, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
     """A subject's template (V, 3) and motion basis (K, V, 3) on the base head."""
     template, frame = face.reshape_head(base, profile.identity)
-    return template, face.motion_basis(template, frame, base.lower)
+    return template, face.motion_basis(template, frame, base.lower, base.moves, base.blink)
 
 
 @dataclass
@@ -211,13 +218,27 @@ class Sequence:
 
 
 def make_sequence(
-    profile: Profile, sentence: int, seed: int, scale: Scale, template: np.ndarray, basis: np.ndarray
+    profile: Profile,
+    sentence: int,
+    seed: int,
+    scale: Scale,
+    template: np.ndarray,
+    basis: np.ndarray,
+    real_voices: tuple[str, ...] = (),
+    channel: bool = False,
 ) -> Sequence:
     """One sequence of one subject; depends only on (seed, subject, sentence), never on order."""
     rng = np.random.default_rng([seed, profile.index, sentence, 1])
     timeline = speech.make_timeline(rng, rng.uniform(*scale.duration), profile.voice.rate)
     audio = speech.synthesize(timeline, profile.voice, rng)
     sr = profile.voice.sample_rate
+    if (real_voices or channel) and profile.name in TRAIN_SUBJECTS:  # val/test stay as they are (comparable LVE)
+        own = np.random.default_rng([seed, profile.index, sentence, 2])
+        if real_voices and own.random() < FESTIVAL_SHARE:
+            voice = real_voices[int(own.integers(len(real_voices)))]
+            timeline, audio, sr = festival_sentence(own, timeline[-1].end, voice)
+        if channel and own.random() < CHANNEL_SHARE:
+            audio = add_channel(audio, sr, own)
     n_frames = int(round(len(audio) / sr * FPS))
     coefs = speech.motion_coefficients(timeline, profile.style, n_frames, FPS, rng)  # (T, K)
     motion = (coefs @ basis.reshape(len(basis), -1)).reshape(n_frames, -1, 3)  # (T, V, 3)
@@ -230,9 +251,20 @@ def make_sequence(
 
 
 def generate(
-    out_dir: str | Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None
+    out_dir: str | Path,
+    scale: str = "small",
+    seed: int = 0,
+    template_ply: str | Path | None = None,
+    voices: str = "formant",
+    channel: bool = False,
 ) -> SynthResult:
-    """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary."""
+    """Write the synthetic corpus to `out_dir` (VOCASET files + wav/) and return its summary.
+
+    voices "festival": half of the training subjects' sentences are spoken by Debian's Festival voices
+    (`festival_voices()`; the formant voice alone, said once, when none is installed).
+    channel: 70 % of the training sentences go through a random recording channel (`speech.channel`).
+    Neither is on by default: on the demo recipe both made the test split and the real recordings
+    worse (docs/experiments.md)."""
     from vocagan.formats.mesh import read_mesh
     from vocagan.formats.vocaset_writer import VocasetWriter
 
@@ -240,9 +272,8 @@ def generate(
     if scale not in SCALES:
         raise VocaganError(f"unknown scale '{scale}' (valid: {', '.join(SCALES)})")
     sc = SCALES[scale]
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VocaganError("output folder is an existing file", out_dir)
+    seed, voices = check(SynthOptions, seed=seed, voices=voices)
+    out_dir = output_dir(out_dir)
     if template_ply is not None:
         verts, faces = read_mesh(template_ply)
         if len(faces) == 0:
@@ -255,8 +286,17 @@ def generate(
             f"corners +-{frame.half_width * 1000:.1f} mm ({frame.source})"
         )
     else:
-        base = face.procedural_head(*sc.mesh)
-        mesh = "procedural head"
+        from vocagan.synth.canonical import canonical_head
+
+        base = canonical_head(sc.face_levels)
+        mesh = f"MediaPipe canonical face (Apache-2.0), {sc.face_levels} Loop subdivision level(s)"
+    real_voices = festival_voices() if voices == "festival" else ()
+    if voices == "festival" and not real_voices:
+        log(
+            "synth: no Festival voice is installed (Debian: festival "
+            + " ".join(FESTIVAL_VOICES.values())
+            + "; scripts/setup.sh --test installs them as root): the corpus uses the formant voice only"
+        )
     extra = extra_subjects(sc)
     profiles = subject_profiles(seed, extra)
     pairs, missing = _plan(sc)
@@ -266,6 +306,7 @@ def generate(
         faces=base.faces,
         template_ply_vertices=base.vertices,
         masks=base.regions,
+        colors=base.colors,
     )
     subjects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     split_of = {
@@ -284,7 +325,7 @@ def generate(
                 subjects[i] = subject_geometry(base, p)
                 writer.add_subject(p.name, subjects[i][0])
             template, basis = subjects[i]
-            seq = make_sequence(p, s, seed, sc, template, basis)
+            seq = make_sequence(p, s, seed, sc, template, basis, real_voices, channel)
             writer.add_sequence(p.name, s, seq.verts, seq.audio, seq.sample_rate, deepspeech=seq.deepspeech)
             counts[split_of[p.name]] += 1
             total_frames += len(seq.verts)
@@ -295,9 +336,8 @@ def generate(
     except BaseException:
         writer.abort()
         raise
-    atomic_write_text(out_dir / VERSION_FILE, f"{speech.SYNTH_VERSION}\n")
-    stamp = {"version": speech.SYNTH_VERSION, "scale": scale, "seed": seed, "template_ply": mesh}
-    atomic_write_text(out_dir / STAMP_FILE, json.dumps(stamp, sort_keys=True) + "\n")
+    _write_notices(out_dir, builtin_face=template_ply is None)
+    atomic_write_text(out_dir / VERSION_FILE, corpus_stamp(scale, seed, template_ply, real_voices, channel) + "\n")
     files: dict[str, int] = {}
     for name in (
         "data_verts.npy",
@@ -330,40 +370,64 @@ def generate(
         {k: len(v) for k, v in base.regions.items()} if base.regions else None,
         files,
         time.perf_counter() - t0,
+        "formant"
+        + (" + Festival " + ", ".join(real_voices) if real_voices else "")
+        + (" + channel" if channel else ""),
     )
 
 
-def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0) -> Path:
-    """The built-in synthetic corpus in `out_dir`, generated once: reused when complete and written by
-    the current synthesiser version at this scale and seed (the procedural head), written again otherwise."""
-    why = _unlike(out_dir, scale, seed)
-    if why is None:
-        log(f"[corpus] using the built-in corpus at {out_dir}")
-        return out_dir
-    if why:
-        log(f"[corpus] the corpus at {out_dir} {why}: writing it again")
+def _write_notices(out_dir: Path, builtin_face: bool) -> None:
+    """The built-in face is a modified MediaPipe mesh (Apache-2.0): its NOTICE and licence go with every
+    corpus that holds it; a corpus on a user's mesh holds neither (stale copies are removed)."""
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    for name, asset in NOTICE_FILES.items():
+        if builtin_face:
+            atomic_write_text(out_dir / name, (assets / asset).read_text(encoding="utf-8"))
+        elif (out_dir / name).is_file():
+            (out_dir / name).unlink()
+
+
+def corpus_stamp(
+    scale: str,
+    seed: int,
+    template_ply: str | Path | None = None,
+    voices: tuple[str, ...] | list[str] = (),
+    channel: bool = False,
+) -> str:
+    """What a corpus was written by and from: synthesiser and face versions, scale, seed, template mesh
+    (its name and content fingerprint), and the opt-in real voices and channel variation when used. A
+    folder whose stamp differs is written again."""
+    from vocagan.utils import file_fingerprint
+
+    template = "built-in face"
+    if template_ply is not None:
+        template = f"{Path(template_ply).name} {file_fingerprint(template_ply)}"
+    stamp = f"speech {speech.SYNTH_VERSION}; face {FACE_VERSION}; scale {scale}; seed {seed}; template {template}"
+    if voices:
+        stamp += "; voices " + ",".join(voices)
+    return stamp + ("; channel" if channel else "")
+
+
+def builtin_corpus(
+    out_dir: Path,
+    scale: str = "small",
+    seed: int = 0,
+    template_ply: str | Path | None = None,
+    voices: str = "formant",
+    channel: bool = False,
+) -> Path:
+    """The built-in synthetic corpus in `out_dir` (on the user's `template_ply` mesh when given), generated
+    once: reused when complete and its stamp (`corpus_stamp`) matches, written again otherwise."""
+    real_voices = festival_voices() if voices == "festival" else ()
+    wanted = corpus_stamp(scale, seed, template_ply, real_voices, channel)
+    if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
+        stamp = out_dir / VERSION_FILE
+        written = stamp.read_text().strip() if stamp.is_file() else "an older version"
+        if written == wanted:
+            log(f"[corpus] using the built-in corpus at {out_dir}")
+            return out_dir
+        log(f"[corpus] the corpus at {out_dir} was written by {written}, not {wanted}: writing it again")
     log(f"[corpus] writing the built-in corpus ({scale}) to {out_dir}")
-    print(generate(out_dir, scale=scale, seed=seed).summary())
+    result = generate(out_dir, scale=scale, seed=seed, template_ply=template_ply, voices=voices, channel=channel)
+    print(result.summary())
     return out_dir
-
-
-def _unlike(out_dir: Path, scale: str, seed: int) -> str | None:
-    """None when `out_dir` holds the built-in corpus of this scale and seed by the current synthesiser;
-    else why not ("" when there is no corpus at all)."""
-    if not ((out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file()):
-        return ""
-    stamp_path = out_dir / STAMP_FILE
-    if stamp_path.is_file():
-        try:
-            stamp = json.loads(stamp_path.read_text())
-        except ValueError:
-            return f"has an unreadable {STAMP_FILE}"
-        wanted = {"version": speech.SYNTH_VERSION, "scale": scale, "seed": seed, "template_ply": "procedural head"}
-        differ = [f"{k} {stamp.get(k)!r} (not {v!r})" for k, v in wanted.items() if stamp.get(k) != v]
-        return f"was written with {', '.join(differ)}" if differ else None
-    # written before synth.json existed: the built-in corpus was always the small one, seed 0
-    version_path = out_dir / VERSION_FILE
-    written = version_path.read_text().strip() if version_path.is_file() else "1"
-    if written != str(speech.SYNTH_VERSION):
-        return f"was written by synthesiser version {written}, not {speech.SYNTH_VERSION}"
-    return None if (scale, seed) == ("small", 0) else f"may not be the {scale} corpus of seed {seed}"

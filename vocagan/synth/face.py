@@ -1,9 +1,10 @@
-"""Face geometry for the synthetic corpus: a procedural head, mouth location on a user mesh, identity
-reshaping, and the motion basis (smooth deformation fields) that visemes drive.
+"""Face geometry for the synthetic corpus: the `Head` a corpus animates (the built-in one is
+`synth.canonical.canonical_head`), mouth location on a user mesh, identity reshaping, and the motion
+basis (smooth deformation fields) that visemes drive.
 
 Coordinates follow FLAME: metres, +y up, +z towards the viewer, origin near the head centre.
 Everything about the mouth is expressed in a `MouthFrame` (lip-line centre, corner half-width,
-scale), so the same deformation fields work on the procedural head and on FLAME_sample.ply.
+scale), so the same deformation fields work on the built-in face and on FLAME_sample.ply.
 
 Motion is linear in a few coefficients (`BASIS_NAMES`): motion(t) = coefs(t) @ basis. The jaw is
 a weighted rotation about a hinge behind the mouth, written to second order (coefficients jaw and
@@ -31,7 +32,7 @@ class MouthFrame:
     nose_tip: np.ndarray  # (3,)
     head_centre: np.ndarray  # (3,) bounding-box centre
     scale: float = 1.0  # face size relative to FLAME (all field widths scale with it)
-    source: str = "procedural"
+    source: str = "built-in face"
 
     def pivot(self) -> np.ndarray:
         """Jaw hinge (temporomandibular joint), behind and above the lip line."""
@@ -58,194 +59,18 @@ class Head:
     frame: MouthFrame
     lower: np.ndarray  # (V,) 1 = moves with the jaw (lower lip side), 0 = upper side
     regions: dict | None  # FLAME_masks-style {name: int64 indices}, None when unknown
+    colors: np.ndarray | None = None  # (V, 3) float32 RGB in [0, 1] (skin, lips, mouth, eyes), None: uniform
+    moves: np.ndarray | None = None  # (V,) 1 = deformed by speech, 0 = rigid (eyeballs); None: all move
+    blink: np.ndarray | None = None  # (V, 3) the head's own blink field at coefficient 1; None: generic
 
 
-def _smoothstep(t):
+def smoothstep(t):
     t = np.clip(t, 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
-# ----------------------------------------------------------------------------- procedural head
-_AX, _AY, _AZ = 0.075, 0.10, 0.09  # ellipsoid half-axes (m): 15 cm wide, 20 cm tall
-_Y_MOUTH = -0.045  # lip line height
-_SLIT_GAP = 0.0008  # rest gap between the lips (m)
-
-
-def _rows(n_rows: int) -> tuple[np.ndarray, int]:
-    """Polar angles of the rings (dense around mouth and eyes); ring k sits exactly on the lip line."""
-    th_m, th_eye = np.arccos(_Y_MOUTH / _AY), np.arccos(0.028 / _AY)
-    grid = np.linspace(0.0, np.pi, 4001)
-    dens = 1.0 + 5.0 * np.exp(-(((grid - th_m) / 0.15) ** 2)) + 1.0 * np.exp(-(((grid - th_eye) / 0.2) ** 2))
-    cum = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(grid))])
-    g_m = np.interp(th_m, grid, cum)
-    k = int(round((n_rows + 1) * g_m / cum[-1])) - 1
-    above = g_m * np.arange(1, k + 2) / (k + 1)
-    below = g_m + (cum[-1] - g_m) * np.arange(1, n_rows - k) / (n_rows - k)
-    theta = np.interp(np.concatenate([above, below]), cum, grid)
-    theta[k] = th_m
-    return theta, k
-
-
-def procedural_head(n_rows: int, n_cols: int, pocket_rings: int) -> Head:
-    """A closed, consistently oriented head mesh with a mouth slit and a mouth-cavity pocket.
-
-    Rings of a warped ellipsoid (columns denser at the front); the lip-line ring is split into an
-    upper-lip row and a lower-lip row between the mouth corners, and the slit is closed inwards by
-    `pocket_rings` rings ending in one vertex, so the surface stays watertight when the jaw opens.
-    """
-    assert n_cols % 2 == 0
-    theta, k = _rows(n_rows)
-    t = 2 * np.pi * np.arange(n_cols) / n_cols
-    t = np.where(t > np.pi, t - 2 * np.pi, t)
-    phi = t - 0.55 * np.sin(t)  # front columns ~2x denser
-    st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
-    uz = st * np.cos(phi)[None]  # (R, C) unit-sphere z: the front
-    # super-ellipse profile: round cranium (p=2.2), square jaw (p=3)
-    power = np.where(ct < 0, 3.0, 2.2)
-    rho = (1.0 - np.abs(ct) ** power) ** (1.0 / power)  # (R, 1) horizontal radius
-    x, y, z = _AX * rho * np.sin(phi)[None], _AY * np.broadcast_to(ct, uz.shape), _AZ * rho * np.cos(phi)[None]
-    # skull/jaw: narrower lower face, fuller back of the head
-    below = _smoothstep((-0.02 - y) / 0.08)
-    x = x * (1.0 - 0.28 * below)
-    z = np.where(z < 0, z * (1.05 - 0.25 * below), z * (1.0 - 0.12 * below))
-    front = np.clip(uz, 0.0, 1.0) ** 2
-    z = z + front * _face_relief(x, y)
-    grid = np.stack([x, y, z], axis=-1).astype(np.float64)  # (R, C, 3)
-
-    # mouth columns: |phi| small enough that the corner sits ~2.6 cm from the midline
-    m = max(2, int(np.sum((x[k] > 0) & (x[k] < 0.026) & (phi > 0) & (phi < np.pi / 2))))
-    cols = [(j % n_cols) for j in range(-m, m + 1)]  # corner .. corner
-    verts = [grid.reshape(-1, 3)]
-    n_grid = n_rows * n_cols
-    top, bottom = n_grid, n_grid + 1
-    verts.append(np.array([[0.0, _AY, 0.0], [0.0, -_AY, 0.0]]))
-    low_dup = {}  # column -> lower-lip duplicate index
-    nxt = n_grid + 2
-    for c in cols[1:-1]:
-        low_dup[c] = nxt
-        nxt += 1
-    lip_rows = grid[k, cols[1:-1]].copy()
-    bell = np.sqrt(np.clip(1.0 - (lip_rows[:, 0] / np.abs(grid[k, cols[0], 0])) ** 2, 0.0, 1.0))
-    upper = grid[k, cols[1:-1]] + np.outer(bell, [0.0, _SLIT_GAP / 2, 0.0])
-    verts[0] = verts[0].copy()
-    verts[0][[k * n_cols + c for c in cols[1:-1]]] = upper
-    verts.append(lip_rows - np.outer(bell, [0.0, _SLIT_GAP / 2, 0.0]))
-
-    def vid(i, j, lower_side=False):
-        if lower_side and i == k and j in low_dup:
-            return low_dup[j]
-        return i * n_cols + j
-
-    tris = []
-    for i in range(n_rows - 1):
-        for j in range(n_cols):
-            jn = (j + 1) % n_cols
-            a, b = vid(i, j, True), vid(i, jn, True)
-            c, d = vid(i + 1, jn), vid(i + 1, j)
-            tris += [(a, d, c), (a, c, b)]
-    for j in range(n_cols):
-        jn = (j + 1) % n_cols
-        tris.append((top, vid(0, j), vid(0, jn)))
-        tris.append((bottom, vid(n_rows - 1, jn), vid(n_rows - 1, j)))
-
-    # the slit loop, in the direction the grid faces traverse it; the pocket runs against it
-    loop = [vid(k, c) for c in cols] + [low_dup[c] for c in reversed(cols[1:-1])]  # upper lip, then lower
-    side = np.array([0.0] + [1.0] * (len(cols) - 2) + [0.0] + [-1.0] * (len(cols) - 2))
-    all_v = np.concatenate(verts)
-    zf = float(all_v[vid(k, 0), 2])
-    rings, pocket_faces = _pocket(all_v, loop, side, pocket_rings, zf)
-    tris += pocket_faces
-    vertices = np.concatenate([all_v] + rings).astype(np.float32)
-    faces = np.asarray(tris, dtype=np.int32)
-    if _signed_volume(vertices, faces) < 0:
-        faces = faces[:, ::-1].copy()
-
-    # which side of the slit each vertex is on (exact by construction)
-    lower = np.where(vertices[:, 1] < _Y_MOUTH - 1e-6, 1.0, np.where(vertices[:, 1] > _Y_MOUTH + 1e-6, 0.0, 0.5))
-    frame = MouthFrame(
-        centre=np.array([0.0, _Y_MOUTH, zf]),
-        half_width=float(abs(grid[k, cols[0], 0])),
-        nose_tip=vertices[np.argmax(vertices[:, 2])].astype(np.float64),
-        head_centre=0.5 * (vertices.min(0) + vertices.max(0)).astype(np.float64),
-        scale=0.9,
-    )
-    pocket_first = np.arange(len(all_v), len(all_v) + len(loop))
-    return Head(vertices, faces, frame, lower.astype(np.float32), _regions(vertices, uz, k, n_cols, pocket_first))
-
-
-def _pocket(all_v, loop, side, n_rings, z_front):
-    """Close the slit loop with rings shrinking back into the mouth, then one centre vertex.
-    Returns (new vertices as a list of arrays, faces); faces run against the grid's loop edges."""
-    loop_p = all_v[loop]
-    w = float(np.abs(loop_p[:, 0]).max())
-    lat = np.sqrt(np.clip(1.0 - (loop_p[:, 0] / w) ** 2, 0.0, 1.0))  # 0 at the corners
-    nxt, n = len(all_v), len(loop)
-    rings, faces, prev = [], [], list(loop)
-    for r in range(1, n_rings + 1):
-        tr = r / (n_rings + 1)
-        p = np.empty_like(loop_p)
-        p[:, 0] = loop_p[:, 0] * (1.0 - 0.35 * tr)
-        p[:, 1] = _Y_MOUTH + side * lat * (_SLIT_GAP / 2 + 0.009 * np.sin(np.pi * tr) ** 0.8)  # cavity height
-        p[:, 2] = loop_p[:, 2] - 0.024 * tr
-        ids = list(range(nxt, nxt + n))
-        nxt += n
-        rings.append(p)
-        for q in range(n):
-            qn = (q + 1) % n
-            faces += [(prev[qn], prev[q], ids[q]), (prev[qn], ids[q], ids[qn])]
-        prev = ids
-    rings.append(np.array([[0.0, _Y_MOUTH, z_front - 0.026]]))
-    faces += [(prev[(q + 1) % n], prev[q], nxt) for q in range(n)]
-    return rings, faces
-
-
-def _face_relief(x, y):
-    """Forward (z) relief of the face: nose, eye sockets, brows, cheeks, lips, chin (m)."""
-    g = lambda cx, cy, sx, sy: np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))  # noqa: E731
-    ridge = np.where(y > -0.005, _smoothstep((0.035 - y) / 0.04), np.exp(-(((y + 0.005) / 0.008) ** 2)))
-    sx = 0.006 + 0.007 * _smoothstep((0.035 - y) / 0.04)
-    nose = 0.024 * ridge * np.exp(-0.5 * (x / sx) ** 2)
-    eyes = -0.010 * (g(0.033, 0.028, 0.013, 0.011) + g(-0.033, 0.028, 0.013, 0.011))
-    brow = 0.004 * np.exp(-0.5 * ((y - 0.048) / 0.008) ** 2) * np.exp(-0.5 * (x / 0.04) ** 2)
-    cheeks = 0.004 * (g(0.04, -0.012, 0.015, 0.015) + g(-0.04, -0.012, 0.015, 0.015))
-    lips = 0.006 * g(0.0, _Y_MOUTH + 0.0055, 0.02, 0.005) + 0.0065 * g(0.0, _Y_MOUTH - 0.0065, 0.019, 0.005)
-    slit = -0.0025 * g(0.0, _Y_MOUTH, 0.022, 0.0012)
-    fold = -0.003 * g(0.0, _Y_MOUTH - 0.017, 0.02, 0.004)
-    chin = 0.011 * g(0.0, _Y_MOUTH - 0.033, 0.02, 0.011)
-    return nose + eyes + brow + cheeks + lips + slit + fold + chin
-
-
-def _regions(v, uz, k, n_cols, pocket_first) -> dict:
-    """FLAME_masks-style regions of the procedural head (indices known exactly by construction)."""
-    n_grid = uz.size
-    front = np.zeros(len(v), bool)
-    front[:n_grid] = uz.reshape(-1) > 0.3
-    front[n_grid:] = True  # lip duplicates + pocket
-    x, y = v[:, 0], v[:, 1]
-    lips = front & (((x / 0.029) ** 2 + ((y - _Y_MOUTH) / 0.0125) ** 2) <= 1.0) & (v[:, 2] > 0.04)
-    lips[pocket_first] = True  # inner lip surface
-    idx = lambda m: np.flatnonzero(m).astype(np.int64)  # noqa: E731
-    eye = front & (np.abs(x) > 0.006) & (np.abs(x) < 0.058) & (y > 0.006) & (y < 0.05)
-    return {
-        "lips": idx(lips),
-        "face": idx(front & (y > -0.1) & (y < 0.08) & (np.abs(x) < 0.065)),
-        "forehead": idx(front & (y >= 0.05) & (y < 0.085) & (np.abs(x) < 0.06)),
-        "eye_region": idx(eye),
-        "left_eye_region": idx(eye & (x > 0)),
-        "right_eye_region": idx(eye & (x < 0)),
-        "nose": idx(front & (np.abs(x) < 0.02) & (y > -0.022) & (y < 0.035)),
-        "scalp": idx((y > 0.06) & ~(front & (y < 0.085))),
-        "neck": idx(y < -0.085),
-    }
-
-
-def _signed_volume(v, f) -> float:
-    a, b, c = v[f[:, 0]].astype(np.float64), v[f[:, 1]].astype(np.float64), v[f[:, 2]].astype(np.float64)
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
-
-
 # ----------------------------------------------------------------------------- a user's mesh
-def _boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """Vertex cycles of the mesh boundary (edges used by one face), each in traversal order."""
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     key = np.sort(e, axis=1)
@@ -280,7 +105,7 @@ def locate_mouth(vertices: np.ndarray, faces: np.ndarray) -> tuple[MouthFrame, n
     z_cut = v[:, 2].min() + 0.6 * np.ptp(v[:, 2])
     cands = [
         lp
-        for lp in _boundary_loops(faces)
+        for lp in boundary_loops(faces)
         if len(lp) >= 3
         and v[lp, 2].mean() > z_cut
         and v[lp, 1].mean() < nose[1]
@@ -311,7 +136,7 @@ def locate_mouth(vertices: np.ndarray, faces: np.ndarray) -> tuple[MouthFrame, n
         y_slit = np.full(len(v), y_front)
     else:  # the slot between the lips runs from the front lip line back to the hole
         y_slit = np.interp(v[:, 2], [hole_z, z_front], [hole_y, y_front])
-    return frame, _smoothstep((y_slit + 0.0006 * s - v[:, 1]) / (0.0012 * s)).astype(np.float32)
+    return frame, smoothstep((y_slit + 0.0006 * s - v[:, 1]) / (0.0012 * s)).astype(np.float32)
 
 
 def _profile_lip_line(v, faces, nose, width) -> float | None:
@@ -357,7 +182,7 @@ def _mouth_zone(v, frame: MouthFrame, u_max: float, dy: float) -> np.ndarray:
     u = np.abs(v[:, 0] - frame.centre[0]) / frame.half_width
     dyv = np.abs(v[:, 1] - frame.centre[1]) / s
     zf = (v[:, 2] - (frame.centre[2] - 0.035 * s)) / (0.01 * s)
-    return (1 - _smoothstep((u - u_max) / 0.3)) * (1 - _smoothstep((dyv - dy) / 0.006)) * _smoothstep(zf)
+    return (1 - smoothstep((u - u_max) / 0.3)) * (1 - smoothstep((dyv - dy) / 0.006)) * smoothstep(zf)
 
 
 # ----------------------------------------------------------------------------- identity + motion
@@ -366,11 +191,11 @@ def reshape(points: np.ndarray, frame: MouthFrame, ident: Identity) -> np.ndarra
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3).copy()
     s, c, (x0, y_m, z_m) = frame.scale, frame.head_centre, frame.centre
     x, y = p[:, 0].copy(), p[:, 1].copy()
-    lower_face = _smoothstep((y_m + 0.012 * s - y) / (0.04 * s))
+    lower_face = smoothstep((y_m + 0.012 * s - y) / (0.04 * s))
     p[:, 0] = x0 + (x - x0) * ident.width * (1.0 + (ident.jaw - 1.0) * lower_face)
     p[:, 1] = c[1] + (y - c[1]) * ident.height
     g = lambda cx, cy, sx, sy: np.exp(-0.5 * (((x - cx) / (sx * s)) ** 2 + ((y - cy) / (sy * s)) ** 2))  # noqa: E731
-    front = _smoothstep((p[:, 2] - (z_m - 0.05 * s)) / (0.02 * s))
+    front = smoothstep((p[:, 2] - (z_m - 0.05 * s)) / (0.02 * s))
     dz = (ident.lips - 1.0) * 0.004 * s * g(x0, y_m, 0.02, 0.009)
     dz += (ident.chin - 1.0) * 0.008 * s * g(x0, y_m - 0.035 * s, 0.022, 0.012)
     dz += (ident.nose - 1.0) * 0.012 * s * g(frame.nose_tip[0], frame.nose_tip[1], 0.012, 0.015)
@@ -394,13 +219,21 @@ def reshape_head(base: Head, ident: Identity) -> tuple[np.ndarray, MouthFrame]:
     return verts, frame
 
 
-def motion_basis(vertices: np.ndarray, frame: MouthFrame, lower: np.ndarray) -> np.ndarray:
+def motion_basis(
+    vertices: np.ndarray,
+    frame: MouthFrame,
+    lower: np.ndarray,
+    moves: np.ndarray | None = None,
+    blink: np.ndarray | None = None,
+) -> np.ndarray:
     """Deformation fields (len(BASIS_NAMES), V, 3) float32, in metres per unit coefficient.
 
     jaw/jaw2: rotation about the hinge weighted by w_jaw (lower side, lower face, in front of the
     hinge; smooth over the cheeks); seal (coefficient close*jaw): lower lip cancels the jaw opening;
     press: lips pushed together; round: corners inward + lips forward; spread: corners outward and
-    up; labiodental: lower lip up and back against the upper teeth; blink: eyelids down; brow: up.
+    up; labiodental: lower lip up and back against the upper teeth; blink: eyelids down (`blink`,
+    a head's own (V, 3) field, replaces the generic one); brow: up. Rows of vertices with `moves` 0
+    (rigid parts such as eyeballs) are zero.
     """
     v = np.asarray(vertices, dtype=np.float64)
     s = frame.scale
@@ -408,13 +241,13 @@ def motion_basis(vertices: np.ndarray, frame: MouthFrame, lower: np.ndarray) -> 
     rel = v - frame.pivot()
     u = np.abs(v[:, 0] - x0) / frame.half_width
     # vertical jaw weight: the slit labels near the lips, a broad blend over the cheeks
-    delta = (0.002 + 0.02 * _smoothstep((u - 1.0) / 1.5)) * s
-    smooth = _smoothstep((y_m + delta - v[:, 1]) / (2 * delta))
+    delta = (0.002 + 0.02 * smoothstep((u - 1.0) / 1.5)) * s
+    smooth = smoothstep((y_m + delta - v[:, 1]) / (2 * delta))
     zone = _mouth_zone(v, frame, 1.05, 0.02)
     vertical = zone * lower + (1 - zone) * smooth
-    lateral = 1 - _smoothstep((np.abs(v[:, 0] - x0) - 0.045 * s) / (0.035 * s))
-    depth = _smoothstep((rel[:, 2] + 0.01 * s) / (0.05 * s))
-    neck = 1 - _smoothstep((y_m - 0.05 * s - v[:, 1]) / (0.035 * s))
+    lateral = 1 - smoothstep((np.abs(v[:, 0] - x0) - 0.045 * s) / (0.035 * s))
+    depth = smoothstep((rel[:, 2] + 0.01 * s) / (0.05 * s))
+    neck = 1 - smoothstep((y_m - 0.05 * s - v[:, 1]) / (0.035 * s))
     w_jaw = vertical * lateral * depth * neck
     lips = _mouth_zone(v, frame, 1.0, 0.011)
     lip_low, lip_up = lips * lower, lips * (1 - lower)
@@ -435,11 +268,11 @@ def motion_basis(vertices: np.ndarray, frame: MouthFrame, lower: np.ndarray) -> 
     corner = g_round * np.minimum(u, 1.0)
     cheek = np.exp(-0.5 * (((u - 1.4) / 0.5) ** 2 + ((v[:, 1] - y_m - 0.012 * s) / (0.012 * s)) ** 2))
     basis[5, :, 0] = 0.12 * (v[:, 0] - x0) * corner  # spread: corners out
-    basis[5, :, 1] = 0.0008 * s * (corner + cheek * _smoothstep((v[:, 2] - z_m + 0.04 * s) / (0.02 * s)))
+    basis[5, :, 1] = 0.0008 * s * (corner + cheek * smoothstep((v[:, 2] - z_m + 0.04 * s) / (0.02 * s)))
     basis[5, :, 2] = -0.0015 * s * corner
     basis[6, :, 1] = 0.0035 * s * lip_low + 0.0006 * s * lip_up  # labiodental
     basis[6, :, 2] = -0.003 * s * lip_low
-    front = _smoothstep((v[:, 2] - (z_m - 0.05 * s)) / (0.015 * s))
+    front = smoothstep((v[:, 2] - (z_m - 0.05 * s)) / (0.015 * s))
     eye_y = y_m + 0.07 * s
     for ex in (x0 - 0.033 * s, x0 + 0.033 * s):  # blink: lids down
         g = np.exp(-0.5 * (((v[:, 0] - ex) / (0.013 * s)) ** 2 + ((v[:, 1] - eye_y - 0.004 * s) / (0.008 * s)) ** 2))
@@ -447,4 +280,8 @@ def motion_basis(vertices: np.ndarray, frame: MouthFrame, lower: np.ndarray) -> 
         basis[7, :, 2] += 0.0005 * s * g * front
     brow = np.exp(-0.5 * (((v[:, 1] - eye_y - 0.03 * s) / (0.016 * s)) ** 2 + ((v[:, 0] - x0) / (0.05 * s)) ** 2))
     basis[8, :, 1] = 0.002 * s * brow * front  # brow raise
+    if blink is not None:
+        basis[7] = blink
+    if moves is not None:
+        basis *= np.asarray(moves, np.float64)[None, :, None]
     return basis.astype(np.float32)
