@@ -326,9 +326,13 @@ def test_report_tables_are_valid_markdown_with_sensible_numbers(trained):
     assert len(set(cells)) == 1, rows
     assert "\\|FDD\\|" in text and "| |FDD|" not in text
     by_label = {re.split(r"(?<!\\)\|", r)[1].strip(): re.split(r"(?<!\\)\|", r)[2].strip() for r in rows[2:]}
-    assert re.fullmatch(r"\d+\.\d", by_label["lip closures reached (%)"])
-    assert re.fullmatch(r"-?\d+(\.\d)?", by_label["lag pred vs gt (frames)"])
-    assert re.fullmatch(r"\d+\.\d{4}", by_label["LVE (x1e-5 m², frame-pooled)"])
+
+    def value_and_interval(number: str) -> str:  # "v [lo, hi]": the figure and its 95 % interval, same format
+        return rf"{number} \[{number}, {number}\]"
+
+    assert re.fullmatch(value_and_interval(r"\d+\.\d"), by_label["lip closures reached (%)"])
+    assert re.fullmatch(value_and_interval(r"-?\d+(\.\d)?"), by_label["lag pred vs gt (frames)"])
+    assert re.fullmatch(value_and_interval(r"\d+\.\d{4}"), by_label["LVE (x1e-5 m², frame-pooled)"])
 
 
 def test_a_checkpoint_of_another_topology_is_refused(tmp_path, toy_checkpoint, tiny_corpus):

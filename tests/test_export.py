@@ -46,10 +46,12 @@ def test_animate_writes_glb_audio_and_tables(animated):
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "speech_SubjA.glb",
+        "speech_SubjA.json",  # the npy's sidecar: what made it (checkpoint, style, fps)
         "speech_SubjA.npy",
         "speech_SubjA.wav",
         "speech_SubjA_weights.csv",
         "speech_SubjA_weights.json",
+        "speech_mesh.ply",  # the face the vertices move (faces and colours)
     ]
     anim = read_glb(out / "speech_SubjA.glb")
     verts = np.load(out / "speech_SubjA.npy")
