@@ -186,25 +186,18 @@ def test_extra_speakers_never_change_the_others():
     assert 0.62 <= min(amps) < 0.75 and 1.25 < max(amps) <= 1.38
 
 
-def test_a_corpus_is_reused_only_for_its_scale_seed_and_synthesiser(tiny_corpus, tmp_path, monkeypatch):
-    """synth.json records how a corpus was written; `synth --reuse` / builtin_corpus keep it only
-    when all of that matches (a corpus from before synth.json counts as the small one)."""
-    import json
-
-    stamp = json.loads((tiny_corpus / "synth.json").read_text())
-    assert stamp["scale"] == "tiny" and stamp["seed"] == 0 and stamp["template_ply"] == "procedural head"
-    assert synthetic._unlike(tiny_corpus, "tiny", 0) is None
-    assert "scale 'tiny' (not 'small')" in synthetic._unlike(tiny_corpus, "small", 0)
-    assert "seed 0 (not 1)" in synthetic._unlike(tiny_corpus, "tiny", 1)
-    monkeypatch.setattr(synthetic.speech, "SYNTH_VERSION", 99)
-    assert "version" in synthetic._unlike(tiny_corpus, "tiny", 0)
-    assert synthetic._unlike(tmp_path, "tiny", 0) == ""  # nothing there
-    monkeypatch.undo()
-    old = tmp_path / "old"  # written before synth.json: the small corpus, judged by its version alone
-    old.mkdir()
-    for name in ("data_verts.npy", "templates.pkl", synthetic.VERSION_FILE):
-        (old / name).write_bytes((tiny_corpus / name).read_bytes())
-    assert synthetic._unlike(old, "small", 0) is None and "may not be" in synthetic._unlike(old, "bench", 0)
+def test_the_stamp_names_scale_seed_mesh_voices_and_channel(tiny_corpus):
+    """`synth --reuse` and builtin_corpus keep a corpus only when its stamp is the one these settings
+    write: scale, seed, mesh, the opt-in voices and channel all change it."""
+    stamp = (tiny_corpus / synthetic.VERSION_FILE).read_text().strip()
+    assert stamp == synthetic.corpus_stamp("tiny", 0)
+    others = {
+        synthetic.corpus_stamp("small", 0),
+        synthetic.corpus_stamp("tiny", 1),
+        synthetic.corpus_stamp("tiny", 0, voices=("kal",)),
+        synthetic.corpus_stamp("tiny", 0, channel=True),
+    }
+    assert stamp not in others and len(others) == 4
 
 
 def test_generate_errors_name_the_file(tmp_path):
@@ -260,4 +253,6 @@ def test_synth_reuse_from_the_command_line(tiny_corpus, tmp_path, capsys):
     assert (out / "data_verts.npy").stat().st_mtime_ns == before
     assert "using the built-in corpus" in capsys.readouterr().err
     assert cli.main(["synth", "--reuse", "--template-ply", str(tmp_path / "x.ply"), "--out", str(out)]) == 1
-    assert "--reuse keeps the built-in" in capsys.readouterr().err
+    err = capsys.readouterr().err  # another mesh would be written again; a missing one is one line
+    assert err.startswith("error: ") and "x.ply" in err and err.count("\n") == 1
+    assert (out / "data_verts.npy").stat().st_mtime_ns == before  # and nothing was touched
