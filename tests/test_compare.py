@@ -16,7 +16,7 @@ from vocagan.checkpoint import FORMAT
 from vocagan.compare import COMPARE_TRAIN, _cell, compare, run_config, run_state
 from vocagan.config import Config, model_config
 from vocagan.errors import VocaganError
-from vocagan.eval_report import metric_fmt
+from vocagan.eval_report import finite_or_none, metric_fmt
 from vocagan.stats import N_RESAMPLES
 from vocagan.verdict import estimate, verdict
 
@@ -215,8 +215,8 @@ def test_cli_compare_starts_from_the_compare_budget_and_keeps_every_value_given(
     """`--batch-size 32` trains at 32 even though 32 is the library default (it used to give 16)."""
     seen = {}
 
-    def fake_compare(cfg, out_dir, models, seeds, focus, sync_expert=None):
-        seen.update(cfg=cfg, models=models, seeds=seeds, focus=focus, sync_expert=sync_expert)
+    def fake_compare(cfg, out_dir, models, seeds, focus, sync_expert=None, jobs=1):
+        seen.update(cfg=cfg, models=models, seeds=seeds, focus=focus, sync_expert=sync_expert, jobs=jobs)
         return type("R", (), {"summary": lambda self: "ok"})()
 
     monkeypatch.setattr(compare_module, "compare", fake_compare)
@@ -227,6 +227,10 @@ def test_cli_compare_starts_from_the_compare_budget_and_keeps_every_value_given(
     assert cli.main(["compare", "--out", str(tmp_path), "--set", "train.warmup_steps=100", "--epochs", "100"]) == 0
     assert seen["cfg"].train.warmup_steps == 100 and seen["cfg"].train.epochs == 100
     assert seen["cfg"].train.batch_size == COMPARE_TRAIN["batch_size"] and seen["focus"] == "transformer_gan"
+    assert seen["jobs"] == 1
+    assert cli.main(["compare", "--out", str(tmp_path), "--jobs", "2"]) == 0 and seen["jobs"] == 2
+    with pytest.raises(VocaganError, match=r"jobs must be in \[1, 256\], got 0"):
+        compare(Config(), tmp_path, ["rnn"], seeds=1, jobs=0)
 
 
 # ----------------------------------------------------------------------------- on the tiny corpus
@@ -284,6 +288,23 @@ def test_compare_on_tiny_corpus_and_reuse(request, tmp_path):
     other.train.lr = 0.5
     with pytest.raises(VocaganError, match="different config"):
         run_state(out / "runs" / "rnn" / "seed0", other)
+
+
+@pytest.mark.slow
+def test_compare_runs_in_parallel_with_the_same_numbers(request, tmp_path, one_thread):
+    """--jobs 2 trains and evaluates two runs at once in processes of their own; at the same thread
+    count (one per run) every number equals the one-after-the-other compare's."""
+    cfg = Config()
+    cfg.data.root = str(request.getfixturevalue("tiny_corpus"))
+    cfg.prep.cache_dir = str(tmp_path / "cache")
+    cfg.train.batch_size, cfg.train.epochs = 8, 1
+    one = compare(cfg, tmp_path / "one", ["transformer"], seeds=2)
+    two = compare(cfg, tmp_path / "two", ["transformer"], seeds=2, jobs=2)
+    assert finite_or_none(one.runs) == finite_or_none(two.runs)  # (nan -> None: the saved metrics.json's)
+    assert (tmp_path / "two" / "runs" / "transformer" / "seed1.log").is_file()
+    saved = json.loads((tmp_path / "two" / "compare.json").read_text())
+    assert saved["parallel"] == {"jobs": 2, "torch_threads_per_run": 1}
+    assert "2 run(s) at a time with 1 torch thread(s) each" in (tmp_path / "two" / "report.md").read_text()
 
 
 def test_closures_are_judged_among_the_models_only():

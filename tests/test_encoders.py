@@ -179,7 +179,7 @@ def test_freeze_schedule_and_frozen_feature_extractor(encoders, tiny_corpus, cac
     convolutional feature extractor never moves."""
     from vocagan.config import load_config
     from vocagan.dataset import SequenceDataset, collate
-    from vocagan.models.base import lr_factor
+    from vocagan.models.optim import lr_factor
     from vocagan.prep.prepare import prepare
     from vocagan.train import make_model
 

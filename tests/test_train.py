@@ -19,7 +19,7 @@ from vocagan.checkpoint import load_checkpoint
 from vocagan.config import load_config
 from vocagan.errors import VocaganError
 from vocagan.models import MODELS
-from vocagan.models.base import MIN_LR_RATIO, lr_factor
+from vocagan.models.optim import MIN_LR_RATIO, lr_factor
 from vocagan.train import train
 
 TINY_MODEL = {
@@ -188,6 +188,36 @@ def test_a_run_missing_a_train_key_is_not_resumed_as_if_it_had_the_default(tiny_
     _edit_saved_config(tmp_path / "run" / "last.pt", lambda d: d["train"].pop("vtlp"))
     with pytest.raises(VocaganError, match="train.vtlp"):
         train(tiny_cfg(tiny_corpus, cache, "rnn", epochs=2), tmp_path / "run", resume=True)
+
+
+def test_a_gan_starts_from_a_trained_transformer(tiny_corpus, cache, tmp_path, capsys):
+    """train.init_from: the GAN's generator takes a Transformer's weights (same data and backbone); a
+    checkpoint of other prepared data or another backbone is refused with one line."""
+    source = train(tiny_cfg(tiny_corpus, cache, "transformer", epochs=1), tmp_path / "t")
+    extra = [f"train.init_from={source.best_checkpoint}", "model.adv_start_epoch=5"]
+    started: dict = {}
+    real_warm_start = train_module.warm_start
+
+    def spy(model, path, prepared):
+        out = real_warm_start(model, path, prepared)
+        started.update({k: v.clone() for k, v in model.generator.state_dict().items()})
+        return out
+
+    train_module.warm_start = spy
+    try:
+        train(tiny_cfg(tiny_corpus, cache, "transformer_gan", epochs=1, extra=extra), tmp_path / "g")
+    finally:
+        train_module.warm_start = real_warm_start
+    weights, _ = load_checkpoint(source.best_checkpoint)
+    for k, v in weights.backbone.state_dict().items():
+        assert torch.equal(started[k], v)
+    assert "initial weights: " in capsys.readouterr().err
+    with pytest.raises(VocaganError, match="other prepared data .*pca_components"):
+        train(tiny_cfg(tiny_corpus, cache, "transformer_gan", 1, [*extra, "prep.pca_components=5"]), tmp_path / "x")
+    with pytest.raises(VocaganError, match="weights do not fit"):
+        train(tiny_cfg(tiny_corpus, cache, "transformer_gan", 1, [*extra, "model.n_layers=2"]), tmp_path / "y")
+    with pytest.raises(VocaganError, match="a rnn model cannot start from a transformer checkpoint"):
+        train(tiny_cfg(tiny_corpus, cache, "rnn", 1, extra[:1]), tmp_path / "z")
 
 
 def test_early_stopping(tiny_corpus, cache, tmp_path, monkeypatch):

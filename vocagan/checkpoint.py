@@ -241,6 +241,28 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     return model, ckpt
 
 
+def warm_start(model, path: str | Path, prepared) -> tuple[int, Checkpoint]:
+    """Initial weights for `model` from the checkpoint at `path` (`train.init_from`): the same kind of
+    model, or one the model can start from (`MotionModel.warm_start`, e.g. a GAN's generator from a
+    Transformer). It must have been trained on the same prepared data (PCA basis, normalisation,
+    crop, templates): on any other its weights would mean something else. -> (tensors loaded, Checkpoint)."""
+    from vocagan.prep.prepared import STAT_ARRAYS
+
+    source, ckpt = load_checkpoint(path)
+    ours = prepared.stats_dict()
+    differ = [k for k in STAT_ARRAYS if not np.array_equal(np.asarray(ckpt.stats[k]), np.asarray(ours[k]))]
+    if differ:
+        raise VocaganError(
+            f"train.init_from: trained on other prepared data ({', '.join(differ)} differ); start from a "
+            "checkpoint of the same data, split and preprocessing",
+            path,
+        )
+    try:
+        return model.warm_start(source.state_dict(), ckpt.model_name), ckpt
+    except VocaganError as e:
+        raise VocaganError(str(e), path) from None
+
+
 # ----------------------------------------------------------------------------- RNG state (for --resume)
 def rng_state(generator: torch.Generator | None = None) -> dict:
     """torch/numpy/python (and CUDA) global RNG states, plus a data-loader generator's."""

@@ -30,8 +30,12 @@ from vocagan.models import MODELS
 
 # ----------------------------------------------------------------------------- commands
 def cmd_synth(args) -> None:
-    from vocagan.synth.corpus import generate
+    from vocagan.synth.corpus import builtin_corpus, generate
 
+    if args.reuse:
+        template = Path(args.template_ply) if args.template_ply else None
+        builtin_corpus(Path(args.out), args.scale, args.seed, template, voices=args.voices, channel=args.channel)
+        return
     result = generate(
         Path(args.out),
         scale=args.scale,
@@ -98,6 +102,7 @@ def cmd_compare(args) -> None:
         seeds=args.seeds,
         focus=args.focus,
         sync_expert=Path(args.sync_expert) if args.sync_expert else None,
+        jobs=args.jobs,
     )
     print(result.summary())
 
@@ -219,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         default="small",
         choices=list(SCALES),
-        help="tiny: tests, seconds; small: the demo, 6 minutes of speech; full: VOCASET-sized, 1.2e5 frames",
+        help="tiny: tests, seconds; small: the demo, 6 minutes of speech; bench: the benchmark corpus (VOCASET's "
+        "8 x 40 training sequences, 12 val and 48 test speakers x 10 sentences; with configs/bench.yaml); full: "
+        "VOCASET-sized, 1.2e5 frames",
     )
     option_flag(p, "--seed", SynthOptions, "seed")
     p.add_argument(
@@ -228,18 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="animate this face mesh (PLY/OBJ, +y up, +z forward, e.g. FLAME_sample.ply) instead of the built-in "
         "MediaPipe face",
     )
-    p.add_argument(
-        "--voices",
-        default="formant",
-        choices=["formant", "festival"],
-        help="festival: half of the training sentences spoken by Debian's Festival voices (recorded "
-        "speakers; formant only when none is installed). Off by default: it did not help (docs/experiments.md)",
-    )
+    option_flag(p, "--voices", SynthOptions, "voices")
     p.add_argument(
         "--channel",
         action="store_true",
         help="pass 70%% of the training sentences through a random recording channel (room, noise, "
         "microphone, codec, level). Off by default: it did not help (docs/experiments.md)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep OUT when it already holds what these flags write (current synthesiser), else write it",
     )
     p.set_defaults(func=cmd_synth)
 
@@ -298,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_flags(p, model=False, seed=False, epochs=COMPARE_TRAIN["epochs"], batch=COMPARE_TRAIN["batch_size"])
     add_data_flags(p, data_default="the built-in small corpus, written to OUT/corpus")
     add_config_flags(p)
+    option_flag(p, "--jobs", CompareOptions, "jobs")
     p.add_argument("--sync-expert", metavar="PATH", help=SYNC_EXPERT_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="report folder: report.md, runs, plots (created)")
     p.set_defaults(func=cmd_compare)

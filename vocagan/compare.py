@@ -15,6 +15,7 @@ intervals are made and what they mean).
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -126,17 +127,20 @@ def compare(
     seeds: int,
     focus: str = DEFAULT_MODEL,
     sync_expert: Path | None = None,
+    jobs: int = 1,
 ) -> CompareResult:
     """Train `models` x `seeds` (seeds cfg.train.seed + 0..seeds-1) with cfg.train's settings (the CLI
     starts them from COMPARE_TRAIN), evaluate each and the baselines, write report.md; the verdict
     tests `focus`'s claim. Every run is scored by one sync expert: `sync_expert` when given, else the
-    one trained once on this corpus' prepared training split."""
+    one trained once on this corpus' prepared training split. jobs > 1: train and evaluate that many
+    runs at once, each in a process of its own with torch's threads shared out (`vocagan.parallel`)."""
     from vocagan.baselines import evaluate_baselines
     from vocagan.evaluate import evaluate, sync_expert_of
+    from vocagan.parallel import run_parallel, threads_per_run
     from vocagan.plotting import read_metrics
     from vocagan.train import train
 
-    seeds = check(CompareOptions, seeds=seeds)
+    seeds, jobs = check(CompareOptions, seeds=seeds, jobs=jobs)
     if not models:
         raise VocaganError("compare needs at least one model")
     unknown = [m for m in [*models, focus] if m not in MODELS]
@@ -149,6 +153,8 @@ def compare(
 
         cfg = replace(cfg, data=replace(cfg.data, root=str(builtin_corpus(out_dir / "corpus"))))
     settings = {k: getattr(cfg.train, k) for k in SETTINGS}
+    # results depend on the thread count (float summation order): the report says what was used
+    settings["jobs"], settings["threads"] = jobs, threads_per_run(jobs)
     fps = cfg.data.fps
     base_cfg = run_config(cfg, models[0], cfg.train.seed)
     expert = sync_expert_of(base_cfg, sync_expert)  # prepares the data (cached) and trains the expert once
@@ -158,23 +164,35 @@ def compare(
     run_rows: list[dict] = []
     protocol: dict = {}
     total, i = len(models) * seeds, 0
+    plan = {
+        (model, cfg.train.seed + k): run_config(cfg, model, cfg.train.seed + k)
+        for model in models
+        for k in range(seeds)
+    }
+    states = {key: run_state(out_dir / "runs" / key[0] / f"seed{key[1]}", rcfg) for key, rcfg in plan.items()}
+    evaluate_run = functools.partial(_evaluate_run, evaluate, fps=fps, expert=expert)
+    trained = run_parallel(plan, states, out_dir, jobs, evaluate_run) if jobs > 1 else {}
     for model in models:
         results[model], replicates[model], curves[label(model)] = [], [], []
         for k in range(seeds):
             i += 1
             seed = cfg.train.seed + k
             run_dir = out_dir / "runs" / model / f"seed{seed}"
-            rcfg = run_config(cfg, model, seed)
-            state = run_state(run_dir, rcfg)
+            rcfg, state = plan[(model, seed)], states[(model, seed)]
             t = time.perf_counter()
-            log(
-                f"[compare] run {i}/{total}: {model} seed {seed} -- "
-                + {"finished": "reusing the finished run", "partial": "resuming", "new": "training"}[state]
-            )
-            if state != "finished":
-                train(rcfg, run_dir, resume=state == "partial")
-            t_train = time.perf_counter() - t
-            result = _evaluate_run(evaluate, run_dir / "best.pt", out_dir / "eval" / model / f"seed{seed}", fps, expert)
+            t_eval = None
+            if (model, seed) in trained:  # trained and evaluated by run_parallel (read back below)
+                t_train, t_eval = trained[(model, seed)]
+            else:
+                log(
+                    f"[compare] run {i}/{total}: {model} seed {seed} -- "
+                    + {"finished": "reusing the finished run", "partial": "resuming", "new": "training"}[state]
+                )
+                if state != "finished":
+                    train(rcfg, run_dir, resume=state == "partial")
+                t_train = time.perf_counter() - t
+            result = evaluate_run(run_dir / "best.pt", out_dir / "eval" / model / f"seed{seed}")
+            t_eval = time.perf_counter() - t - t_train if t_eval is None else t_eval
             protocol = protocol or result.protocol
             rows = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
             val = [(int(r["epoch"]), float(r["val_lve"])) for r in rows if r.get("val_lve") is not None]
@@ -190,7 +208,7 @@ def compare(
                     "epochs": len(rows),
                     "train_s": round(t_train, 1),
                     "epochs_s": round(sum(r.get("time_s", 0) for r in rows), 1),
-                    "eval_s": round(time.perf_counter() - t - t_train, 1),
+                    "eval_s": round(t_eval, 1),
                     "lve": result.metrics["lve"],
                 }
             )
@@ -328,7 +346,8 @@ def _report(
         "",
         f"- models: {', '.join(label(m) for m in models)}; {seeds} seed(s) each; {epochs} epochs per run "
         f"(early stopping may end a run sooner), batch size {settings['batch_size']}, "
-        f"{settings['warmup_steps']} warm-up steps; wall time of this call {seconds / 60:.1f} min"
+        f"{settings['warmup_steps']} warm-up steps; {settings['jobs']} run(s) at a time with "
+        f"{settings['threads']} torch thread(s) each; wall time of this call {seconds / 60:.1f} min"
         + (f" ({reused} of {len(run_rows)} finished runs reused, not retrained)" if reused else ""),
         "- baselines: zero motion (template only), mean motion (mean train mouth offset), ridge regression "
         "(audio features ± 2 frames -> PCA coefficients, fitted on train, λ chosen on val)",
@@ -370,7 +389,8 @@ def _report(
     summary = {
         "models": models,
         "seeds": seeds,
-        "train": settings,
+        "train": {k: settings[k] for k in SETTINGS},
+        "parallel": {"jobs": settings["jobs"], "torch_threads_per_run": settings["threads"]},
         "seconds": seconds,
         "results": results,
         "estimates": {n: with_ci(est.point[n], {k: est.ci(n, k) for k in est.reps[n]}) for n in names},

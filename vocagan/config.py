@@ -149,6 +149,9 @@ class TrainConfig:
     checkpoint_every: int = option(1, lo=1)  # epochs between last.pt checkpoints (for --resume)
     encoder_lr: float = option(3e-5, lo=0.0, hi=10.0)  # peak learning rate of a fine-tuned speech encoder
     encoder_freeze_steps: int = option(200, lo=0)  # training steps before a fine-tuned encoder starts to move
+    # initial weights: a checkpoint trained on the same prepared data, of this model or of one it can
+    # start from (a GAN's generator from a Transformer); None: random initialisation
+    init_from: str | None = None
 
 
 @dataclass

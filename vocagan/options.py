@@ -19,6 +19,12 @@ class SynthOptions:
     seed: int = option(
         0, lo=0, hi=2**32 - 1, help="seed of the corpus: faces, voices and speaking styles, sentences, noise"
     )
+    voices: str = option(
+        "formant",
+        choices=("formant", "festival"),
+        help="festival: half of the training sentences spoken by Debian's Festival voices (recorded speakers; "
+        "formant only when none is installed). Off by default: it did not help (docs/experiments.md)",
+    )
 
 
 @dataclass
@@ -63,6 +69,14 @@ class ServeOptions:
 class CompareOptions:
     seeds: int = option(
         3, lo=1, hi=1000, help="how many seeds per model (a count: the runs use train.seed, train.seed + 1, ...)"
+    )
+    jobs: int = option(
+        1,
+        lo=1,
+        hi=256,
+        help="train and evaluate this many runs at once, each in its own process with torch's threads shared out "
+        "(on a 2-core CPU, --jobs 2 runs two one-thread trainings: faster than one after the other with two "
+        "threads each; results depend on the thread count)",
     )
 
 

@@ -32,7 +32,7 @@ import torch
 import yaml
 from torch import nn
 
-from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vocagan.checkpoint import from_storable, read_checkpoint, rng_state, save_checkpoint, set_rng_state, warm_start
 from vocagan.config import Config, config_differences
 from vocagan.distributed import (
     Distributed,
@@ -45,8 +45,8 @@ from vocagan.distributed import (
 )
 from vocagan.errors import VocaganError
 from vocagan.models import build
-from vocagan.models.base import OptimStep
 from vocagan.models.layers import LipDecoder
+from vocagan.models.optim import OptimStep
 from vocagan.utils import atomic_write_text, log, output_dir, progress, seed_everything
 from vocagan.validation import VAL_STYLE, to_device, validate, validation_batches
 
@@ -122,6 +122,10 @@ def train(cfg: Config, out_dir: Path, resume: bool = False) -> TrainResult:
     prepared = prepare_data(cfg, env)
     data = make_data(prepared, cfg, env)
     model, decoder = make_model(cfg, prepared, env.device)
+    if tc.init_from and not resume:
+        n, source = warm_start(model, Path(tc.init_from), prepared)
+        if env.main:
+            log(f"[train] initial weights: {n} tensors from {source.path} ({source.model_name}, epoch {source.epoch})")
     steps = model.configure_optimizers(tc, tc.epochs * len(data.loader))
     # several steps, or a frozen encoder's parameters, leave parameters without gradients on some steps
     runner = wrap_for_ddp(model, env, several_steps=len(steps) > 1 or not model.hear.passthrough)
@@ -170,10 +174,12 @@ def _epoch_end_hook(epoch: int) -> None:
 
 
 # ----------------------------------------------------------------------------- setup
-def prepare_data(cfg: Config, env: Distributed):
+def prepare_data(cfg: Config, env: Distributed | None = None):
     """The prepared arrays; rank 0 prepares and caches first, the other ranks then read the cache."""
     from vocagan.prep.prepare import prepare
 
+    if env is None:
+        return prepare(cfg)
     with main_first(env):
         return prepare(cfg)
 

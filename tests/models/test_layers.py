@@ -13,11 +13,10 @@ import torch
 
 from vocagan import metrics
 from vocagan.errors import VocaganError
+from vocagan.models.attention import alibi_slopes, attention_bias
 from vocagan.models.layers import (
     ConvFrontEnd,
     LipDecoder,
-    alibi_slopes,
-    attention_bias,
     full_mask,
     masked_mean,
     masked_pool,

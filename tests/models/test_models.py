@@ -115,6 +115,46 @@ def test_gan_discriminator_step_trains_only_the_discriminator():
     assert all(p.grad is None for p in generator.params)
 
 
+def test_gan_multi_scale_critics_and_r1_penalty():
+    """d_scales 3: three critics (1, 2 and 4 frames per step) in the critic's step, each judging
+    pooled inputs; r1_weight: the penalty is logged, positive, and reaches the critics' weights."""
+    model = tiny("transformer_gan", d_scales=3, r1_weight=2.0).train()
+    model.set_epoch(5)
+    critic, generator = model.configure_optimizers(load_config().train, 10)
+    assert len(model.coarse_discriminators) == 2
+    assert {id(p) for p in critic.params} == {
+        id(p) for m in (model.discriminator, *model.coarse_discriminators) for p in m.parameters()
+    }
+    batch = make_batch(T=21)
+    verdicts = model._judge(batch["audio"], batch["motion"], batch["mask"])
+    assert [v[0].shape for v in verdicts] == [(3, 21), (3, 10), (3, 5)]
+    assert bool(verdicts[1][3][1, :7].all()) and not bool(verdicts[1][3][1, 7:].any())  # frames 14+ padded
+    parts = model.step_loss(batch, "discriminator")
+    assert float(parts["r1"].detach()) > 0
+    parts["loss"].backward()
+    for p in critic.params:
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+    gparts = model.step_loss(batch, "generator")
+    gparts["loss"].backward()
+    assert float(gparts["adv"]) > 0 and float(gparts["fm"]) > 0
+    assert all(p.grad is not None for p in generator.params if p.requires_grad and p.dim() > 1)
+    # a batch too short for the coarsest scale is judged by the others
+    assert len(model._judge(batch["audio"][:, :3], batch["motion"][:, :3], batch["mask"][:, :3])) == 2
+
+
+def test_gan_generator_starts_from_a_transformer():
+    source = tiny("transformer")
+    gan = tiny("transformer_gan")
+    assert gan.warm_start(source.state_dict(), "transformer") == len(source.backbone.state_dict())
+    for k, v in source.backbone.state_dict().items():
+        assert torch.equal(gan.generator.state_dict()[k], v)
+    with pytest.raises(VocaganError, match="cannot start from a rnn checkpoint"):
+        gan.warm_start(tiny("rnn").state_dict(), "rnn")
+    with pytest.raises(VocaganError, match="weights do not fit"):
+        gan.warm_start(tiny("transformer", n_layers=2).state_dict(), "transformer")
+    assert source.warm_start(tiny("transformer").state_dict(), "transformer") == len(source.state_dict())
+
+
 def test_models_without_a_critic_have_one_step_over_every_parameter():
     model = tiny("transformer")
     (step,) = model.configure_optimizers(load_config(overrides=["train.lr=0.002"]).train, 10)

@@ -158,6 +158,48 @@ def test_plan_holes_and_scales():
         synthetic.generate("/nonexistent/never-written", scale="huge")
 
 
+def test_bench_scale_adds_held_out_speakers_and_configs_bench_names_them(repo):
+    """The benchmark corpus: VOCASET's 8 x 40 training sequences and 12 + 48 held-out speakers x
+    sentences 21-30; configs/bench.yaml's split is exactly the corpus's subjects and sentences."""
+    from vocagan.config import load_config
+
+    sc = synthetic.SCALES["bench"]
+    pairs, missing = synthetic._plan(sc)
+    assert len(pairs) == 8 * 40 + (4 + 56) * 10 and not missing
+    val_extra, test_extra = synthetic.extra_subjects(sc)
+    assert val_extra[0] == "Synth_val_01" and len(val_extra) == 10 and test_extra[-1] == "Synth_test_46"
+    data = load_config(repo / "configs" / "bench.yaml").data
+    assert data.train_subjects == TRAIN_SUBJECTS and data.train_sentences == list(sc.train_sentences)
+    assert data.val_subjects == VAL_SUBJECTS + val_extra and data.test_subjects == TEST_SUBJECTS + test_extra
+    assert data.val_sentences == data.test_sentences == list(sc.heldout_sentences)
+
+
+def test_extra_speakers_never_change_the_others():
+    """Adding speakers keeps the 12 VOCASET ones and every other extra speaker as they were; the
+    extras' styles span the 12's range."""
+    few = synthetic.subject_profiles(0, (["Synth_val_01"], ["Synth_test_01"]))
+    many = synthetic.subject_profiles(0, ([f"Synth_val_{i:02d}" for i in range(1, 6)], ["Synth_test_01"]))
+    assert few[:12] == synthetic.subject_profiles(0) == many[:12]
+    assert few[12] == many[12] and few[13] == many[-1]  # Synth_val_01, Synth_test_01
+    assert len({p.index for p in many}) == len(many)
+    amps = [p.style.amp for p in synthetic.subject_profiles(0, synthetic.extra_subjects(synthetic.SCALES["bench"]))]
+    assert 0.62 <= min(amps) < 0.75 and 1.25 < max(amps) <= 1.38
+
+
+def test_the_stamp_names_scale_seed_mesh_voices_and_channel(tiny_corpus):
+    """`synth --reuse` and builtin_corpus keep a corpus only when its stamp is the one these settings
+    write: scale, seed, mesh, the opt-in voices and channel all change it."""
+    stamp = (tiny_corpus / synthetic.VERSION_FILE).read_text().strip()
+    assert stamp == synthetic.corpus_stamp("tiny", 0)
+    others = {
+        synthetic.corpus_stamp("small", 0),
+        synthetic.corpus_stamp("tiny", 1),
+        synthetic.corpus_stamp("tiny", 0, voices=("kal",)),
+        synthetic.corpus_stamp("tiny", 0, channel=True),
+    }
+    assert stamp not in others and len(others) == 4
+
+
 def test_generate_errors_name_the_file(tmp_path):
     a_file = tmp_path / "taken"
     a_file.write_text("x")
@@ -197,3 +239,20 @@ def test_flame_template_motion_lands_on_the_lips(shared_data, tmp_path):
         assert np.median(rank[lips]) < 0.1 * len(rms)
         assert rms[lips].mean() > 2 * rms[masks["face"]].mean()
         assert rms[masks["scalp"]].max() < 3e-4  # the skull stays still
+
+
+def test_synth_reuse_from_the_command_line(tiny_corpus, tmp_path, capsys):
+    import shutil
+
+    from vocagan import cli
+
+    out = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, out)
+    before = (out / "data_verts.npy").stat().st_mtime_ns
+    assert cli.main(["synth", "--scale", "tiny", "--reuse", "--out", str(out)]) == 0
+    assert (out / "data_verts.npy").stat().st_mtime_ns == before
+    assert "using the built-in corpus" in capsys.readouterr().err
+    assert cli.main(["synth", "--reuse", "--template-ply", str(tmp_path / "x.ply"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err  # another mesh would be written again; a missing one is one line
+    assert err.startswith("error: ") and "x.ply" in err and err.count("\n") == 1
+    assert (out / "data_verts.npy").stat().st_mtime_ns == before  # and nothing was touched

@@ -153,9 +153,12 @@ def test_corpus_records_what_wrote_it_and_pipeline_rewrites_another(tiny_corpus,
     stamp = (tiny_corpus / synthetic.VERSION_FILE).read_text().strip()
     assert stamp == synthetic.corpus_stamp("tiny", 0) and f"speech {speech.SYNTH_VERSION}" in stamp
     calls = []
-    monkeypatch.setattr(
-        synthetic, "generate", lambda out, scale, seed, template_ply: calls.append((out, template_ply)) or _Summary()
-    )
+
+    def fake_generate(out, scale, seed, template_ply, **_):
+        calls.append((out, template_ply))
+        return _Summary()
+
+    monkeypatch.setattr(synthetic, "generate", fake_generate)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in ("data_verts.npy", "templates.pkl"):

@@ -63,5 +63,6 @@ def test_unknown_voices_is_refused(tmp_path):
     from vocagan.errors import VocaganError
     from vocagan.synth.corpus import generate
 
-    with pytest.raises(VocaganError, match="unknown voices 'robot'"):
+    with pytest.raises(VocaganError, match="voices must be one of formant, festival, got 'robot'"):
         generate(tmp_path / "x", scale="tiny", voices="robot")
+    assert not (tmp_path / "x").exists()  # refused before any output

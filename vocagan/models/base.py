@@ -26,9 +26,6 @@ trainer does not know it is there.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -40,12 +37,11 @@ from vocagan.errors import VocaganError
 from vocagan.fields import option
 from vocagan.models.audio import AudioInput, Hear
 from vocagan.models.layers import ConvFrontEnd, LipDecoder, full_mask, masked_mean, vertex_losses
+from vocagan.models.optim import OptimStep, ParamGroup, frozen_then, optim_step
 from vocagan.utils import log
 
 if TYPE_CHECKING:
     from vocagan.config import TrainConfig
-
-MIN_LR_RATIO = 0.05  # the cosine schedule decays to 5% of the peak learning rate
 
 
 @dataclass
@@ -77,78 +73,6 @@ class ModelConfig:
     # synthetic bilabials closed 88% vs 82%
     opening_weight: float = option(1.0, lo=0.0)
     opening_close_boost: float = option(4.0, lo=0.0)
-
-
-@dataclass
-class OptimStep:
-    """One optimisation step of every training iteration: `MotionModel.step_loss(batch, name)` gives
-    its losses (key "loss" is minimised), which update `params` through `optimizer` and `scheduler`.
-    Logged loss parts are prefixed with `log_prefix`."""
-
-    name: str
-    log_prefix: str
-    params: list
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    grad_clip: float = 0.0  # max gradient norm over `params` (0: no clipping)
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine from 1 to MIN_LR_RATIO at `total`."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress_ = min(1.0, (step - warmup) / max(1, total - warmup))
-    return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress_))
-
-
-@dataclass
-class ParamGroup:
-    """Parameters that train in a step at their own peak learning rate and schedule (step -> factor)."""
-
-    params: list
-    lr: float
-    schedule: Callable[[int], float]
-
-
-def optim_step(
-    name: str,
-    log_prefix: str,
-    params,
-    tc: TrainConfig,
-    total_steps: int,
-    lr_scale: float = 1.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    extra: Sequence[ParamGroup] = (),
-) -> OptimStep:
-    """AdamW (no weight decay on biases, norms and other 1-D parameters) at tc.lr * lr_scale, with the
-    warm-up + cosine schedule over `total_steps` and gradient clipping at tc.grad_clip; `extra` groups
-    (a fine-tuned encoder) join the same step with their own learning rate and schedule."""
-    main = ParamGroup(
-        list(params), tc.lr * lr_scale, functools.partial(lr_factor, warmup=tc.warmup_steps, total=total_steps)
-    )
-    groups: list[dict] = []
-    schedules: list[Callable[[int], float]] = []
-    every: list[nn.Parameter] = []
-    for group in (main, *extra):
-        ps, lr, schedule = [p for p in group.params if p.requires_grad], group.lr, group.schedule
-        groups += [
-            {"params": [p for p in ps if p.dim() >= 2], "weight_decay": tc.weight_decay, "lr": lr},
-            {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0, "lr": lr},
-        ]
-        schedules += [schedule, schedule]
-        every += ps
-    opt = torch.optim.AdamW(groups, lr=tc.lr * lr_scale, betas=betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedules)
-    return OptimStep(name, log_prefix, every, opt, sched, tc.grad_clip)
-
-
-def frozen_then(freeze_steps: int, warmup: int, total: int) -> Callable[[int], float]:
-    """0 for the first `freeze_steps` steps, then warm-up + cosine over the rest (`lr_factor`)."""
-
-    def factor(step: int) -> float:
-        return 0.0 if step < freeze_steps else lr_factor(step - freeze_steps, warmup, max(1, total - freeze_steps))
-
-    return factor
 
 
 class MotionModel(nn.Module):
@@ -195,6 +119,13 @@ class MotionModel(nn.Module):
             "n_styles": self.n_styles,
             "audio": dataclasses.replace(self.hear.spec, load_weights=False).to_dict(),
         }
+
+    def warm_start(self, state_dict: dict, source: str) -> int:
+        """Initial weights from a trained model of kind `source` (a registry name): this base class
+        takes its own kind only, every tensor. Returns the number of tensors loaded."""
+        if source != self.name:
+            raise VocaganError(f"a {self.name} model cannot start from a {source} checkpoint")
+        return load_strict(self, state_dict)
 
     def configure_optimizers(self, tc: TrainConfig, total_steps: int) -> list[OptimStep]:
         """The optimisation steps of one training iteration, in order: here the one step over every
@@ -415,6 +346,15 @@ class GenerativeModel(MotionModel):
         if n_samples == 1:
             return [torch.zeros(batch, self.code_dim, device=device)]
         return [torch.randn(batch, self.code_dim, device=device) for _ in range(n_samples)]
+
+
+def load_strict(module: nn.Module, state_dict: dict) -> int:
+    """module.load_state_dict(strict) with a mismatch as one VocaganError line; returns the count."""
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise VocaganError(f"the weights do not fit ({str(e).splitlines()[0]}; different hyper-parameters?)") from None
+    return len(state_dict)
 
 
 def opening_loss(

@@ -17,9 +17,10 @@ from torch import nn
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
+from vocagan.models.attention import EncoderStream, TransformerEncoder
 from vocagan.models.audio import AudioInput
 from vocagan.models.base import ModelConfig, MotionModel, make_front_end
-from vocagan.models.layers import EncoderStream, FrontEndStream, TransformerEncoder
+from vocagan.models.layers import FrontEndStream
 
 
 @dataclass

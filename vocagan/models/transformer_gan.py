@@ -14,6 +14,11 @@ over-smoothed motion. The discriminator pushes toward motion with real dynamics 
     D sees each coefficient scaled by its share of the mesh motion (std_k / std_0, once the
     trainer installs the decoder), so the noise-level tail components cannot give fakes away.
 
+    d_scales > 1: more critics of the same design, each judging the audio and motion averaged over
+    2, 4, ... frames (multi-scale, as in MelGAN/HiFi-GAN: coarse critics see the slower dynamics);
+    every loss is the mean over the scales. r1_weight > 0: the R1 penalty (Mescheder et al. 2018),
+    r1_weight / 2 * |dD/dx|^2 on real motion x (both branches' logits, per valid frame).
+
 Generator loss = reconstruction terms (recon, mouth, velocity, lip, lip_max; as every model)
                + ramp(epoch) * (adv_weight * adversarial + fm_weight * feature matching),
 where ramp is 0 before `adv_start_epoch` and rises linearly over `adv_ramp_epochs` (the generator
@@ -23,18 +28,21 @@ first learns plain regression, then the critic sharpens it). `adv_loss`: "lsgan"
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from vocagan.errors import VocaganError
 from vocagan.fields import option
 from vocagan.models.audio import AudioInput
-from vocagan.models.base import GenerativeModel, OptimStep, optim_step
+from vocagan.models.base import GenerativeModel, load_strict
 from vocagan.models.layers import masked_mean
+from vocagan.models.optim import OptimStep, optim_step
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
 
@@ -53,6 +61,8 @@ class TransformerGANConfig(TransformerConfig):
     shift_min: int = option(4, lo=1)  # frames; sync negatives are shifted by shift_min..shift_max
     shift_max: int = option(15, lo=1)
     d_lr_scale: float = option(1.0, lo=0.0, lo_open=True)  # the critic's learning rate = train.lr * this
+    d_scales: int = option(1, lo=1, hi=6)  # critics at 1, 2, 4, ... frames per step (multi-scale)
+    r1_weight: float = option(0.0, lo=0.0)  # R1 gradient penalty on real motion (0: off)
 
     def check(self, where: str) -> None:
         super().check(where)
@@ -62,6 +72,19 @@ class TransformerGANConfig(TransformerConfig):
 
 def _conv(cin: int, cout: int, k: int, dilation: int = 1) -> nn.Module:
     return spectral_norm(nn.Conv1d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation))
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """No gradients for the modules' parameters inside the block (inputs still get theirs)."""
+    params = [p for module in modules for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class SyncDiscriminator(nn.Module):
@@ -111,12 +134,29 @@ class TransformerGANModel(GenerativeModel):
         self.generator = TransformerBackbone(cfg, self.feature_dim, motion_dim, n_styles)
         self.noise_proj = nn.Linear(cfg.noise_dim, cfg.d_model)
         self.discriminator = SyncDiscriminator(self.feature_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+        # the coarser scales' critics (none by default: checkpoints keep their names)
+        self.coarse_discriminators = nn.ModuleList(
+            SyncDiscriminator(self.feature_dim, motion_dim, cfg.d_channels, cfg.d_layers, cfg.d_kernel)
+            for _ in range(cfg.d_scales - 1)
+        )
+
+    def warm_start(self, state_dict: dict, source: str) -> int:
+        """A Transformer's weights are this generator's (same backbone, and how it hears: a layer mix or
+        a fine-tuned encoder): the GAN then fine-tunes a trained regression model against its critic
+        (the noise projection and the critic start fresh)."""
+        if source == "transformer":
+
+            def part(prefix: str) -> dict:
+                return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+            return load_strict(self.generator, part("backbone.")) + load_strict(self.hear, part("hear."))
+        return super().warm_start(state_dict, source)
 
     # ------------------------------------------------------------------ training steps
     def configure_optimizers(self, tc, total_steps: int) -> list[OptimStep]:
         """The critic's step (Adam betas (0.5, 0.9) as GAN practice, learning rate scaled by
         d_lr_scale), then the generator's over every other parameter (a fine-tuned encoder at its own rate)."""
-        critic = list(self.discriminator.parameters())
+        critic = [*self.discriminator.parameters(), *self.coarse_discriminators.parameters()]
         skip = {id(p) for p in critic}
         generator = [p for p in self.own_parameters() if id(p) not in skip]
         return [
@@ -178,37 +218,65 @@ class TransformerGANModel(GenerativeModel):
             w = decoder.mouth_weights
             self.register_buffer("d_scale", (w / w.max()).sqrt(), persistent=False)
 
-    def _judge(self, audio, motion, mask):
+    def _judge(self, audio, motion, mask) -> list[tuple]:
+        """The critics' verdicts, one (realism logits, sync logits, features, mask) per scale; scale i
+        sees audio, motion and mask over windows of 2^i frames (a window counts when all its frames do)."""
         scale = getattr(self, "d_scale", None)
         motion = motion if scale is None else motion * scale.to(motion.dtype)
-        return self.discriminator(audio, motion, mask)
+        out = [(*self.discriminator(audio, motion, mask), mask)]
+        for i, critic in enumerate(self.coarse_discriminators, 1):
+            k = 2**i
+            if audio.shape[1] < k:  # too short for this scale (and the coarser ones)
+                break
+            pooled = [F.avg_pool1d(x.transpose(1, 2), k, k).transpose(1, 2) for x in (audio, motion)]
+            m = F.max_pool1d((~mask).to(motion.dtype).unsqueeze(1), k, k).squeeze(1) == 0
+            out.append((*critic(pooled[0], pooled[1], m), m))
+        return out
+
+    def _critics(self):
+        return [self.discriminator, *self.coarse_discriminators]
 
     def discriminator_loss(self, batch):
         """One D update's loss: real motion is positive for both branches; generated motion is negative
-        for both; real motion with shifted or another sequence's audio is negative for sync."""
+        for both; real motion with shifted or another sequence's audio is negative for sync. With
+        several scales, each term is the mean over them."""
         audio, motion, mask = batch["audio"], batch["motion"], batch["mask"]
         B = audio.shape[0]
         with torch.no_grad():
             fake = self._sample(batch).detach().to(motion.dtype)
         # one D call over [real | generated | real + shifted audio | real + another sequence's audio]
         other_mask = mask & mask.roll(1, 0)
-        r, s, _ = self._judge(
+        motions = torch.cat([motion, fake, motion, motion])
+        if self.cfg.r1_weight > 0:
+            motions.requires_grad_(True)
+        verdicts = self._judge(
             torch.cat([audio, audio, self._shifted_audio(audio, mask), audio.roll(1, 0)]),
-            torch.cat([motion, fake, motion, motion]),
+            motions,
             torch.cat([mask, mask, mask, other_mask]),
         )
-        real_r, fake_r = r[:B], r[B : 2 * B]
-        real_s, fake_s, shift_s, mis_s = s.split(B)
-        parts = {"real": self._target(real_r, mask, True) + self._target(fake_r, mask, False)}
-        negatives = [self._target(shift_s, mask, False)]
-        if B > 1:  # with one sequence the "other" audio is its own
-            negatives.append(self._target(mis_s, other_mask, False))
-        parts["sync"] = (
-            self._target(real_s, mask, True) + self._target(fake_s, mask, False) + sum(negatives) / len(negatives)
-        )
+        real_terms, sync_terms = [], []
+        for r, s, _, m4 in verdicts:
+            m, om = m4[:B], m4[3 * B :]
+            real_r, fake_r = r[:B], r[B : 2 * B]
+            real_s, fake_s, shift_s, mis_s = s.split(B)
+            real_terms.append(self._target(real_r, m, True) + self._target(fake_r, m, False))
+            negatives = [self._target(shift_s, m, False)]
+            if B > 1:  # with one sequence the "other" audio is its own
+                negatives.append(self._target(mis_s, om, False))
+            sync_terms.append(
+                self._target(real_s, m, True) + self._target(fake_s, m, False) + sum(negatives) / len(negatives)
+            )
+        parts = {"real": sum(real_terms) / len(verdicts), "sync": sum(sync_terms) / len(verdicts)}
         parts["loss"] = parts["real"] + parts["sync"]
+        if self.cfg.r1_weight > 0:
+            # R1: the critics' gradient on real motion (with its own audio), per valid frame
+            real = sum((r[:B] * m[:B]).sum() + (s[:B] * m[:B]).sum() for r, s, _, m in verdicts)
+            (grad,) = torch.autograd.grad(real, motions, create_graph=True)
+            parts["r1"] = grad[:B].pow(2).sum() / mask.sum().clamp_min(1)
+            parts["loss"] = parts["loss"] + 0.5 * self.cfg.r1_weight * parts["r1"]
         with torch.no_grad():  # D's accuracy on the sync task (real vs shifted audio), logged
             thr = 0.0 if self.cfg.adv_loss == "hinge" else 0.5
+            real_s, _, shift_s, _ = verdicts[0][1].split(B)
             parts["sync_acc"] = 0.5 * (
                 masked_mean((real_s > thr).float(), mask) + masked_mean((shift_s < thr).float(), mask)
             )
@@ -221,13 +289,18 @@ class TransformerGANModel(GenerativeModel):
         total = self.weighted(parts)
         ramp = self.ramp()
         if ramp > 0:
-            B = audio.shape[0]
-            r, s, feats = self._judge(
-                torch.cat([audio, audio]), torch.cat([pred.to(motion.dtype), motion]), torch.cat([mask, mask])
-            )
-            parts["adv"] = self._fool(r[:B], mask) + self._fool(s[:B], mask)
-            # feature matching: D's features of generated vs real motion (real side detached)
-            parts["fm"] = sum((f[:B] - f[B:].detach()).abs().mean() for f in feats) / len(feats)
+            # the critic judges here, it does not learn: no gradients for its weights (its own step
+            # computes those), the real side only as feature-matching targets; one spectral norm for both
+            with frozen(*self._critics()), parametrize.cached():
+                verdicts = self._judge(audio, pred.to(motion.dtype), mask)
+                with torch.no_grad():
+                    real = self._judge(audio, motion, mask)
+            parts["adv"] = sum(self._fool(r, m) + self._fool(s, m) for r, s, _, m in verdicts) / len(verdicts)
+            # feature matching: D's features of generated vs real motion
+            parts["fm"] = sum(
+                sum((f - g).abs().mean() for f, g in zip(v[2], w[2], strict=True)) / len(v[2])
+                for v, w in zip(verdicts, real, strict=True)
+            ) / len(verdicts)
             total = total + ramp * (self.cfg.adv_weight * parts["adv"] + self.cfg.fm_weight * parts["fm"])
         else:  # keep the logged columns stable across epochs
             parts["adv"] = parts["fm"] = torch.zeros((), device=pred.device)

@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from vocagan.fields import option
+from vocagan.models.attention import TransformerEncoder
 from vocagan.models.audio import AudioInput
 from vocagan.models.base import GenerativeModel
-from vocagan.models.layers import ConvFrontEnd, TransformerEncoder, masked_pool
+from vocagan.models.layers import ConvFrontEnd, masked_pool
 from vocagan.models.transformer import TransformerBackbone, TransformerConfig
 
 

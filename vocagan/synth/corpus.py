@@ -52,13 +52,26 @@ class Scale:
     heldout_sentences: tuple[int, ...]  # val and test subjects
     duration: tuple[float, float]  # sentence length range (s), silences included
     holes: bool = False  # leave out VOCASET's known missing sequences
+    extra_val: int = 0  # synthetic subjects beyond VOCASET's 12, named Synth_val_01, ... (see extra_subjects)
+    extra_test: int = 0  # ... and Synth_test_01, ...
 
 
 SCALES = {
     "tiny": Scale(0, (1, 2), (21, 22), (1.3, 1.7)),
     "small": Scale(1, tuple(range(1, 13)), (21, 22, 23, 24), (2.0, 4.5)),
     "full": Scale(1, tuple(range(1, 41)), tuple(range(1, 41)), (3.0, 5.4), holes=True),
+    # the benchmark corpus (docs/experiments.md, "Sizing the benchmark corpus"): VOCASET's training set
+    # size (8 subjects x 40 sentences) and many more held-out speakers, 10 sentences each
+    "bench": Scale(1, tuple(range(1, 41)), tuple(range(21, 31)), (2.0, 4.5), extra_val=10, extra_test=46),
 }
+
+
+def extra_subjects(scale: Scale) -> tuple[list[str], list[str]]:
+    """The synthetic subjects a scale adds to VOCASET's 12: (val names, test names)."""
+    return (
+        [f"Synth_val_{i + 1:02d}" for i in range(scale.extra_val)],
+        [f"Synth_test_{i + 1:02d}" for i in range(scale.extra_test)],
+    )
 
 
 @dataclass
@@ -72,43 +85,53 @@ class Profile:
     style: speech.Style
 
 
-def subject_profiles(seed: int = 0) -> list[Profile]:
-    """The 12 subjects (VOCASET names) with identity, voice and style drawn from `seed`."""
+def subject_profiles(seed: int = 0, extra: tuple[list[str], list[str]] = ([], [])) -> list[Profile]:
+    """The 12 subjects (VOCASET names) with identity, voice and style drawn from `seed`, then the
+    extra synthetic subjects (`extra_subjects`: val names, test names), each from its own stream and
+    with its own index (1000 + k for val, 2000 + k for test): adding some never changes the others.
+    Their style amplitude is drawn from the 12's range (0.62-1.38), their voice high or low at random."""
     rng = np.random.default_rng([seed, 7919])
     amps = rng.permutation(np.linspace(0.62, 1.38, len(SUBJECTS)))  # style amplitude spans 0.6-1.4
     high = rng.permutation([i % 2 == 1 for i in range(len(SUBJECTS))])  # half low, half high voices
-    out = []
-    for i, name in enumerate(SUBJECTS):
-        r = np.random.default_rng([seed, 7919, i])
-        u = r.uniform
-        ident = face.Identity(
-            width=u(0.93, 1.07),
-            height=u(0.95, 1.05),
-            jaw=u(0.85, 1.15),
-            lips=u(0.75, 1.3),
-            nose=u(0.8, 1.25),
-            chin=u(0.75, 1.3),
-        )
-        voice = speech.Voice(
-            f0=u(170, 250) if high[i] else u(90, 140),
-            formant_scale=u(1.1, 1.2) if high[i] else u(0.95, 1.05),
-            rate=u(0.85, 1.2),
-            breathiness=u(0.01, 0.05),
-            jitter=u(0.005, 0.015),
-            gain=u(0.45, 0.8),
-            sample_rate=int(r.choice([16000, 22000, 22050])),
-        )
-        style = speech.Style(
-            amp=float(amps[i]),
-            round_gain=u(0.7, 1.4),
-            spread_gain=u(0.7, 1.3),
-            anticipation=u(0.015, 0.035),
-            coart=u(0.85, 1.2),
-            brow_gain=u(0.5, 1.5),
-            blink_rate=u(0.2, 0.5),
-        )
-        out.append(Profile(name, i, ident, voice, style))
+    out = [
+        _profile(name, i, np.random.default_rng([seed, 7919, i]), amps[i], high[i]) for i, name in enumerate(SUBJECTS)
+    ]
+    for base, names in ((1000, extra[0]), (2000, extra[1])):  # val, test: 1000 + k, 2000 + k
+        for k, name in enumerate(names):
+            r = np.random.default_rng([seed, 7919, base + k])
+            out.append(_profile(name, base + k, r, r.uniform(0.62, 1.38), bool(r.integers(2))))
     return out
+
+
+def _profile(name: str, index: int, r: np.random.Generator, amp: float, high: bool) -> Profile:
+    u = r.uniform
+    ident = face.Identity(
+        width=u(0.93, 1.07),
+        height=u(0.95, 1.05),
+        jaw=u(0.85, 1.15),
+        lips=u(0.75, 1.3),
+        nose=u(0.8, 1.25),
+        chin=u(0.75, 1.3),
+    )
+    voice = speech.Voice(
+        f0=u(170, 250) if high else u(90, 140),
+        formant_scale=u(1.1, 1.2) if high else u(0.95, 1.05),
+        rate=u(0.85, 1.2),
+        breathiness=u(0.01, 0.05),
+        jitter=u(0.005, 0.015),
+        gain=u(0.45, 0.8),
+        sample_rate=int(r.choice([16000, 22000, 22050])),
+    )
+    style = speech.Style(
+        amp=float(amp),
+        round_gain=u(0.7, 1.4),
+        spread_gain=u(0.7, 1.3),
+        anticipation=u(0.015, 0.035),
+        coart=u(0.85, 1.2),
+        brow_gain=u(0.5, 1.5),
+        blink_rate=u(0.2, 0.5),
+    )
+    return Profile(name, index, ident, voice, style)
 
 
 @dataclass
@@ -168,7 +191,8 @@ def _count(values) -> dict:
 def _plan(scale: Scale) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
     """(subject index, sentence number) pairs to write, and the holes left out."""
     pairs, missing = [], []
-    for i, name in enumerate(SUBJECTS):
+    val_extra, test_extra = extra_subjects(scale)
+    for i, name in enumerate(SUBJECTS + val_extra + test_extra):
         for s in scale.train_sentences if name in TRAIN_SUBJECTS else scale.heldout_sentences:
             if scale.holes and (name, s) in KNOWN_HOLES:
                 missing.append((name, f"sentence{s:02d}"))
@@ -248,9 +272,7 @@ def generate(
     if scale not in SCALES:
         raise VocaganError(f"unknown scale '{scale}' (valid: {', '.join(SCALES)})")
     sc = SCALES[scale]
-    if voices not in ("formant", "festival"):
-        raise VocaganError(f"unknown voices '{voices}' (valid: formant, festival)")
-    check(SynthOptions, seed=seed)
+    seed, voices = check(SynthOptions, seed=seed, voices=voices)
     out_dir = output_dir(out_dir)
     if template_ply is not None:
         verts, faces = read_mesh(template_ply)
@@ -275,7 +297,8 @@ def generate(
             + " ".join(FESTIVAL_VOICES.values())
             + "; scripts/setup.sh --test installs them as root): the corpus uses the formant voice only"
         )
-    profiles = subject_profiles(seed)
+    extra = extra_subjects(sc)
+    profiles = subject_profiles(seed, extra)
     pairs, missing = _plan(sc)
     writer = VocasetWriter(
         out_dir,
@@ -290,6 +313,8 @@ def generate(
         **{s: "train" for s in TRAIN_SUBJECTS},
         **{s: "val" for s in VAL_SUBJECTS},
         **{s: "test" for s in TEST_SUBJECTS},
+        **{s: "val" for s in extra[0]},
+        **{s: "test" for s in extra[1]},
     }
     counts = {"train": 0, "val": 0, "test": 0}
     mismatched, total_frames, seconds = [], 0, 0.0
@@ -335,7 +360,7 @@ def generate(
         mesh,
         len(base.vertices),
         len(base.faces),
-        list(SUBJECTS),
+        [p.name for p in profiles],
         counts,
         total_frames,
         seconds,
@@ -383,10 +408,18 @@ def corpus_stamp(
     return stamp + ("; channel" if channel else "")
 
 
-def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0, template_ply: str | Path | None = None) -> Path:
+def builtin_corpus(
+    out_dir: Path,
+    scale: str = "small",
+    seed: int = 0,
+    template_ply: str | Path | None = None,
+    voices: str = "formant",
+    channel: bool = False,
+) -> Path:
     """The built-in synthetic corpus in `out_dir` (on the user's `template_ply` mesh when given), generated
     once: reused when complete and its stamp (`corpus_stamp`) matches, written again otherwise."""
-    wanted = corpus_stamp(scale, seed, template_ply)
+    real_voices = festival_voices() if voices == "festival" else ()
+    wanted = corpus_stamp(scale, seed, template_ply, real_voices, channel)
     if (out_dir / "data_verts.npy").is_file() and (out_dir / "templates.pkl").is_file():
         stamp = out_dir / VERSION_FILE
         written = stamp.read_text().strip() if stamp.is_file() else "an older version"
@@ -395,5 +428,6 @@ def builtin_corpus(out_dir: Path, scale: str = "small", seed: int = 0, template_
             return out_dir
         log(f"[corpus] the corpus at {out_dir} was written by {written}, not {wanted}: writing it again")
     log(f"[corpus] writing the built-in corpus ({scale}) to {out_dir}")
-    print(generate(out_dir, scale=scale, seed=seed, template_ply=template_ply).summary())
+    result = generate(out_dir, scale=scale, seed=seed, template_ply=template_ply, voices=voices, channel=channel)
+    print(result.summary())
     return out_dir
