@@ -1,10 +1,9 @@
-"""Blocks shared by two or more models: the audio front end, a length-unbounded transformer encoder,
-masked reductions and the lip-vertex decoder used by the vertex-space losses.
+"""Blocks shared by two or more models: the audio front end, masked reductions, the causal helpers of
+streaming and the lip-vertex decoder used by the vertex-space losses (attention and the transformer
+encoder: `attention.py`).
 
-Position information has no length cap: attention carries an ALiBi-style bias (-slope * |i - j|,
-one slope per head) computed on the fly for any T, optionally limited to a local band, and the
-convolutional front end adds local order. A model trained on 4 s crops therefore runs on 100 s of
-audio (peers with a learned/sinusoidal table of 600 positions crash there).
+The convolutional front end adds local order; attention carries no position table (ALiBi-style
+bias), so a model trained on 4 s crops runs on 100 s of audio.
 
 Streaming (`lookahead` >= 0): the front end advances the features by `lookahead` frames (frame t
 hears the audio of frame t + lookahead), then every layer is causal: left-padded convolutions, a
