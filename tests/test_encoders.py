@@ -314,62 +314,14 @@ def test_frozen_model_tells_what_to_do_when_the_encoder_is_gone(
     wav = str(sorted((tiny_corpus / "wav").glob("*.wav"))[0])
     moved = tmp_path / "elsewhere"
     folder.rename(moved)
-    for command in (
-        ["animate", "--checkpoint", str(best), "--audio", wav, "--out", str(tmp_path / "x"), "--no-video"],
-        ["evaluate", "--checkpoint", str(best), "--data", str(tiny_corpus), "--out", str(tmp_path / "y")],
-    ):
+    animate = ["animate", "--checkpoint", str(best), "--audio", wav, "--out", str(tmp_path / "x"), "--no-video"]
+    evaluate = ["evaluate", "--checkpoint", str(best), "--data", str(tiny_corpus), "--out", str(tmp_path / "y")]
+    for command in (animate, evaluate):
         assert main(command) == 1
         last = capsys.readouterr().err.strip().splitlines()[-1]  # the one error line (after progress logs)
         assert last.startswith("error: ") and "is gone" in last and str(folder) in last and "--encoder DIR" in last
-    assert (
-        main(
-            [
-                "animate",
-                "--checkpoint",
-                str(best),
-                "--audio",
-                wav,
-                "--out",
-                str(tmp_path / "x"),
-                "--no-video",
-                "--encoder",
-                str(moved),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(best),
-                "--data",
-                str(tiny_corpus),
-                "--out",
-                str(tmp_path / "y"),
-                "--encoder",
-                str(moved),
-            ]
-        )
-        == 0
-    )
+    for command in (animate, evaluate):  # told where the encoder is now
+        assert main([*command, "--encoder", str(moved)]) == 0
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "animate",
-                "--checkpoint",
-                str(best),
-                "--audio",
-                wav,
-                "--out",
-                str(tmp_path / "x"),
-                "--no-video",
-                "--encoder",
-                str(encoders["wav2vec2"]),
-            ]
-        )
-        == 1
-    )  # a different encoder is refused, not used
+    assert main([*animate, "--encoder", str(encoders["wav2vec2"])]) == 1  # a different encoder is refused, not used
     assert "not the encoder this model was trained with" in capsys.readouterr().err
